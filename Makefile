@@ -1,0 +1,39 @@
+# `make demo` and `make test` each bootstrap .venv on a fresh clone: nothing but python3 and make.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO_WEEK := 2026-W47
+
+.PHONY: demo test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Stamp files record what was installed, so a second run skips pip entirely.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	$(BIN)/newsletter subscribers import subscribers/sample.csv
+	$(BIN)/newsletter preview --week $(DEMO_WEEK) --out outbox/preview.html
+	$(BIN)/newsletter send --week $(DEMO_WEEK) --dry-run --out outbox/$(DEMO_WEEK)
+
+test: $(VENV)/.installed-test
+	$(BIN)/ruff check newsletter tests bench
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check newsletter tests bench
+
+bench: $(VENV)/.installed-test
+	$(BIN)/python bench/bench_personalize.py
+	$(BIN)/python bench/bench_dry_run.py
+
+clean:
+	rm -rf $(VENV) outbox subscribers/*.db

@@ -1,0 +1,37 @@
+"""User-facing errors.
+
+Every error a user can cause (a bad config key, a malformed item file, an invalid address) is a
+``NewsletterError``. The CLI prints its message on one line and exits non-zero, without a
+traceback. Anything else is a bug and keeps its traceback.
+
+    NewsletterError
+    ├── ConfigError       a config key is missing or has a bad value (names the key)
+    ├── ContentError      a week's folder or an item file is wrong (names the file and line)
+    ├── TemplateError     a template is missing or uses an unknown variable
+    ├── HeaderError       a value that becomes a mail header contains CR or LF
+    └── SubscriberError   a subscriber operation cannot be done (names the address or row)
+"""
+
+
+class NewsletterError(Exception):
+    """An error caused by input the user can fix; printed as one line."""
+
+
+class ConfigError(NewsletterError):
+    pass
+
+
+class ContentError(NewsletterError):
+    pass
+
+
+class TemplateError(NewsletterError):
+    pass
+
+
+class HeaderError(NewsletterError):
+    pass
+
+
+class SubscriberError(NewsletterError):
+    pass
