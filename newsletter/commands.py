@@ -1,0 +1,74 @@
+"""What the CLI commands do, as plain functions the CLI (and tests) call."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import Config
+from .content import current_week, load_edition, parse_week
+from .fsutil import atomic_write, safe_filename
+from .recipient import Recipient
+from .render import RenderedEdition, render_edition
+
+PREVIEW_RECIPIENT = Recipient(id=0, email="reader@example.com", name="Preview Reader")
+
+
+def resolve_week(config: Config, week: str | None) -> str:
+    return parse_week(week) if week else current_week(config.timezone)
+
+
+def render_week(config: Config, week: str | None) -> RenderedEdition:
+    return render_edition(config, load_edition(config.items_dir, resolve_week(config, week)))
+
+
+def preview_edition(config: Config, week: str | None, out: str | None) -> tuple[Path, Path]:
+    """Write the rendered HTML for an example reader, and the text part beside it."""
+    from .personalize import Personalizer
+
+    rendered = render_week(config, week)
+    personalizer = Personalizer(config, rendered)
+    values = personalizer.values(PREVIEW_RECIPIENT, personalizer.unsubscribe_url(PREVIEW_RECIPIENT))
+    html_path = Path(out) if out else Path(config.outbox_dir) / f"{rendered.week}.html"
+    text_path = html_path.with_suffix(".txt")
+    atomic_write(html_path, rendered.html.fill(personalizer.html_values(values)).encode("utf-8"))
+    atomic_write(text_path, rendered.text.fill(values).encode("utf-8"))
+    return html_path, text_path
+
+
+@dataclass(frozen=True)
+class DryRunResult:
+    count: int
+    out_dir: Path
+
+
+def dry_run_send(config: Config, week: str | None, out: str | None) -> DryRunResult:
+    """One .eml per active subscriber. All or nothing: files are staged, then moved in."""
+    from .db import connect
+    from .mime import MessageBuilder
+    from .personalize import Personalizer
+    from .subscribers import iter_recipients
+
+    rendered = render_week(config, week)
+    builder = MessageBuilder(config, Personalizer(config, rendered))
+    out_dir = Path(out) if out else Path(config.outbox_dir) / rendered.week
+    engine = connect(config.database_url)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.partial-"))
+    try:
+        count = 0
+        for recipient in iter_recipients(engine, status="active"):
+            name = f"{recipient.id:07d}-{safe_filename(recipient.email)}.eml"
+            (staging / name).write_bytes(builder.build(recipient))
+            count += 1
+        out_dir.mkdir(exist_ok=True)
+        # Stream the directory rather than keep a list of names: memory stays flat.
+        with os.scandir(staging) as entries:
+            for entry in entries:
+                os.replace(entry.path, out_dir / entry.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return DryRunResult(count=count, out_dir=out_dir)

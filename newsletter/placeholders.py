@@ -1,0 +1,67 @@
+"""Recipient placeholders: render the edition once, fill in each recipient later.
+
+Templates see ``recipient.name``, ``recipient.first_name``, ``recipient.email``,
+``recipient.unsubscribe_url`` and ``recipient.attributes.<key>``. While the edition renders,
+each of these yields a marker ``@@<nonce>:<field>@@``; MJML and CSS inlining carry markers
+through untouched, and the rendered output is then split into literal text and field names.
+The nonce derives from the edition's content, so no item text can forge a marker.
+Recipient values are substituted verbatim: Jinja filters on them see the marker, not the value.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from markupsafe import Markup
+
+RECIPIENT_FIELDS = ("name", "first_name", "email", "unsubscribe_url")
+
+
+class _Attributes:
+    def __init__(self, marker: Callable[[str], Markup]):
+        self._marker = marker
+
+    def __getattr__(self, key: str) -> Markup:
+        if key.startswith("_"):
+            raise AttributeError(key)
+        return self._marker(f"attributes.{key}")
+
+    __getitem__ = __getattr__
+
+
+class RecipientMarkers:
+    """What templates see as ``recipient`` during the one render of an edition."""
+
+    def __init__(self, nonce: str):
+        self.nonce = nonce
+        self.attributes = _Attributes(self.marker)
+
+    def marker(self, field: str) -> Markup:
+        return Markup(f"@@{self.nonce}:{field}@@")
+
+    def __getattr__(self, key: str) -> Markup:
+        if key in RECIPIENT_FIELDS:
+            return self.marker(key)
+        raise AttributeError(key)
+
+
+@dataclass(frozen=True, slots=True)
+class FieldTemplate:
+    """Rendered text split at recipient fields: literals[0] f[0] literals[1] f[1] ... literals[-1]."""
+
+    literals: tuple[str, ...]
+    fields: tuple[str, ...]
+
+    @classmethod
+    def split(cls, rendered: str, nonce: str) -> FieldTemplate:
+        parts = re.split(rf"@@{re.escape(nonce)}:([A-Za-z0-9_.\-]+)@@", rendered)
+        return cls(literals=tuple(parts[0::2]), fields=tuple(parts[1::2]))
+
+    def fill(self, values: Mapping[str, str]) -> str:
+        out = [self.literals[0]]
+        for field, literal in zip(self.fields, self.literals[1:], strict=True):
+            out.append(values[field])
+            out.append(literal)
+        return "".join(out)
