@@ -17,7 +17,9 @@ from typing import Any
 
 from .errors import ConfigError
 
-SECRET_KEYS = frozenset({"secret_key", "provider_api_key", "smtp_password", "aws_secret_access_key"})
+SECRET_KEYS = frozenset(
+    {"secret_key", "provider_api_key", "smtp_password", "aws_secret_access_key"}
+)
 PROVIDERS = ("eml", "postmark", "sendgrid", "mailgun", "ses", "resend", "smtp")
 SMTP_SECURITY = ("starttls", "tls", "none")
 PATH_KEYS = ("items_dir", "templates_dir", "outbox_dir")

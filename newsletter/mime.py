@@ -17,7 +17,7 @@ from __future__ import annotations
 import binascii
 import secrets
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email import policy
 from email.utils import format_datetime, formataddr
 
@@ -107,7 +107,7 @@ class MessageBuilder:
         now = int(time.time())
         if now != self._date_second:
             self._date_second = now
-            stamp = format_datetime(datetime.fromtimestamp(now, timezone.utc))
+            stamp = format_datetime(datetime.fromtimestamp(now, UTC))
             self._date_header = f"Date: {stamp}\r\n".encode("ascii")
         return self._date_header
 

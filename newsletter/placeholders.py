@@ -49,7 +49,7 @@ class RecipientMarkers:
 
 @dataclass(frozen=True, slots=True)
 class FieldTemplate:
-    """Rendered text split at recipient fields: literals[0] f[0] literals[1] f[1] ... literals[-1]."""
+    """Rendered text split at recipient fields: literal, field, literal, ..., literal."""
 
     literals: tuple[str, ...]
     fields: tuple[str, ...]

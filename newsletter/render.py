@@ -45,7 +45,9 @@ class RenderedEdition:
 def render_edition(config: Config, edition: Edition) -> RenderedEdition:
     templates_dir = Path(config.templates_dir)
     if not templates_dir.is_dir():
-        raise TemplateError(f"templates folder not found: {templates_dir} (config key 'templates_dir')")
+        raise TemplateError(
+            f"templates folder not found: {templates_dir} (config key 'templates_dir')"
+        )
     env = _environment(templates_dir)
     nonce = _nonce(edition, templates_dir)
     context = _context(config, edition, RecipientMarkers(nonce))
@@ -135,7 +137,8 @@ def _render_template(env: jinja2.Environment, name: str, context: dict) -> str:
     try:
         return env.get_template(name).render(context)
     except jinja2.TemplateNotFound:
-        raise TemplateError(f"template not found: {Path(env.loader.searchpath[0]) / name}") from None
+        folder = Path(env.loader.searchpath[0])
+        raise TemplateError(f"template not found: {folder / name}") from None
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateError(f"{exc.filename or name}:{exc.lineno}: {exc.message}") from None
     except jinja2.UndefinedError as exc:

@@ -21,7 +21,8 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path, monkeypatch)
 
 def test_environment_overrides_the_file(tmp_path):
     path = write(tmp_path, 'name = "From file"\nbatch_size = 100\n')
-    config = load_config(path, environ={"NEWSLETTER_NAME": "From env", "NEWSLETTER_BATCH_SIZE": "7"})
+    environ = {"NEWSLETTER_NAME": "From env", "NEWSLETTER_BATCH_SIZE": "7"}
+    config = load_config(path, environ=environ)
     assert (config.name, config.batch_size) == ("From env", 7)
 
 

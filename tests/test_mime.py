@@ -106,7 +106,8 @@ def test_message_ids_and_tokens_differ_per_recipient(builder):
 
 
 def test_names_fall_back_and_non_ascii_is_encoded(builder):
-    msg = parse(builder.build(Recipient(id=5, email="jose@b\u00fccher.example", name="Jos\u00e9 Mart\u00ed")))
+    jose = Recipient(id=5, email="jose@b\u00fccher.example", name="Jos\u00e9 Mart\u00ed")
+    msg = parse(builder.build(jose))
     raw_to = builder.build(Recipient(id=5, email="jose@b\u00fccher.example", name="Jos\u00e9"))
     assert b"=?utf-8?" in raw_to.split(b"\r\n\r\n")[0]
     assert msg["To"].addresses[0].display_name == "Jos\u00e9 Mart\u00ed"

@@ -53,7 +53,7 @@ def test_every_item_has_its_bold_lead_and_link_in_both_parts(config, rendered):
     edition = load_edition(config.items_dir, WEEK)
     html, text = rendered.html.fill(VALUES), rendered.text.fill(VALUES)
     for item in edition.items:
-        assert f'<strong class="lead-sentence" style="' in html
+        assert '<strong class="lead-sentence" style="' in html
         assert re.search(rf'<strong class="lead-sentence"[^>]*>{re.escape(item.title)}</strong>',
                          html)
         assert f'href="{item.url}"' in html

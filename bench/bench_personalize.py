@@ -1,0 +1,72 @@
+"""Per-recipient cost of personalization + MIME assembly on the sample edition.
+
+Target: at most 150 us per message on a 2-core machine. For comparison it also times the
+stdlib route (EmailMessage + as_bytes) for the same content.
+
+    .venv/bin/python bench/bench_personalize.py [--messages N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from email.message import EmailMessage
+from pathlib import Path
+
+from newsletter.commands import render_week
+from newsletter.config import load_config
+from newsletter.mime import MessageBuilder
+from newsletter.personalize import Personalizer
+from newsletter.recipient import Recipient
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--messages", type=int, default=50_000)
+    args = parser.parse_args()
+    config = load_config(ROOT / "newsletter.toml", environ={})
+    rendered = render_week(config, "2026-W47")
+    personalizer = Personalizer(config, rendered)
+    builder = MessageBuilder(config, personalizer)
+    recipients = [
+        Recipient(id=i, email=f"reader{i}@example.com", name=f"Reader Number{i}")
+        for i in range(1, 1001)
+    ]
+    size = len(builder.build(recipients[0]))
+    best = min(_run(builder, recipients, args.messages) for _ in range(3))
+    stdlib = _stdlib(config, personalizer, recipients[:500])
+    print(f"message size: {size / 1024:.1f} KiB")
+    print(f"newsletter MessageBuilder: {best:.1f} us/message (best of 3 x {args.messages})"
+          f"  target <= 150 us")
+    print(f"stdlib EmailMessage.as_bytes: {stdlib:.1f} us/message (same fields, 500 messages)")
+
+
+def _run(builder: MessageBuilder, recipients: list[Recipient], n: int) -> float:
+    start = time.perf_counter()
+    for i in range(n):
+        builder.build(recipients[i % len(recipients)])
+    return (time.perf_counter() - start) / n * 1e6
+
+
+def _stdlib(config, personalizer: Personalizer, recipients: list[Recipient]) -> float:
+    rendered = personalizer.rendered
+    start = time.perf_counter()
+    for r in recipients:
+        url = personalizer.unsubscribe_url(r)
+        values = personalizer.values(r, url)
+        msg = EmailMessage()
+        msg["From"] = config.from_address
+        msg["To"] = r.email
+        msg["Subject"] = rendered.subject
+        for name, value in personalizer.headers(r, url).items():
+            msg[name] = value
+        msg.set_content(rendered.text.fill(values))
+        msg.add_alternative(rendered.html.fill(personalizer.html_values(values)), subtype="html")
+        msg.as_bytes()
+    return (time.perf_counter() - start) / len(recipients) * 1e6
+
+
+if __name__ == "__main__":
+    main()
