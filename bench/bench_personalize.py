@@ -60,7 +60,7 @@ def _stdlib(config, personalizer: Personalizer, recipients: list[Recipient]) -> 
         msg["From"] = config.from_address
         msg["To"] = r.email
         msg["Subject"] = rendered.subject
-        for name, value in personalizer.headers(r, url).items():
+        for name, value in personalizer.headers(url).items():
             msg[name] = value
         msg.set_content(rendered.text.fill(values))
         msg.add_alternative(rendered.html.fill(personalizer.html_values(values)), subtype="html")

@@ -82,16 +82,35 @@ def preview(app: AppContext, week: str | None, out: str | None) -> None:
 @click.option("--dry-run", is_flag=True, help="Write one .eml per recipient instead of sending.")
 @click.option("--out", "out", type=click.Path(file_okay=False), default=None,
               help="With --dry-run: the folder for the .eml files (default: <outbox_dir>/<week>).")
+@click.option("--test", "test", is_flag=True,
+              help="Send only to the --to addresses, subject prefixed [TEST]; records nothing.")
+@click.option("--to", "to", multiple=True, metavar="EMAIL", help="With --test: a recipient.")
 @pass_app
-def send(app: AppContext, week: str | None, dry_run: bool, out: str | None) -> None:
+def send(app: AppContext, week: str | None, dry_run: bool, out: str | None, test: bool,
+         to: tuple[str, ...]) -> None:
     """Send the week's edition to every active subscriber."""
-    from .commands import dry_run_send
+    from . import commands
 
+    if test:
+        if not to:
+            raise click.UsageError("--test needs at least one --to EMAIL")
+        if dry_run:
+            raise click.UsageError("--test and --dry-run do not go together")
+        failed = 0
+        for outcome in commands.test_send(app.config, week, to):
+            detail = outcome.message_id if outcome.status == "sent" else outcome.reason
+            click.echo(f"{outcome.status:<8} {outcome.email}  {detail}")
+            failed += outcome.status != "sent"
+        if failed:
+            raise NewsletterError(f"{failed} test message(s) not sent")
+        return
+    if to:
+        raise click.UsageError("--to goes with --test")
     if not dry_run:
         raise NewsletterError(
             "sending through a provider is not available yet; use --dry-run --out DIR"
         )
-    result = dry_run_send(app.config, week, out)
+    result = commands.dry_run_send(app.config, week, out)
     click.echo(f"wrote {result.count} message(s) to {result.out_dir}")
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .config import Config
 from .content import current_week, load_edition, parse_week
-from .fsutil import atomic_write, safe_filename
+from .fsutil import atomic_write
 from .recipient import Recipient
 from .render import RenderedEdition, render_edition
 
@@ -51,6 +51,7 @@ def dry_run_send(config: Config, week: str | None, out: str | None) -> DryRunRes
     from .mime import MessageBuilder
     from .personalize import Personalizer
     from .subscribers import iter_recipients
+    from .transports.eml import eml_name
 
     rendered = render_week(config, week)
     builder = MessageBuilder(config, Personalizer(config, rendered))
@@ -61,7 +62,7 @@ def dry_run_send(config: Config, week: str | None, out: str | None) -> DryRunRes
     try:
         count = 0
         for recipient in iter_recipients(engine, status="active"):
-            name = f"{recipient.id:07d}-{safe_filename(recipient.email)}.eml"
+            name = eml_name(recipient)
             (staging / name).write_bytes(builder.build(recipient))
             count += 1
         out_dir.mkdir(exist_ok=True)
@@ -72,3 +73,14 @@ def dry_run_send(config: Config, week: str | None, out: str | None) -> DryRunRes
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return DryRunResult(count=count, out_dir=out_dir)
+
+
+def test_send(config: Config, week: str | None, addresses, **transport_options):
+    """Render the week and send it to ``addresses`` only, through the configured provider."""
+    from .sending import send_test, test_out_dir
+    from .transports import make_transport
+
+    rendered = render_week(config, week)
+    transport = make_transport(config, out_dir=test_out_dir(config, rendered.week),
+                               **transport_options)
+    return send_test(config, rendered, addresses, transport)

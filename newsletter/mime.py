@@ -111,17 +111,18 @@ class MessageBuilder:
             self._date_header = f"Date: {stamp}\r\n".encode("ascii")
         return self._date_header
 
-    def build(self, recipient: Recipient) -> bytes:
+    def build(self, recipient: Recipient, message_id: str | None = None) -> bytes:
         p = self.personalizer
+        message_id = message_id or p.message_id(recipient)
         url = p.unsubscribe_url(recipient)
         values = p.values(recipient, url)
-        headers = p.headers(recipient, url)
         out = [
             self._static,
             self._date(),
             to_header(recipient),
+            _list_header("Message-ID", message_id),
         ]
-        for name, value in headers.items():
+        for name, value in p.headers(url).items():
             out.append(_list_header(name, value))
         out.append(self._text_head)
         out.extend(self._text.encode(values))

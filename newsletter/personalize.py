@@ -63,15 +63,18 @@ class Personalizer:
             return f"<{self.rendered.week}.test.{secrets.token_hex(8)}@{self._domain}>"
         return f"<{self.rendered.week}.{recipient.id}.{self._id_suffix}@{self._domain}>"
 
-    def headers(self, recipient: Recipient, unsubscribe_url: str) -> dict[str, str]:
-        """Per-message list headers; RFC 2369 List-Unsubscribe and RFC 8058 one-click."""
+    def headers(self, unsubscribe_url: str) -> dict[str, str]:
+        """Per-message list headers: RFC 2369 List-Unsubscribe and RFC 8058 one-click.
+
+        Every transport sends these as they are; the Message-ID is separate because HTTP
+        providers assign their own.
+        """
         targets = [f"<{unsubscribe_url}>"]
         if self._mailto:
             token = unsubscribe_url.rsplit("/", 1)[-1]
             subject = quote(f"unsubscribe {token}")
             targets.append(f"<mailto:{self._mailto}?subject={subject}>")
         return {
-            "Message-ID": self.message_id(recipient),
             "List-Id": self.list_id,
             "List-Unsubscribe": ", ".join(targets),
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",

@@ -1,0 +1,141 @@
+"""One HTTP request to a provider, retried only when that is safe.
+
+- Never reached the provider (connect error, pool timeout): retried with backoff.
+- 429 and 5xx: the provider did not accept the request; retried with exponential backoff and
+  jitter, waiting at least what Retry-After / X-RateLimit-Reset / RateLimit-Reset ask for.
+- Timeout or broken connection after the request was sent, or a 504: the outcome is unknown.
+  Resent only when the request carries an idempotency key; otherwise ``OutcomeUnknown``.
+- Any other response is returned for the provider module to parse.
+
+Tests inject an ``httpx.MockTransport`` (or any ``httpx.AsyncBaseTransport``) and a fake
+``sleep``; nothing here is patched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+
+import httpx
+
+from .base import BatchRetryable, FatalTransportError, OutcomeUnknown, TransportError
+
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 4          # requests in all, the first one included
+    base_delay: float = 0.5    # seconds before the first retry, doubling each time
+    max_delay: float = 30.0    # cap on one computed backoff
+    max_wait: float = 300.0    # a provider asking for a longer pause ends the retries
+
+
+class HttpClient:
+    def __init__(
+        self,
+        provider: str,
+        base_url: str,
+        *,
+        headers: dict[str, str] | None = None,
+        auth: httpx.Auth | tuple[str, str] | None = None,
+        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        retry: RetryPolicy = RetryPolicy(),
+        transport: httpx.AsyncBaseTransport | None = None,
+        secrets: Iterable[str] = (),
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ):
+        self.provider = provider
+        self.secrets = tuple(s for s in secrets if s)
+        self.retry = retry
+        self._sleep = sleep
+        self._client = httpx.AsyncClient(
+            base_url=base_url, headers=headers, auth=auth, timeout=timeout, transport=transport
+        )
+
+    def error(self, cls: type[TransportError], message: str, response: httpx.Response | None
+              = None, **kw) -> TransportError:
+        status = response.status_code if response is not None else None
+        body = response.text if response is not None else ""
+        return cls(self.provider, message, status=status, body=body, secrets=self.secrets, **kw)
+
+    async def request(self, method: str, url: str, *, idempotent: bool = False,
+                      **kwargs) -> httpx.Response:
+        last: TransportError | None = None
+        for attempt in range(1, self.retry.attempts + 1):
+            wait: float | None = None
+            try:
+                response = await self._client.request(method, url, **kwargs)
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                last = self.error(BatchRetryable, f"could not connect: {type(exc).__name__}")
+            except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+                last = self.error(OutcomeUnknown, f"no answer after sending: {type(exc).__name__}")
+                if not idempotent:
+                    raise last from None
+            else:
+                status = response.status_code
+                if status == 504:
+                    last = self.error(OutcomeUnknown, "gateway timeout", response)
+                    if not idempotent:
+                        raise last
+                elif status == 429 or status >= 500:
+                    wait = retry_after(response)
+                    last = self.error(BatchRetryable, "provider asked to retry later", response,
+                                      retry_after=wait)
+                else:
+                    return response
+            if attempt == self.retry.attempts:
+                break
+            delay = max(wait or 0.0, self._backoff(attempt))
+            if delay > self.retry.max_wait:
+                break
+            await self._sleep(delay)
+        assert last is not None
+        raise last
+
+    def _backoff(self, attempt: int) -> float:
+        ceiling = min(self.retry.max_delay, self.retry.base_delay * 2 ** (attempt - 1))
+        return ceiling / 2 + random.random() * ceiling / 2  # "equal jitter"
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def retry_after(response: httpx.Response, now: float | None = None) -> float | None:
+    """Seconds the provider asks us to wait, from whichever header it uses."""
+    now = time.time() if now is None else now
+    headers = response.headers
+    value = headers.get("retry-after")
+    if value:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            try:
+                return max(0.0, parsedate_to_datetime(value).timestamp() - now)
+            except (TypeError, ValueError):
+                pass
+    for name in ("x-ratelimit-reset", "ratelimit-reset"):
+        value = headers.get(name)
+        if value:
+            try:
+                number = float(value)
+            except ValueError:
+                continue
+            # Large values are a Unix time (SendGrid); small ones a number of seconds.
+            return max(0.0, number - now) if number > 1e9 else max(0.0, number)
+    return None
+
+
+def raise_for_status(client: HttpClient, response: httpx.Response) -> None:
+    """The common mapping of a final non-success answer; provider modules refine it first."""
+    from .base import BatchRejected
+
+    status = response.status_code
+    if status in (401, 403):
+        raise client.error(FatalTransportError, "credentials refused", response)
+    if status >= 400:
+        raise client.error(BatchRejected, "request refused", response)

@@ -1,0 +1,129 @@
+"""Validate what we send (and what fakes answer) against the providers' published specs.
+
+The specs live in ``../shared/provider-specs/`` (beside the repository). Besides JSON-Schema
+validation, ``strict`` checks that every key we send is a documented property, because most
+specs allow extra properties and a misspelt field would otherwise pass.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from openapi_schema_validator import OAS30Validator, OAS31Validator
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+SPEC_DIR = Path(
+    os.environ.get(
+        "NEWSLETTER_PROVIDER_SPECS",
+        Path(__file__).resolve().parents[2] / "shared" / "provider-specs",
+    )
+)
+SPECS = {
+    "postmark": "postmark/server-openapi3.yml",
+    "resend": "resend/resend.json",
+    "sendgrid": "sendgrid/tsg_mail_v3.json",
+    "mailgun": "mailgun/openapi.yaml",
+    "brevo": "brevo/swagger_definition_v3.yml",
+}
+URN = "urn:provider-spec"
+
+
+@lru_cache(maxsize=None)
+def load_spec(provider: str) -> dict:
+    path = SPEC_DIR / SPECS[provider]
+    if not path.is_file():
+        if os.environ.get("CI"):
+            pytest.fail(f"provider spec missing: {path}")
+        pytest.skip(f"provider spec not found: {path}")
+    text = path.read_text(encoding="utf-8")
+    return json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+
+
+def _pointer(*parts: str) -> str:
+    return "/".join(p.replace("~", "~0").replace("/", "~1") for p in parts)
+
+
+def _validator(provider: str, pointer: str):
+    spec = load_spec(provider)
+    registry = Registry().with_resource(
+        URN, Resource.from_contents(spec, default_specification=DRAFT202012)
+    )
+    cls = OAS31Validator if str(spec.get("openapi", "")).startswith("3.1") else OAS30Validator
+    return cls({"$ref": f"{URN}#/{pointer}"}, registry=registry), spec
+
+
+def _resolve(spec: dict, schema: Any) -> Any:
+    while isinstance(schema, dict) and "$ref" in schema:
+        ref = schema["$ref"].split("#/", 1)[1]
+        node: Any = spec
+        for part in ref.split("/"):
+            node = node[part.replace("~1", "/").replace("~0", "~")]
+        schema = node
+    return schema
+
+
+def _schema_at(spec: dict, pointer: str) -> Any:
+    return _resolve(spec, {"$ref": f"#/{pointer}"})
+
+
+def _undocumented(spec: dict, schema: Any, value: Any, where: str) -> list[str]:
+    schema = _resolve(spec, schema)
+    if not isinstance(schema, dict):
+        return []
+    for combo in ("allOf", "anyOf", "oneOf"):
+        if combo in schema and isinstance(value, dict):
+            merged: dict[str, Any] = {}
+            for sub in schema[combo]:
+                merged.update(_resolve(spec, sub).get("properties", {}))
+            schema = {**schema, "properties": {**schema.get("properties", {}), **merged}}
+    problems: list[str] = []
+    if isinstance(value, dict) and "properties" in schema:
+        props = schema["properties"]
+        for key, item in value.items():
+            if key not in props:
+                if not schema.get("additionalProperties"):
+                    problems.append(f"{where}.{key}")
+                continue
+            problems += _undocumented(spec, props[key], item, f"{where}.{key}")
+    elif isinstance(value, list) and "items" in schema:
+        for i, item in enumerate(value):
+            problems += _undocumented(spec, schema["items"], item, f"{where}[{i}]")
+    return problems
+
+
+def validate_request(provider: str, path: str, method: str, body: Any, *,
+                     content_type: str = "application/json", strict: bool = True,
+                     documented_elsewhere: frozenset[str] = frozenset()) -> None:
+    """Raise AssertionError when ``body`` does not match the spec's request body schema.
+
+    ``documented_elsewhere`` names fields a stale spec lacks but the provider's current
+    documentation describes; the caller says where.
+    """
+    pointer = _pointer("paths", path, method.lower(), "requestBody", "content", content_type,
+                       "schema")
+    validator, spec = _validator(provider, pointer)
+    errors = sorted(validator.iter_errors(body), key=lambda e: list(e.path))
+    assert not errors, "; ".join(f"{list(e.path)}: {e.message}" for e in errors[:5])
+    if strict:
+        extra = [
+            path for path in _undocumented(spec, _schema_at(spec, pointer), body, "body")
+            if path.rsplit(".", 1)[-1] not in documented_elsewhere
+        ]
+        assert not extra, f"undocumented fields sent: {extra}"
+
+
+def validate_response(provider: str, path: str, method: str, status: int, body: Any,
+                      content_type: str = "application/json") -> None:
+    """Check a fake server's answer against the spec, so the fakes stay honest."""
+    pointer = _pointer("paths", path, method.lower(), "responses", str(status), "content",
+                       content_type, "schema")
+    validator, _ = _validator(provider, pointer)
+    errors = list(validator.iter_errors(body))
+    assert not errors, "; ".join(f"{list(e.path)}: {e.message}" for e in errors[:5])
