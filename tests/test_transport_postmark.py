@@ -29,8 +29,11 @@ def outgoing(config):
 
 
 def ok(n, start=1):
-    return [{"ErrorCode": 0, "Message": "OK", "MessageID": f"id-{i}", "To": f"reader{i}@example.com",
-             "SubmittedAt": "2026-11-23T08:00:00Z"} for i in range(start, start + n)]
+    return [
+        {"ErrorCode": 0, "Message": "OK", "MessageID": f"id-{i}",
+         "To": f"reader{i}@example.com", "SubmittedAt": "2026-11-23T08:00:00Z"}
+        for i in range(start, start + n)
+    ]
 
 
 async def send(config, outgoing, handler, n=3, sleeps=None):
