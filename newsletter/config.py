@@ -44,7 +44,7 @@ class Config:
     provider: str = "eml"
     provider_base_url: str = ""
     provider_api_key: str = ""
-    provider_stream: str = "broadcast"
+    provider_stream: str = ""
     mailgun_domain: str = ""
     aws_region: str = "us-east-1"
     aws_access_key_id: str = ""

@@ -63,12 +63,12 @@ class SendResult:
 class TransportError(NewsletterError):
     def __init__(self, provider: str, message: str, *, status: int | None = None,
                  body: str = "", retry_after: float | None = None,
-                 secrets: Iterable[str] = ()):
+                 secrets: Iterable[str] = (), status_label: str = "HTTP"):
         self.provider = provider
         self.status = status
         self.body = redact(body, secrets)
         self.retry_after = retry_after
-        detail = f" (HTTP {status})" if status is not None else ""
+        detail = f" ({status_label} {status})" if status is not None else ""
         snippet = f": {self.body[:300]}" if self.body else ""
         super().__init__(redact(f"{provider}: {message}{detail}{snippet}", secrets))
 

@@ -31,6 +31,7 @@ from .base import (
 NAME = "postmark"
 DEFAULT_BASE_URL = "https://api.postmarkapp.com"
 MAX_BATCH = 500
+DEFAULT_STREAM = "broadcast"  # the stream Postmark creates for newsletters
 INACTIVE_RECIPIENT = 406
 # Bad token, not allowed to send, account pending, account may not send; and a sender
 # signature that is missing or unconfirmed, which fails every message alike.
@@ -98,7 +99,7 @@ class PostmarkTransport:
     def __init__(self, config: Config, *, transport: httpx.AsyncBaseTransport | None = None,
                  **client_options):
         config.require("provider_api_key")
-        self.stream = config.provider_stream
+        self.stream = config.provider_stream or DEFAULT_STREAM
         self.client = HttpClient(
             NAME,
             config.provider_base_url or DEFAULT_BASE_URL,
