@@ -25,7 +25,7 @@ from .config import Config
 from .errors import HeaderError
 from .personalize import Personalizer
 from .placeholders import FieldTemplate
-from .recipient import Recipient
+from .recipient import Recipient, envelope_address
 
 CRLF = b"\r\n"
 SOFT_BREAK = b"=\r\n"
@@ -137,10 +137,7 @@ def to_header(recipient: Recipient) -> bytes:
     name, email = recipient.name.strip(), recipient.email
     if any(c in name or c in email for c in "\r\n"):
         raise HeaderError(f"subscriber {email!r}: a CR or LF in the name or address")
-    local, _, domain = email.rpartition("@")
-    if not domain.isascii():
-        domain = domain.encode("idna").decode("ascii")
-        email = f"{local}@{domain}"
+    email = envelope_address(email)
     if not name:
         return f"To: {email}\r\n".encode()
     if name.isascii() and name.isprintable():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,12 +68,15 @@ async def _send_all(config: Config, outgoing: Outgoing, recipients: list[Recipie
     limiter = RateLimiter(config.rate_limit)
     size = min(config.batch_size, transport.max_batch)
     outcomes = []
+    run = secrets.token_hex(6)
     try:
         for start in range(0, len(recipients), size):
             batch = recipients[start:start + size]
             await limiter.acquire(len(batch))
-            results = await transport.send_batch(outgoing, batch,
-                                                 batch_key=f"test.{outgoing.edition_key}.{start}")
+            # A fresh key per run: an idempotent provider must not treat a second test send
+            # as a repeat of the first.
+            key = f"test.{run}.{start}"
+            results = await transport.send_batch(outgoing, batch, batch_key=key)
             for recipient, result in zip(batch, results, strict=True):
                 outcomes.append(TestOutcome(recipient.email, result.status, result.message_id,
                                             result.reason))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ SPECS = {
 URN = "urn:provider-spec"
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_spec(provider: str) -> dict:
     path = SPEC_DIR / SPECS[provider]
     if not path.is_file():
@@ -73,6 +73,20 @@ def _schema_at(spec: dict, pointer: str) -> Any:
     return _resolve(spec, {"$ref": f"#/{pointer}"})
 
 
+def _operation_pointer(spec: dict, path: str, method: str, *parts: str) -> str:
+    """The pointer to ``paths/PATH/METHOD/<parts>``, following any ``$ref`` on the way
+    (SendGrid's spec keeps request bodies and answers under ``components``)."""
+    node: Any = spec["paths"][path][method]
+    pointer = ["paths", _pointer(path), method]
+    for part in parts:
+        node = node[part]
+        pointer.append(_pointer(part))
+        if isinstance(node, dict) and "$ref" in node:
+            pointer = node["$ref"].split("#/", 1)[1].split("/")
+            node = _schema_at(spec, "/".join(pointer))
+    return "/".join(pointer)
+
+
 def _undocumented(spec: dict, schema: Any, value: Any, where: str) -> list[str]:
     schema = _resolve(spec, schema)
     if not isinstance(schema, dict):
@@ -106,8 +120,8 @@ def validate_request(provider: str, path: str, method: str, body: Any, *,
     ``documented_elsewhere`` names fields a stale spec lacks but the provider's current
     documentation describes; the caller says where.
     """
-    pointer = _pointer("paths", path, method.lower(), "requestBody", "content", content_type,
-                       "schema")
+    pointer = _operation_pointer(load_spec(provider), path, method.lower(), "requestBody",
+                                 "content", content_type, "schema")
     validator, spec = _validator(provider, pointer)
     errors = sorted(validator.iter_errors(body), key=lambda e: list(e.path))
     assert not errors, "; ".join(f"{list(e.path)}: {e.message}" for e in errors[:5])
@@ -122,8 +136,8 @@ def validate_request(provider: str, path: str, method: str, body: Any, *,
 def validate_response(provider: str, path: str, method: str, status: int, body: Any,
                       content_type: str = "application/json") -> None:
     """Check a fake server's answer against the spec, so the fakes stay honest."""
-    pointer = _pointer("paths", path, method.lower(), "responses", str(status), "content",
-                       content_type, "schema")
+    pointer = _operation_pointer(load_spec(provider), path, method.lower(), "responses",
+                                 str(status), "content", content_type, "schema")
     validator, _ = _validator(provider, pointer)
     errors = list(validator.iter_errors(body))
     assert not errors, "; ".join(f"{list(e.path)}: {e.message}" for e in errors[:5])

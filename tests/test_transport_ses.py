@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from newsletter.errors import ConfigError, NewsletterError
-from newsletter.recipient import Recipient
+from newsletter.recipient import Recipient, envelope_address
 from newsletter.transports import make_transport
 from newsletter.transports._http import RetryPolicy
 from newsletter.transports.base import FatalTransportError, Status
@@ -27,7 +27,6 @@ from newsletter.transports.ses import (
     SEND_PATH,
     SesTransport,
     build_request,
-    envelope_address,
     error_type,
     tag_value,
 )

@@ -48,11 +48,15 @@ class HttpClient:
         transport: httpx.AsyncBaseTransport | None = None,
         secrets: Iterable[str] = (),
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        is_fatal: Callable[[httpx.Response], bool] | None = None,
     ):
         self.provider = provider
         self.secrets = tuple(s for s in secrets if s)
         self.retry = retry
         self._sleep = sleep
+        # A provider's way to say that a 429 or 5xx will not get better by waiting (a quota
+        # used up for the day): such an answer stops the send instead of being retried.
+        self._is_fatal = is_fatal
         self._client = httpx.AsyncClient(
             base_url=base_url, headers=headers, auth=auth, timeout=timeout, transport=transport
         )
@@ -82,6 +86,10 @@ class HttpClient:
                     last = self.error(OutcomeUnknown, "gateway timeout", response)
                     if not idempotent:
                         raise last
+                elif (status == 429 or status >= 500) and self._is_fatal and \
+                        self._is_fatal(response):
+                    raise self.error(FatalTransportError, "provider refuses further sending",
+                                     response)
                 elif status == 429 or status >= 500:
                     wait = retry_after(response)
                     last = self.error(BatchRetryable, "provider asked to retry later", response,

@@ -26,6 +26,7 @@ body, with the configured secrets redacted.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from email.utils import formataddr
@@ -35,7 +36,7 @@ from typing import Any, Protocol
 from ..errors import NewsletterError
 from ..mime import MessageBuilder
 from ..personalize import Personalizer
-from ..recipient import Recipient
+from ..recipient import Recipient, envelope_address
 
 
 class Status(StrEnum):
@@ -155,12 +156,26 @@ class PersonalMessage:
     message_id: str
 
 
+def recipient_email(recipient: Recipient) -> str:
+    """The address with an internationalized domain in its ASCII (IDNA) form."""
+    return envelope_address(recipient.email)
+
+
 def address(recipient: Recipient) -> str:
-    """``Name <addr>`` with an internationalized domain in its ASCII (IDNA) form."""
-    local, _, domain = recipient.email.rpartition("@")
-    if not domain.isascii():
-        domain = domain.encode("idna").decode("ascii")
-    return formataddr((recipient.name.strip(), f"{local}@{domain}"))
+    """``Name <addr>``, the domain in IDNA form."""
+    return formataddr((recipient.name.strip(), recipient_email(recipient)))
+
+
+def pick_nonce(seed: str, texts: Iterable[str]) -> str:
+    """8 hex digits derived from ``seed`` that occur in none of ``texts``: a prefix for
+    provider substitution tags that no content or value can contain."""
+    texts = list(texts)
+    salt = 0
+    while True:
+        nonce = hashlib.sha256(f"{seed}:{salt}".encode()).hexdigest()[:8]
+        if not any(nonce in text for text in texts):
+            return nonce
+        salt += 1
 
 
 class Transport(Protocol):

@@ -56,7 +56,7 @@ import httpx
 
 from ..config import Config
 from ..errors import ConfigError, NewsletterError
-from ..recipient import Recipient
+from ..recipient import Recipient, envelope_address
 from ._http import HttpClient, raise_for_status
 from .base import (
     BatchError,
@@ -108,14 +108,6 @@ _REGION = re.compile(r"^[a-z0-9-]+$")
 def tag_value(value: str) -> str:
     """A value SES accepts as a tag name or value: ``[A-Za-z0-9_-]``, 1 to 256 characters."""
     return _TAG_UNSAFE.sub("_", value)[:256] or "_"
-
-
-def envelope_address(email: str) -> str:
-    """The bare address with an internationalized domain in its ASCII (IDNA) form."""
-    local, _, domain = email.strip().rpartition("@")
-    if not domain.isascii():
-        domain = domain.encode("idna").decode("ascii")
-    return f"{local}@{domain}"
 
 
 def configuration_set(config: Config) -> str:

@@ -50,7 +50,7 @@ from collections.abc import Sequence
 import aiosmtplib
 
 from ..config import Config
-from ..recipient import Recipient
+from ..recipient import Recipient, envelope_address
 from .base import (
     BatchRetryable,
     FatalTransportError,
@@ -67,14 +67,6 @@ MAX_BATCH = 100
 DEFAULT_TIMEOUT = 30.0
 BAD_ADDRESS_CODES = frozenset({550, 551, 553})
 _ENHANCED = re.compile(r"^\s*([245])\.(\d{1,3})\.(\d{1,3})\b")
-
-
-def envelope_address(email: str) -> str:
-    """The bare address with an internationalized domain in its ASCII (IDNA) form."""
-    local, _, domain = email.strip().rpartition("@")
-    if not domain.isascii():
-        domain = domain.encode("idna").decode("ascii")
-    return f"{local}@{domain}"
 
 
 def enhanced_code(text: str) -> str:
