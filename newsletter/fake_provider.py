@@ -1,7 +1,9 @@
 """A local fake email provider for tests, benchmarks and trying a configuration.
 
 It answers Postmark's ``POST /email/batch`` and Resend's ``POST /emails/batch`` the way the
-real services do, records every message it accepts, and misbehaves on request: latency, 429
+real services do (and, more simply, SendGrid's ``/v3/mail/send``, Mailgun's
+``/v3/<domain>/messages`` and SES's ``/v2/email/outbound-emails``, for benchmarks), records
+every message it accepts, and misbehaves on request: latency, 429
 storms, 5xx bursts, connections dropped before or after accepting a batch, answers slower than
 the client's timeout, and per-message failures for addresses containing a marker. Resend's
 ``Idempotency-Key`` is honoured: a repeated key returns the first answer and sends nothing.
@@ -10,7 +12,8 @@ the client's timeout, and per-message failures for addresses containing a marker
 
 then ``provider = "postmark"`` (or ``"resend"``) with
 ``provider_base_url = "http://127.0.0.1:8025"``. ``GET /_fake/messages`` lists what was
-accepted; ``POST /_fake/faults`` changes the faults (JSON body with ``Faults`` fields).
+accepted, ``GET /_fake/stats`` counts requests, bytes and messages, and ``POST /_fake/faults``
+changes the faults (a JSON body with ``Faults`` fields).
 """
 
 from __future__ import annotations
@@ -27,12 +30,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-try:  # orjson keeps a fake that parses gigabytes in a benchmark from being the bottleneck
-    import orjson
+import orjson
 
-    _loads = orjson.loads
-except ImportError:  # pragma: no cover
-    _loads = json.loads
+# orjson keeps a fake that parses gigabytes in a benchmark from being the bottleneck.
+_loads = orjson.loads
 
 
 @dataclass
@@ -67,6 +68,7 @@ class FakeProvider:
         self.record_path = Path(record_path) if record_path else None
         self.records: list[Record] = []
         self.requests = 0
+        self.bytes_received = 0
         self._idempotent: dict[str, tuple[int, bytes]] = {}
         self._lock = threading.Lock()
         self._random = random.Random(seed)
@@ -124,6 +126,9 @@ class FakeProvider:
 def _handler(fake: FakeProvider) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out in two writes; without this, Nagle and delayed ACKs add
+        # ~40 ms to every answer.
+        disable_nagle_algorithm = True
 
         def log_message(self, *args) -> None:  # quiet
             pass
@@ -133,11 +138,18 @@ def _handler(fake: FakeProvider) -> type[BaseHTTPRequestHandler]:
                 with fake._lock:
                     body = [asdict(r) for r in fake.records]
                 return self._json(200, body)
+            if self.path == "/_fake/stats":
+                with fake._lock:
+                    stats = {"requests": fake.requests, "bytes_received": fake.bytes_received,
+                             "messages": len(fake.records)}
+                return self._json(200, stats)
             self._json(404, {"message": "not found"})
 
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", 0))
             raw = self.rfile.read(length)
+            with fake._lock:
+                fake.bytes_received += length
             if self.path == "/_fake/faults":
                 fake.faults = Faults(**{**asdict(fake.faults), **json.loads(raw or b"{}")})
                 return self._json(200, asdict(fake.faults))
@@ -145,7 +157,30 @@ def _handler(fake: FakeProvider) -> type[BaseHTTPRequestHandler]:
                 return self._batch("postmark", raw)
             if self.path == "/emails/batch":
                 return self._batch("resend", raw)
+            if self.path in SIMPLE_ROUTES or self.path.endswith("/messages"):
+                return self._simple(raw)
             self._json(404, {"message": "not found"})
+
+        def _simple(self, raw: bytes) -> None:
+            """SendGrid, Mailgun, SES: accept after the latency; record the recipients."""
+            if fake.latency:
+                time.sleep(fake.latency)
+            if self.path == "/v3/mail/send":
+                body = _loads(raw)
+                to = [t["email"] for p in body["personalizations"] for t in p["to"]]
+                fake.accept([Record("sendgrid", t, "", body.get("subject", ""), {}) for t in to])
+                message_id = uuid.uuid4().hex
+                return self._send(202, b"", {"X-Message-Id": message_id})
+            if self.path == "/v2/email/outbound-emails":
+                body = _loads(raw)
+                to = body["Destination"]["ToAddresses"]
+                message_id = uuid.uuid4().hex
+                fake.accept([Record("ses", t, message_id, "", {}) for t in to])
+                return self._json(200, {"MessageId": message_id})
+            to = _form_values(self.headers.get("Content-Type", ""), raw, "to")
+            message_id = f"<{uuid.uuid4().hex}@fake>"
+            fake.accept([Record("mailgun", t, message_id, "", {}) for t in to])
+            self._json(200, {"id": message_id, "message": "Queued. Thank you."})
 
         def _batch(self, provider: str, raw: bytes) -> None:
             with fake._lock:
@@ -205,6 +240,24 @@ def _handler(fake: FakeProvider) -> type[BaseHTTPRequestHandler]:
             self.connection.close()
 
     return Handler
+
+
+SIMPLE_ROUTES = ("/v3/mail/send", "/v2/email/outbound-emails")
+
+
+def _form_values(content_type: str, raw: bytes, name: str) -> list[str]:
+    """The values of one field of a multipart/form-data body."""
+    from email.parser import BytesParser
+    from email.policy import HTTP
+
+    message = BytesParser(policy=HTTP).parsebytes(
+        f"Content-Type: {content_type}\r\n\r\n".encode() + raw
+    )
+    values = []
+    for part in message.iter_parts():
+        if part.get_param("name", header="content-disposition") == name:
+            values.append(part.get_content().strip())
+    return values
 
 
 def _answer(provider: str, messages: Any, faults: Faults, key: str):

@@ -19,8 +19,10 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 import httpx
+import orjson
 
 from .base import BatchRetryable, FatalTransportError, OutcomeUnknown, TransportError
 
@@ -68,7 +70,12 @@ class HttpClient:
         return cls(self.provider, message, status=status, body=body, secrets=self.secrets, **kw)
 
     async def request(self, method: str, url: str, *, idempotent: bool = False,
-                      **kwargs) -> httpx.Response:
+                      json: Any = None, **kwargs) -> httpx.Response:
+        if json is not None:
+            # orjson: a batch of 500 full messages is ~15 MB of JSON; the stdlib takes twice
+            # as long to write it.
+            kwargs["content"] = orjson.dumps(json)
+            kwargs["headers"] = {"Content-Type": "application/json", **kwargs.get("headers", {})}
         last: TransportError | None = None
         for attempt in range(1, self.retry.attempts + 1):
             wait: float | None = None
