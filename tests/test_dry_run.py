@@ -108,11 +108,6 @@ def test_a_missing_week_is_named(run):
     assert "error: no folder for week 2026-W02" in result.output
 
 
-def test_send_without_dry_run_is_refused_for_now(run):
-    result = run("send", "--week", WEEK)
-    assert result.exit_code == 1 and "--dry-run" in result.output
-
-
 def test_preview_writes_html_and_text_beside_it(project, run):
     result = run("preview", "--week", WEEK, "--out", "pv/edition.html")
     assert result.exit_code == 0, result.output
