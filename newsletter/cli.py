@@ -85,10 +85,18 @@ def preview(app: AppContext, week: str | None, out: str | None) -> None:
 @click.option("--test", "test", is_flag=True,
               help="Send only to the --to addresses, subject prefixed [TEST]; records nothing.")
 @click.option("--to", "to", multiple=True, metavar="EMAIL", help="With --test: a recipient.")
+@click.option("--retry-failed", is_flag=True,
+              help="Send again to recipients whose messages failed permanently.")
+@click.option("--retry-unknown", is_flag=True,
+              help="Send again to recipients whose outcome is unknown (they may get it twice).")
 @pass_app
 def send(app: AppContext, week: str | None, dry_run: bool, out: str | None, test: bool,
-         to: tuple[str, ...]) -> None:
-    """Send the week's edition to every active subscriber."""
+         to: tuple[str, ...], retry_failed: bool, retry_unknown: bool) -> None:
+    """Send the week's edition to every active subscriber.
+
+    Every recipient's outcome is recorded; run the same command again after a crash or an
+    interruption and it carries on where it stopped, never sending anyone a second copy.
+    """
     from . import commands
 
     if test:
@@ -106,12 +114,84 @@ def send(app: AppContext, week: str | None, dry_run: bool, out: str | None, test
         return
     if to:
         raise click.UsageError("--to goes with --test")
-    if not dry_run:
-        raise NewsletterError(
-            "sending through a provider is not available yet; use --dry-run --out DIR"
-        )
-    result = commands.dry_run_send(app.config, week, out)
-    click.echo(f"wrote {result.count} message(s) to {result.out_dir}")
+    if dry_run:
+        result = commands.dry_run_send(app.config, week, out)
+        click.echo(f"wrote {result.count} message(s) to {result.out_dir}")
+        return
+    if out:
+        raise click.UsageError("--out goes with --dry-run")
+    _setup_logging()
+    run = commands.send_edition(app.config, week, retry_failed=retry_failed,
+                                retry_unknown=retry_unknown)
+    if run is None:
+        week_name = commands.resolve_week(app.config, week)
+        click.echo(f"{week_name} was already sent; nothing to do "
+                   f"(see `newsletter status --week {week_name}`)")
+        return
+    from .transports import transport_class
+
+    click.echo(f"{run.send.week}: {_counts_line(run.counts)}")
+    idempotent = transport_class(app.config.provider).idempotent
+    for hint in _hints(run.send.week, run.counts, idempotent=idempotent):
+        click.echo(hint)
+    if run.stopped:
+        raise NewsletterError(f"{run.stopped}; run the same command to resume"
+                              if not run.aborted else run.stopped)
+
+
+@cli.command()
+@_week_option
+@pass_app
+def status(app: AppContext, week: str | None) -> None:
+    """What happened to the week's send: counts per state, times, rate, errors."""
+    from .commands import resolve_week, send_status
+
+    report = send_status(app.config, week)
+    if report is None:
+        raise NewsletterError(f"no send for {resolve_week(app.config, week)} yet")
+    s = report.send
+    click.echo(f"{s.week}  {s.status}  {s.total} recipient(s)  content {s.content_hash[:12]}")
+    click.echo(f"  started   {s.created_at:%Y-%m-%d %H:%M:%S %Z}")
+    if s.finished_at:
+        click.echo(f"  finished  {s.finished_at:%Y-%m-%d %H:%M:%S %Z}")
+    if s.abort_reason:
+        click.echo(f"  aborted   {s.abort_reason}")
+    click.echo(f"  {_counts_line(report.counts)}")
+    if report.first_sent and report.last_sent and report.last_sent > report.first_sent:
+        seconds = (report.last_sent - report.first_sent).total_seconds()
+        click.echo(f"  rate      {report.counts.get('sent', 0) / seconds:.0f} messages/s")
+    for state, error, n in report.errors:
+        click.echo(f"  {n:>6} {state}: {error}")
+    for hint in _hints(s.week, report.counts, idempotent=report.idempotent):
+        click.echo(hint)
+
+
+STATES = ("sent", "failed", "unknown", "skipped", "pending", "in_flight")
+
+
+def _counts_line(counts: dict[str, int]) -> str:
+    return ", ".join(f"{counts.get(state, 0)} {state}" for state in STATES)
+
+
+def _hints(week: str, counts: dict[str, int], *, idempotent: bool) -> list[str]:
+    hints = []
+    if counts.get("unknown") and not idempotent:
+        hints.append(f"{counts['unknown']} recipient(s) may or may not have received it; "
+                     f"`newsletter send --week {week} --retry-unknown` sends to them again")
+    if counts.get("failed"):
+        hints.append(f"after fixing the cause, `newsletter send --week {week} --retry-failed` "
+                     "retries the failed recipients")
+    if counts.get("pending") or counts.get("in_flight"):
+        hints.append(f"unfinished: `newsletter send --week {week}` resumes")
+    return hints
+
+
+def _setup_logging() -> None:
+    import logging
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
 
 
 def _register_subcommands() -> None:

@@ -84,3 +84,65 @@ def test_send(config: Config, week: str | None, addresses, **transport_options):
     transport = make_transport(config, out_dir=test_out_dir(config, rendered.week),
                                **transport_options)
     return send_test(config, rendered, addresses, transport)
+
+
+def send_edition(config: Config, week: str | None, *, retry_failed: bool = False,
+                 retry_unknown: bool = False, interactive: bool | None = None,
+                 **transport_options):
+    """Send the week's edition to its recipients through the ledger; resumable.
+
+    Returns the RunResult, or None when the send had already completed.
+    """
+    import asyncio
+
+    from . import ledger
+    from .db import connect
+    from .delivery import Delivery
+    from .progress import progress_reporter
+    from .sending import build_outgoing, check_sender
+    from .transports import make_transport
+
+    check_sender(config)
+    rendered = render_week(config, week)
+    engine = connect(config.database_url)
+    send, _ = ledger.open_send(engine, rendered.week, rendered.content_hash, rendered.subject,
+                               config.provider)
+    requeued = 0
+    if retry_unknown:
+        requeued += ledger.requeue(engine, send.id, "unknown")
+    if retry_failed:
+        requeued += ledger.requeue(engine, send.id, "failed")
+    if send.status == "done" and not requeued:
+        return None
+    transport = make_transport(config, out_dir=Path(config.outbox_dir) / rendered.week,
+                               **transport_options)
+    delivery = Delivery(config, engine, transport, build_outgoing(config, rendered), send)
+    with progress_reporter(rendered.week, send.total, interactive=interactive) as report:
+        delivery.on_progress = report
+        return asyncio.run(delivery.run())
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    send: object
+    counts: dict[str, int]
+    first_sent: object
+    last_sent: object
+    errors: list[tuple[str, str, int]]
+    idempotent: bool
+
+
+def send_status(config: Config, week: str | None) -> StatusReport | None:
+    from . import ledger
+    from .db import connect
+    from .transports import transport_class
+
+    week = resolve_week(config, week)
+    engine = connect(config.database_url)
+    send = ledger.find_send(engine, week)
+    if send is None:
+        return None
+    first, last = ledger.sent_span(engine, send.id)
+    idempotent = transport_class(config.provider).idempotent
+    return StatusReport(send, ledger.counts(engine, send.id), first, last,
+                        ledger.top_errors(engine, send.id), idempotent)

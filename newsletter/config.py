@@ -58,6 +58,9 @@ class Config:
     rate_limit: float = 0.0
     concurrency: int = 4
     batch_size: int = 500
+    max_attempts: int = 5        # sends of one message before a transient error is final
+    retry_delay: float = 30.0    # seconds before the first retry of a transient error, doubling
+    max_error_rate: float = 0.2  # abort when more than this share of recipients fail (0: never)
     schedule: str = "0 8 * * mon"
     timezone: str = "UTC"
     misfire_grace: int = 6 * 3600
@@ -204,7 +207,11 @@ def _validate(config: Config) -> None:
         raise bad("base_url", "must start with http:// or https://")
     if config.rate_limit < 0:
         raise bad("rate_limit", "must be 0 (unlimited) or more")
-    for key in ("concurrency", "batch_size", "smtp_port"):
+    if not 0 <= config.max_error_rate <= 1:
+        raise bad("max_error_rate", "must be between 0 and 1")
+    if config.retry_delay < 0:
+        raise bad("retry_delay", "must be 0 or more seconds")
+    for key in ("concurrency", "batch_size", "smtp_port", "max_attempts"):
         if getattr(config, key) < 1:
             raise bad(key, "must be 1 or more")
     if config.misfire_grace < 0:

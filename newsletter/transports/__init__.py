@@ -24,10 +24,14 @@ REGISTRY = {
 }
 
 
+def transport_class(provider: str) -> type:
+    module_name, class_name = REGISTRY[provider]
+    return getattr(import_module(f"{__name__}.{module_name}"), class_name)
+
+
 def make_transport(config: Config, *, out_dir: Path | None = None, **options) -> Transport:
     """The configured provider's transport. ``options`` reach its HTTP client (tests)."""
-    module_name, class_name = REGISTRY[config.provider]
-    cls = getattr(import_module(f"{__name__}.{module_name}"), class_name)
+    cls = transport_class(config.provider)
     if config.provider == "eml":
         return cls(out_dir or Path(config.outbox_dir))
     return cls(config, **options)
