@@ -88,7 +88,7 @@ def test_send(config: Config, week: str | None, addresses, **transport_options):
 
 def send_edition(config: Config, week: str | None, *, retry_failed: bool = False,
                  retry_unknown: bool = False, interactive: bool | None = None,
-                 **transport_options):
+                 stop_event=None, **transport_options):
     """Send the week's edition to its recipients through the ledger; resumable.
 
     Returns the RunResult, or None when the send had already completed.
@@ -116,7 +116,8 @@ def send_edition(config: Config, week: str | None, *, retry_failed: bool = False
         return None
     transport = make_transport(config, out_dir=Path(config.outbox_dir) / rendered.week,
                                **transport_options)
-    delivery = Delivery(config, engine, transport, build_outgoing(config, rendered), send)
+    delivery = Delivery(config, engine, transport, build_outgoing(config, rendered), send,
+                        stop_event=stop_event)
     with progress_reporter(rendered.week, send.total, interactive=interactive) as report:
         delivery.on_progress = report
         return asyncio.run(delivery.run())

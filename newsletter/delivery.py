@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -67,7 +68,8 @@ class RunResult:
 class Delivery:
     def __init__(self, config: Config, engine: sa.Engine, transport: Transport,
                  outgoing: Outgoing, send: ledger.SendRecord, *,
-                 on_progress: Callable[[Progress], None] | None = None):
+                 on_progress: Callable[[Progress], None] | None = None,
+                 stop_event: threading.Event | None = None):
         self.config = config
         self.engine = engine
         self.transport = transport
@@ -80,6 +82,8 @@ class Delivery:
         self.aborted = False
         self.worker_id = ""
         self.progress: Progress | None = None
+        # Another thread (the scheduled worker's shutdown) may ask the send to stop.
+        self.stop_event = stop_event
 
     # -- public ---------------------------------------------------------------------------
 
@@ -94,14 +98,17 @@ class Delivery:
         done_before = sum(n for s, n in counts.items() if s not in ledger.OPEN_STATES
                           and not (s == "unknown" and self.transport.idempotent))
         self.progress = Progress(total=self.send.total, done_before=done_before)
-        beat = asyncio.create_task(self._heartbeat())
+        helpers = [asyncio.create_task(self._heartbeat())]
+        if self.stop_event is not None:
+            helpers.append(asyncio.create_task(self._watch_stop_event(self.stop_event)))
         try:
             with self._signals():
                 await self._loop()
         finally:
-            beat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await beat
+            for task in helpers:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await asyncio.to_thread(ledger.unregister_worker, self.engine, self.worker_id)
             await self.transport.aclose()
         return await asyncio.to_thread(self._conclude)
@@ -205,6 +212,11 @@ class Delivery:
         while True:
             await asyncio.sleep(ledger.HEARTBEAT_EVERY)
             await asyncio.to_thread(ledger.heartbeat, self.engine, self.worker_id)
+
+    async def _watch_stop_event(self, event: threading.Event) -> None:
+        while not event.is_set():
+            await asyncio.sleep(0.2)
+        self.stop("stopped: the worker is shutting down")
 
     @contextlib.contextmanager
     def _signals(self):

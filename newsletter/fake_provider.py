@@ -48,6 +48,7 @@ class Faults:
     bounce_marker: str = "bounce"   # addresses containing it fail (Postmark 406)
     invalid_marker: str = "invalid"  # addresses containing it fail (Postmark 300)
     fail_first: int = 0         # answer the first N requests with 500 (a burst)
+    bad_token: str = ""         # this API token is refused with 401
 
 
 @dataclass
@@ -72,7 +73,7 @@ class FakeProvider:
         self._idempotent: dict[str, tuple[int, bytes]] = {}
         self._lock = threading.Lock()
         self._random = random.Random(seed)
-        self._server = ThreadingHTTPServer((host, port), _handler(self))
+        self._server = _Server((host, port), _handler(self))
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 
@@ -121,6 +122,15 @@ class FakeProvider:
     def remember(self, key: str, answer: tuple[int, bytes]) -> None:
         with self._lock:
             self._idempotent[key] = answer
+
+
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:
+        # A client that gave up waiting (the timeouts we inject) is expected, not an error.
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 def _handler(fake: FakeProvider) -> type[BaseHTTPRequestHandler]:
@@ -189,6 +199,11 @@ def _handler(fake: FakeProvider) -> type[BaseHTTPRequestHandler]:
             if fake.latency:
                 time.sleep(fake.latency)
             faults = fake.faults
+            token = (self.headers.get("X-Postmark-Server-Token")
+                     or self.headers.get("Authorization", "").removeprefix("Bearer "))
+            if faults.bad_token and token == faults.bad_token:
+                return self._json(401, {"ErrorCode": 10, "name": "invalid_api_key",
+                                        "Message": "Bad or missing Server API token."})
             if provider == "postmark" and not self.headers.get("X-Postmark-Server-Token"):
                 return self._json(401, {"ErrorCode": 10, "Message": "No Account or Server API "
                                         "tokens were supplied in the HTTP headers."})
