@@ -34,6 +34,11 @@ lint: $(VENV)/.installed-test
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/bench_personalize.py
 	$(BIN)/python bench/bench_dry_run.py
+	$(BIN)/python bench/bench_import.py
+	$(BIN)/python bench/bench_list_memory.py
+	$(BIN)/python bench/bench_cold_start.py
+	$(BIN)/python bench/bench_transports.py
+	$(BIN)/python bench/bench_delivery.py
 
 clean:
 	rm -rf $(VENV) outbox subscribers/*.db
