@@ -120,6 +120,18 @@ class HttpClient:
         await self._client.aclose()
 
 
+def api_client(provider: str, config, default_base_url: str, *, bearer: bool = False,
+               headers: dict[str, str] | None = None, **options) -> HttpClient:
+    """The HttpClient of a provider keyed by ``provider_api_key`` (required, and redacted)."""
+    config.require("provider_api_key")
+    key = config.provider_api_key
+    all_headers = {"Accept": "application/json", **(headers or {})}
+    if bearer:
+        all_headers["Authorization"] = f"Bearer {key}"
+    return HttpClient(provider, config.provider_base_url or default_base_url,
+                      headers=all_headers, secrets=[key], **options)
+
+
 def retry_after(response: httpx.Response, now: float | None = None) -> float | None:
     """Seconds the provider asks us to wait, from whichever header it uses."""
     now = time.time() if now is None else now

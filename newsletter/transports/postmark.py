@@ -17,7 +17,7 @@ import httpx
 
 from ..config import Config
 from ..recipient import Recipient
-from ._http import HttpClient, raise_for_status
+from ._http import HttpClient, api_client, raise_for_status
 from .base import (
     BatchRejected,
     FatalTransportError,
@@ -98,19 +98,10 @@ class PostmarkTransport:
 
     def __init__(self, config: Config, *, transport: httpx.AsyncBaseTransport | None = None,
                  **client_options):
-        config.require("provider_api_key")
         self.stream = config.provider_stream or DEFAULT_STREAM
-        self.client = HttpClient(
-            NAME,
-            config.provider_base_url or DEFAULT_BASE_URL,
-            headers={
-                "X-Postmark-Server-Token": config.provider_api_key,
-                "Accept": "application/json",
-            },
-            transport=transport,
-            secrets=[config.provider_api_key],
-            **client_options,
-        )
+        self.client = api_client(
+            NAME, config, DEFAULT_BASE_URL, transport=transport,
+            headers={"X-Postmark-Server-Token": config.provider_api_key}, **client_options)
 
     async def send_batch(self, outgoing: Outgoing, recipients: Sequence[Recipient], *,
                          batch_key: str) -> list[SendResult]:

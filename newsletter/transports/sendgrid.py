@@ -28,7 +28,7 @@ import httpx
 from ..config import Config
 from ..placeholders import FieldTemplate
 from ..recipient import Recipient
-from ._http import HttpClient, raise_for_status
+from ._http import HttpClient, api_client, raise_for_status
 from .base import (
     BatchRejected,
     FatalTransportError,
@@ -209,18 +209,8 @@ class SendGridTransport:
 
     def __init__(self, config: Config, *, transport: httpx.AsyncBaseTransport | None = None,
                  **client_options):
-        config.require("provider_api_key")
-        self.client = HttpClient(
-            NAME,
-            config.provider_base_url or DEFAULT_BASE_URL,
-            headers={
-                "Authorization": f"Bearer {config.provider_api_key}",
-                "Accept": "application/json",
-            },
-            transport=transport,
-            secrets=[config.provider_api_key],
-            **client_options,
-        )
+        self.client = api_client(NAME, config, DEFAULT_BASE_URL, bearer=True,
+                                 transport=transport, **client_options)
 
     async def send_batch(self, outgoing: Outgoing, recipients: Sequence[Recipient], *,
                          batch_key: str) -> list[SendResult]:
