@@ -196,9 +196,11 @@ def _setup_logging() -> None:
 
 def _register_subcommands() -> None:
     from .cli_subscribers import db, subscribers
+    from .cli_worker import worker
 
     cli.add_command(subscribers)
     cli.add_command(db)
+    cli.add_command(worker)
 
 
 _register_subcommands()

@@ -90,6 +90,10 @@ class Config:
             value = getattr(self, f.name)
             if f.name in SECRET_KEYS:
                 value = "(set)" if value else "(unset)"
+            elif f.name == "database_url":
+                from .db import safe_url
+
+                value = safe_url(value)
             out[f.name] = str(value) if isinstance(value, Path) else value
         return out
 

@@ -101,6 +101,8 @@ class Delivery:
         helpers = [asyncio.create_task(self._heartbeat())]
         if self.stop_event is not None:
             helpers.append(asyncio.create_task(self._watch_stop_event(self.stop_event)))
+        if self.stop_event is not None and self.stop_event.is_set():
+            self.stop("stopped: the worker is shutting down")
         try:
             with self._signals():
                 await self._loop()

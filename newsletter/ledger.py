@@ -98,18 +98,21 @@ def open_send(engine: sa.Engine, week: str, content_hash: str, subject: str,
     The content must be what the send started with: a send that went out half with one text
     and half with another would be worse than either.
     """
+    try:
+        return _open_send(engine, week, content_hash, subject, provider)
+    except sa.exc.IntegrityError:
+        # Another sender created the week's send at the same moment (PostgreSQL; SQLite
+        # serializes the writers): join it.
+        return _open_send(engine, week, content_hash, subject, provider)
+
+
+def _open_send(engine: sa.Engine, week: str, content_hash: str, subject: str,
+               provider: str) -> tuple[SendRecord, bool]:
     stamp = now()
     with begin_write(engine) as conn:
         row = conn.execute(sa.select(sends).where(sends.c.week == week)).first()
         if row is not None:
-            if row.content_hash != content_hash:
-                when = row.created_at.strftime("%Y-%m-%d %H:%M UTC")
-                state = "was sent" if row.status == "done" else "started sending"
-                raise SendError(
-                    f"the edition for {week} {state} on {when} with other content; it is not "
-                    f"sent again with changed content (revert the change to "
-                    f"{'resume' if row.status != 'done' else 'leave it as sent'})"
-                )
+            _check_same_content(row, week, content_hash)
             return _send_record(row), False
         send_id = conn.execute(
             sends.insert().values(week=week, content_hash=content_hash, subject=subject,
@@ -127,6 +130,18 @@ def open_send(engine: sa.Engine, week: str, content_hash: str, subject: str,
         conn.execute(sends.update().where(sends.c.id == send_id).values(total=total))
         row = conn.execute(sa.select(sends).where(sends.c.id == send_id)).one()
     return _send_record(row), True
+
+
+def _check_same_content(row: sa.Row, week: str, content_hash: str) -> None:
+    if row.content_hash == content_hash:
+        return
+    when = row.created_at.strftime("%Y-%m-%d %H:%M UTC")
+    if row.status == "done":
+        raise SendError(f"the edition for {week} was sent on {when} with other content; a "
+                        "week is sent once, so the changed edition is not sent")
+    raise SendError(f"the edition for {week} started sending on {when} with other content; "
+                    "revert the change to resume it (half a list must not get one text and "
+                    "half another)")
 
 
 # -- workers ---------------------------------------------------------------------------------
