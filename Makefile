@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DEMO_WEEK := 2026-W47
+MJML_VERSION := 4.15.3
 
 .PHONY: demo test lint bench clean
 
@@ -24,7 +25,14 @@ demo: $(VENV)/.installed
 	$(BIN)/newsletter preview --week $(DEMO_WEEK) --out outbox/preview.html
 	$(BIN)/newsletter send --week $(DEMO_WEEK) --dry-run --out outbox/$(DEMO_WEEK)
 
-test: $(VENV)/.installed-test
+# The reference MJML renderer, for the conformance tests (skipped without npm, except in CI).
+.mjml/node_modules/.bin/mjml:
+	@if command -v npm >/dev/null 2>&1; then \
+		npm install --prefix .mjml --no-save --no-audit --no-fund --loglevel=error \
+			mjml@$(MJML_VERSION); \
+	else echo "npm not found: the MJML conformance tests will be skipped"; fi
+
+test: $(VENV)/.installed-test .mjml/node_modules/.bin/mjml
 	$(BIN)/ruff check newsletter tests bench
 	$(BIN)/python -m pytest
 
