@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from newsletter import db, subscribers
+from newsletter import db, transfer
 
 BIN = Path(sys.executable).parent
 
@@ -35,7 +35,7 @@ def main() -> None:
         csv_path.write_text(
             "email\n" + "".join(f"r{i}@example.com\n" for i in range(args.rows)), encoding="utf-8"
         )
-        subscribers.import_csv(engine, csv_path)
+        transfer.import_csv(engine, csv_path)
         db.dispose_engines()
         env = {**os.environ, "NEWSLETTER_DATABASE_URL": url}
         cases = {

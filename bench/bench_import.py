@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from newsletter import db, subscribers
+from newsletter import db, transfer
 
 
 def main() -> None:
@@ -28,9 +28,9 @@ def main() -> None:
         url = args.database_url or f"sqlite:///{Path(tmp) / 'bench.db'}"
         engine = db.connect(url)  # migrations are not part of the figure
 
-        dry = _timed(lambda: subscribers.import_csv(engine, path, dry_run=True))
-        first, report = _timed(lambda: subscribers.import_csv(engine, path))
-        again, report2 = _timed(lambda: subscribers.import_csv(engine, path))
+        dry = _timed(lambda: transfer.import_csv(engine, path, dry_run=True))
+        first, report = _timed(lambda: transfer.import_csv(engine, path))
+        again, report2 = _timed(lambda: transfer.import_csv(engine, path))
         print(f"file: {args.rows:,} rows, {path.stat().st_size / 1e6:.1f} MB; database: "
               f"{db.safe_url(url).split('?')[0]}")
         print(f"dry run:   {dry[0]:6.2f} s")

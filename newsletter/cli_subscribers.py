@@ -1,5 +1,7 @@
 """``newsletter subscribers ...`` and ``newsletter db ...``: parse, call subscribers.py, print.
 
+CSV import and export (``import``, ``export``, ``list --format csv``) call transfer.py instead.
+
 Only click is imported at module level: SQLAlchemy, rich and email-validator are imported inside
 the commands that need them, so ``newsletter subscribers count`` starts fast. The config comes
 from ``ctx.obj`` (cli.AppContext) through ``click.pass_obj``; cli.py imports this module, so this
@@ -57,11 +59,12 @@ def add_command(app, email: str, name: str | None, status: str, attrs: tuple[str
 @click.pass_obj
 def import_command(app, file: str, dry_run: bool, skip_invalid: bool) -> None:
     """Import subscribers from a CSV file with a header row (email required)."""
-    from . import subscribers as subs
+    from . import transfer
 
     try:
-        report = subs.import_csv(_engine(app), file, dry_run=dry_run, skip_invalid=skip_invalid)
-    except subs.ImportAborted as exc:
+        report = transfer.import_csv(_engine(app), file, dry_run=dry_run,
+                                     skip_invalid=skip_invalid)
+    except transfer.ImportAborted as exc:
         for problem in exc.report.invalid:
             click.echo(str(problem), err=True)
         raise
@@ -88,9 +91,9 @@ def _import_summary(report) -> str:
 @click.pass_obj
 def export_command(app, file: str, status: str | None) -> None:
     """Write subscribers to a CSV file that `subscribers import` reads back."""
-    from . import subscribers as subs
+    from . import transfer
 
-    count = subs.export_csv(_engine(app), file, status=status)
+    count = transfer.export_csv(_engine(app), file, status=status)
     click.echo(f"exported {count} subscriber(s) to {file}")
 
 
@@ -108,7 +111,9 @@ def list_command(app, status: str | None, fmt: str) -> None:
         subs.check_status(status)
     out = sys.stdout
     if fmt == "csv":
-        subs.export_csv(engine, out, status=status)
+        from . import transfer
+
+        transfer.export_csv(engine, out, status=status)
     elif fmt == "json":
         _write_json(out, (s.as_dict() for s in subs.iter_subscribers(engine, status)))
     else:

@@ -1,4 +1,5 @@
-"""newsletter.subscribers as a library: streaming, status rules, atomic import, round trips."""
+"""newsletter.subscribers and newsletter.transfer as a library: streaming, status rules, atomic
+import, round trips."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from newsletter import db
+from newsletter import db, transfer
 from newsletter import subscribers as subs
 from newsletter.errors import SubscriberError
 from newsletter.recipient import Recipient
@@ -115,7 +116,7 @@ def test_import_reactivates_nothing_and_reports_each_case(engine, tmp_path):
     subs.add(engine, "pend@example.com", status="pending")
     names = ("unsub", "bounce", "complain", "erased", "pend", "new")
     text = "email,status\n" + "".join(f"{a}@example.com,active\n" for a in names)
-    report = subs.import_csv(engine, write(tmp_path / "l.csv", text))
+    report = transfer.import_csv(engine, write(tmp_path / "l.csv", text))
     assert report.added == 1 and report.unchanged == 1
     assert [(p.line, p.reason) for p in report.not_resubscribed] == [
         (2, "unsubscribed; not re-subscribed"),
@@ -142,17 +143,17 @@ def test_failed_import_writes_nothing_even_after_some_batches(engine, tmp_path, 
     subs.add(engine, "taken@example.com")
     rows = [f"u{i}@example.com" for i in range(9)] + ["taken@example.com", "last@example.com"]
     path = write(tmp_path / "l.csv", "email\n" + "\n".join(rows) + "\n")
-    monkeypatch.setattr(subs, "_CHUNK", 2)  # inserts of 4 rows: two batches go in first
-    monkeypatch.setattr(subs, "_existing_statuses", lambda conn, keys: {})  # the race
+    monkeypatch.setattr(transfer, "_CHUNK", 2)  # inserts of 4 rows: two batches go in first
+    monkeypatch.setattr(transfer, "_existing_statuses", lambda conn, keys: {})  # the race
     with pytest.raises(SubscriberError, match="changed while importing; nothing was imported"):
-        subs.import_csv(engine, path)
+        transfer.import_csv(engine, path)
     assert [s.email for s in subs.iter_subscribers(engine)] == ["taken@example.com"]
 
 
 def test_invalid_rows_abort_before_writing(engine, tmp_path):
     path = write(tmp_path / "l.csv", "email\n" + "ok@example.com\n" * 1 + "bad\nalso bad\n")
-    with pytest.raises(subs.ImportAborted) as caught:
-        subs.import_csv(engine, path)
+    with pytest.raises(transfer.ImportAborted) as caught:
+        transfer.import_csv(engine, path)
     assert [(p.line, p.value) for p in caught.value.report.invalid] == [(3, "bad"), (4, "also bad")]
     assert subs.count_by_status(engine)["active"] == 0
 
@@ -232,15 +233,15 @@ def test_export_import_round_trip(engine, tmp_path, records):
     original = [_comparable(s) for s in subs.iter_subscribers(engine)]
 
     path = tmp_path / "export.csv"
-    assert subs.export_csv(engine, path) == len(records)
+    assert transfer.export_csv(engine, path) == len(records)
     _empty(engine)
-    report = subs.import_csv(engine, path)
+    report = transfer.import_csv(engine, path)
     assert report.added == len(records) and not report.invalid
 
     assert [_comparable(s) for s in subs.iter_subscribers(engine)] == original
     # And a second export is byte-identical to the first.
     again = io.StringIO()
-    subs.export_csv(engine, again)
+    transfer.export_csv(engine, again)
     assert again.getvalue() == path.read_bytes().decode("utf-8")
 
 
@@ -265,8 +266,8 @@ def test_failed_export_leaves_the_previous_file_and_no_temporary(engine, tmp_pat
         yield from ()
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(subs, "iter_subscribers", broken)
+    monkeypatch.setattr(transfer, "iter_subscribers", broken)
     with pytest.raises(RuntimeError):
-        subs.export_csv(engine, target)
+        transfer.export_csv(engine, target)
     assert target.read_text(encoding="utf-8") == "previous\n"
     assert not [name for name in os.listdir(tmp_path) if name.endswith(".tmp")]
