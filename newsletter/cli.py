@@ -175,7 +175,10 @@ def _counts_line(counts: dict[str, int]) -> str:
 
 def _hints(week: str, counts: dict[str, int], *, idempotent: bool) -> list[str]:
     hints = []
-    if counts.get("unknown") and not idempotent:
+    unfinished = counts.get("pending") or counts.get("in_flight")
+    # An idempotent provider's unknown rows are repeated by a resumed send; only those that
+    # ran out of attempts need a person.
+    if counts.get("unknown") and not (idempotent and unfinished):
         hints.append(f"{counts['unknown']} recipient(s) may or may not have received it; "
                      f"`newsletter send --week {week} --retry-unknown` sends to them again")
     if counts.get("failed"):

@@ -115,6 +115,11 @@ class Delivery:
             await self.transport.aclose()
         return await asyncio.to_thread(self._conclude)
 
+    @property
+    def _repeat_below(self) -> int | None:
+        """Unknown rows are repeated (under their key) only with an idempotent provider."""
+        return self.config.max_attempts if self.transport.idempotent else None
+
     # -- the loop ---------------------------------------------------------------------------
 
     async def _loop(self) -> None:
@@ -143,7 +148,8 @@ class Delivery:
     def _claim(self) -> ledger.Claim | None:
         while True:
             if self.transport.idempotent:
-                batch = ledger.claim_unknown(self.engine, self.send.id, self.worker_id)
+                batch = ledger.claim_unknown(self.engine, self.send.id, self.worker_id,
+                                             max_attempts=self.config.max_attempts)
             else:
                 batch = None
             if batch is None:
@@ -157,11 +163,14 @@ class Delivery:
 
     async def _wait_for_work(self) -> bool:
         """Nothing claimable now: wait for a retry to fall due, or for other senders."""
-        open_now = await asyncio.to_thread(ledger.open_rows, self.engine, self.send.id)
+        below = self._repeat_below
+        open_now = await asyncio.to_thread(ledger.open_rows, self.engine, self.send.id,
+                                           repeat_unknown_below=below)
         if not open_now:
             return False
         await asyncio.to_thread(ledger.recover, self.engine, self.send.id)
-        due = await asyncio.to_thread(ledger.next_due, self.engine, self.send.id)
+        due = await asyncio.to_thread(ledger.next_due, self.engine, self.send.id,
+                                      repeat_unknown_below=below)
         wait = IDLE_POLL
         if due is not None:
             wait = max(0.05, min((due - datetime.now(UTC)).total_seconds(), 5.0))
@@ -240,10 +249,9 @@ class Delivery:
         send_id = self.send.id
         if self.aborted:
             ledger.finish(self.engine, send_id, aborted=self.stop_reason)
-        elif self.stop_reason is None:
-            states = ledger.OPEN_STATES + (("unknown",) if self.transport.idempotent else ())
-            if not ledger.open_rows(self.engine, send_id, states):
-                ledger.finish(self.engine, send_id)
+        elif self.stop_reason is None and not ledger.open_rows(
+                self.engine, send_id, repeat_unknown_below=self._repeat_below):
+            ledger.finish(self.engine, send_id)
         assert self.progress is not None
         return RunResult(
             send=ledger.find_send(self.engine, self.send.week) or self.send,

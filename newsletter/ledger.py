@@ -19,7 +19,7 @@ import os
 import random
 import socket
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -242,18 +242,28 @@ def claim(engine: sa.Engine, send_id: int, worker_id: str, limit: int) -> Claim 
                      new_attempt=True)
 
 
-def claim_unknown(engine: sa.Engine, send_id: int, worker_id: str) -> Claim | None:
+def _repeatable(max_attempts: int, stamp: datetime | None = None) -> sa.ColumnElement[bool]:
+    """Unknown rows an idempotent provider may be asked about again: attempts left (and due)."""
+    d = deliveries.c
+    cond = sa.and_(d.status == "unknown", d.batch_key.is_not(None), d.attempts < max_attempts)
+    if stamp is not None:
+        cond = sa.and_(cond, sa.or_(d.next_attempt_at.is_(None), d.next_attempt_at <= stamp))
+    return cond
+
+
+def claim_unknown(engine: sa.Engine, send_id: int, worker_id: str, *,
+                  max_attempts: int) -> Claim | None:
     """Take one whole batch left ``unknown`` to resend it under its original batch key.
 
     Only for providers with idempotency keys: the provider recognises the repeat and sends
-    nothing twice.
+    nothing twice. Each repeat counts as an attempt and waits its turn like a retry, so a
+    provider whose answers keep getting lost is not asked forever.
     """
     stamp = now()
     d = deliveries.c
     with begin_write(engine) as conn:
         key = conn.execute(
-            sa.select(d.batch_key).where(d.send_id == send_id, d.status == "unknown",
-                                         d.batch_key.is_not(None))
+            sa.select(d.batch_key).where(d.send_id == send_id, _repeatable(max_attempts, stamp))
             .limit(1).with_for_update(skip_locked=True)
         ).scalar()
         if key is None:
@@ -266,7 +276,7 @@ def claim_unknown(engine: sa.Engine, send_id: int, worker_id: str) -> Claim | No
             return None
         # Everyone who was in the original request goes again, whatever their status now: the
         # repeat only completes a request the provider may already have carried out.
-        return _take(conn, send_id, worker_id, ids, key, stamp, new_attempt=False,
+        return _take(conn, send_id, worker_id, ids, key, stamp, new_attempt=True,
                      active_only=False)
 
 
@@ -328,6 +338,9 @@ def record(engine: sa.Engine, send_id: int, worker_id: str, outcomes: Sequence[O
 def _row_values(o: Outcome, attempts: int, max_attempts: int, retry_delay: float,
                 stamp: datetime) -> dict:
     status, next_at, error = o.status, None, o.reason or None
+    if status == "unknown":
+        # Asked again only by an idempotent provider (claim_unknown), and not at once.
+        next_at = stamp + timedelta(seconds=retry_delay * 2 ** (attempts - 1))
     if status == "retry":
         if attempts >= max_attempts:
             status, error = "failed", f"gave up after {attempts} attempts: {o.reason}"
@@ -349,19 +362,31 @@ def counts(engine: sa.Engine, send_id: int) -> dict[str, int]:
     return {status: n for status, n in rows}
 
 
-def next_due(engine: sa.Engine, send_id: int) -> datetime | None:
+def _open(repeat_unknown_below: int | None) -> sa.ColumnElement[bool]:
+    """Rows with work left: pending or in flight, and (for an idempotent provider) unknown
+    rows with attempts left."""
+    cond = deliveries.c.status.in_(OPEN_STATES)
+    if repeat_unknown_below is not None:
+        cond = sa.or_(cond, _repeatable(repeat_unknown_below))
+    return cond
+
+
+def next_due(engine: sa.Engine, send_id: int, *,
+             repeat_unknown_below: int | None = None) -> datetime | None:
     """When the next waiting retry falls due (None if nothing is waiting)."""
     d = deliveries.c
     with engine.connect() as conn:
         return conn.execute(sa.select(sa.func.min(d.next_attempt_at)).where(
-            d.send_id == send_id, d.status == "pending")).scalar()
+            d.send_id == send_id, d.status != "in_flight",
+            _open(repeat_unknown_below))).scalar()
 
 
-def open_rows(engine: sa.Engine, send_id: int, states: Iterable[str] = OPEN_STATES) -> int:
+def open_rows(engine: sa.Engine, send_id: int, *,
+              repeat_unknown_below: int | None = None) -> int:
     d = deliveries.c
     with engine.connect() as conn:
         return conn.execute(sa.select(sa.func.count()).select_from(deliveries).where(
-            d.send_id == send_id, d.status.in_(list(states)))).scalar_one()
+            d.send_id == send_id, _open(repeat_unknown_below))).scalar_one()
 
 
 def finish(engine: sa.Engine, send_id: int, *, aborted: str | None = None) -> None:

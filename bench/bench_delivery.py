@@ -1,0 +1,188 @@
+"""End-to-end delivery: `newsletter send` against the fake provider in a process of its own.
+
+For each list size, a fresh database is seeded with that many active subscribers, the fake
+provider is started (answering each request after --latency-ms, recording what it accepts) and
+`newsletter send --week 2026-W47` runs as a child process with provider = postmark: batches of
+500, each message carrying its full filled-in HTML and text. Reported per size:
+
+- recipients per second: end to end (the child's whole life: start, render, snapshot, send)
+  and while sending (from the ledger: first to last row recorded as sent);
+- the sender child's peak RSS (ru_maxrss from wait4) and CPU time (user + sys) per recipient.
+
+Targets on a 2-core machine: at least 2,000 recipients/s; peak RSS for 100,000 within 10 % of
+that for 10,000, and under 150 MB. The fake's record is checked: everyone exactly once.
+SQLite by default; --database-url postgresql://... runs on PostgreSQL (each size in a schema of
+its own, dropped afterwards).
+
+    .venv/bin/python bench/bench_delivery.py [--sizes 10000 100000] [--database-url URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.process_helpers import (  # noqa: E402
+    WEEK,
+    FakeProviderProcess,
+    read_records,
+    seed_subscribers,
+    sender_env,
+)
+
+NEWSLETTER = str(Path(sys.executable).parent / "newsletter")
+
+
+@dataclass
+class Result:
+    n: int
+    wall: float
+    sending_rate: float
+    peak_mib: float
+    cpu_seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.n / self.wall
+
+    @property
+    def cpu_us_per_recipient(self) -> float:
+        return self.cpu_seconds / self.n * 1e6
+
+
+@contextmanager
+def database(base_url: str | None, tmp: Path):
+    """A fresh, empty database: a SQLite file, or a new schema on the PostgreSQL server."""
+    if not base_url or base_url.startswith("sqlite"):
+        yield f"sqlite:///{tmp / 'newsletter.db'}"
+        return
+    import psycopg
+
+    plain = base_url.replace("postgresql+psycopg://", "postgresql://")
+    schema = f"bench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    sep = "&" if "?" in plain else "?"
+    try:
+        yield f"{plain}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        from newsletter.db import dispose_engines
+
+        dispose_engines()
+        with psycopg.connect(plain, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def sending_rate(database_url: str) -> float:
+    """Rows recorded as sent per second, first to last (what `newsletter status` shows)."""
+    import sqlalchemy as sa
+
+    from newsletter.db import normalize_url
+    from newsletter.tables import deliveries
+
+    engine = sa.create_engine(normalize_url(database_url))
+    d = deliveries.c
+    try:
+        with engine.connect() as conn:
+            first, last, n = conn.execute(sa.select(sa.func.min(d.updated_at),
+                                                    sa.func.max(d.updated_at), sa.func.count())
+                                          .where(d.status == "sent")).one()
+    finally:
+        engine.dispose()
+    if isinstance(first, str):  # SQLite without the column type's conversion
+        from datetime import datetime
+
+        first, last = datetime.fromisoformat(first), datetime.fromisoformat(last)
+    seconds = (last - first).total_seconds()
+    return n / seconds if seconds > 0 else float("nan")
+
+
+def run(n: int, args: argparse.Namespace) -> Result:
+    with tempfile.TemporaryDirectory(prefix="nl-bench-delivery-") as tmp_name:
+        tmp = Path(tmp_name)
+        project = tmp / "project"
+        project.mkdir()
+        shutil.copy(ROOT / "newsletter.toml", project / "newsletter.toml")
+        shutil.copytree(ROOT / "templates", project / "templates")
+        shutil.copytree(ROOT / "items", project / "items")
+        with database(args.database_url, tmp) as database_url:
+            active, _ = seed_subscribers(database_url, n)
+            record = tmp / "provider.jsonl"
+            with FakeProviderProcess(record, latency_ms=args.latency_ms) as fake:
+                env = sender_env("postmark", fake.base_url, database_url,
+                                 batch_size=args.batch_size, concurrency=args.concurrency)
+                err_path = tmp / "send.err"
+                with err_path.open("w") as err:
+                    start = time.perf_counter()
+                    proc = subprocess.Popen([NEWSLETTER, "send", "--week", WEEK], env=env,
+                                            cwd=project, stdout=subprocess.PIPE, stderr=err,
+                                            text=True, start_new_session=True)
+                    out = proc.stdout.read()
+                    # wait4: the rusage of exactly this child (peak RSS, CPU), as it exits.
+                    _, status, usage = os.wait4(proc.pid, 0)
+                    wall = time.perf_counter() - start
+                    proc.returncode = os.waitstatus_to_exitcode(status)
+                    proc.stdout.close()
+                if proc.returncode != 0:
+                    raise SystemExit(f"newsletter send exited {proc.returncode}:\n{out}\n"
+                                     f"{err_path.read_text()[-3000:]}")
+            received = Counter(int(r["metadata"]["subscriber_id"]) for r in read_records(record))
+            if set(received) != active or set(received.values()) != {1}:
+                raise SystemExit(f"the provider did not receive everyone exactly once: "
+                                 f"{len(received)} distinct of {n}, "
+                                 f"max {max(received.values(), default=0)} each")
+            rate = sending_rate(database_url)
+    # ru_maxrss is in KiB on Linux.
+    return Result(n, wall, rate, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--database-url", default=None,
+                        help="postgresql://... to run on PostgreSQL (default: SQLite)")
+    parser.add_argument("--latency-ms", type=float, default=20.0)
+    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--concurrency", type=int, default=4)
+    args = parser.parse_args()
+
+    backend = "PostgreSQL" if args.database_url and "postgres" in args.database_url \
+        else "SQLite"
+    print(f"newsletter send -> fake provider (postmark, {args.latency_ms:.0f} ms latency, "
+          f"batches of {args.batch_size}, {args.concurrency} in flight) on {backend}; "
+          f"{os.cpu_count()} CPUs")
+    print(f"{'recipients':>10} {'wall s':>7} {'end-to-end/s':>13} {'sending/s':>10} "
+          f"{'peak RSS MiB':>13} {'CPU us/recipient':>17}")
+    results = []
+    for n in args.sizes:
+        r = run(n, args)
+        results.append(r)
+        print(f"{r.n:>10,} {r.wall:>7.1f} {r.rate:>13,.0f} {r.sending_rate:>10,.0f} "
+              f"{r.peak_mib:>13.1f} {r.cpu_us_per_recipient:>17.0f}", flush=True)
+    largest = max(results, key=lambda r: r.n)
+    print(f"throughput at {largest.n:,}: {largest.rate:,.0f} recipients/s end to end "
+          f"(target >= 2,000/s): {'ok' if largest.rate >= 2000 else 'MISSED'}")
+    if len(results) > 1:
+        smallest = min(results, key=lambda r: r.n)
+        growth = (largest.peak_mib - smallest.peak_mib) / smallest.peak_mib * 100
+        within = abs(growth) <= 10 and largest.peak_mib * 1.048576 < 150  # MiB -> MB
+        print(f"peak RSS {smallest.n:,} -> {largest.n:,}: {smallest.peak_mib:.1f} -> "
+              f"{largest.peak_mib:.1f} MiB, {growth:+.1f} % (target within 10 % and under "
+              f"150 MB): {'ok' if within else 'MISSED'}")
+
+
+if __name__ == "__main__":
+    main()
