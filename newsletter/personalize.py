@@ -54,7 +54,14 @@ class Personalizer:
         return values
 
     def html_values(self, values: dict[str, str]) -> dict[str, str]:
-        return {key: html.escape(value) for key, value in values.items()}
+        """Escaped for HTML, and ASCII like the rendered page (non-ASCII as &#NNN;)."""
+        out = {}
+        for key, value in values.items():
+            value = html.escape(value)
+            if not value.isascii():
+                value = value.encode("ascii", "xmlcharrefreplace").decode("ascii")
+            out[key] = value
+        return out
 
     def message_id(self, recipient: Recipient) -> str:
         # Stable per edition and subscriber, so a resent message is recognisably the same one;

@@ -53,7 +53,7 @@ def render_edition(config: Config, edition: Edition) -> RenderedEdition:
     context = _context(config, edition, RecipientMarkers(nonce))
     mjml_source = _render_template(env, HTML_TEMPLATE, context)
     text = _render_template(env, TEXT_TEMPLATE, context)
-    html = _inline_css(_mjml_to_html(mjml_source), templates_dir / CSS_FILE)
+    html = _ascii(_inline_css(_mjml_to_html(mjml_source), templates_dir / CSS_FILE))
     html_t = FieldTemplate.split(html, nonce)
     text_t = FieldTemplate.split(_tidy_text(text), nonce)
     digest = hashlib.sha256()
@@ -173,6 +173,12 @@ def _inline_css(html: str, css_path: Path) -> str:
         extra_css=extra_css,
     )
     return inliner.inline(html)
+
+
+def _ascii(html: str) -> str:
+    """Non-ASCII characters as numeric references (&#8217;): the same page in a browser, and
+    Python keeps each of the send's many filled-in copies at one byte a character, not two."""
+    return html.encode("ascii", "xmlcharrefreplace").decode("ascii")
 
 
 def _tidy_text(text: str) -> str:

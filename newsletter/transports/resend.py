@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import httpx
@@ -65,7 +65,11 @@ def idempotency_key(edition_key: str, batch_key: str) -> str:
 
 
 def build_batch(outgoing: Outgoing, recipients: Sequence[Recipient]) -> list[dict[str, Any]]:
-    messages = []
+    return list(iter_batch(outgoing, recipients))
+
+
+def iter_batch(outgoing: Outgoing, recipients: Sequence[Recipient]) -> Iterator[dict[str, Any]]:
+    """The batch's messages, one at a time."""
     for recipient in recipients:
         msg = outgoing.personal(recipient)
         body: dict[str, Any] = {
@@ -82,8 +86,7 @@ def build_batch(outgoing: Outgoing, recipients: Sequence[Recipient]) -> list[dic
         }
         if outgoing.reply_to:
             body["reply_to"] = outgoing.reply_to
-        messages.append(body)
-    return messages
+        yield body
 
 
 def request_headers(outgoing: Outgoing, batch_key: str) -> dict[str, str]:
@@ -147,9 +150,9 @@ class ResendTransport:
     async def send_batch(self, outgoing: Outgoing, recipients: Sequence[Recipient], *,
                          batch_key: str) -> list[SendResult]:
         check_batch(self, recipients)
-        body = build_batch(outgoing, recipients)
         response = await self.client.request(
-            "POST", PATH, json=body, headers=request_headers(outgoing, batch_key),
+            "POST", PATH, json_items=iter_batch(outgoing, recipients),
+            headers=request_headers(outgoing, batch_key),
             idempotent=True,
         )
         if response.status_code != 200:
