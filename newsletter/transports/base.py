@@ -166,6 +166,34 @@ def address(recipient: Recipient) -> str:
     return formataddr((recipient.name.strip(), recipient_email(recipient)))
 
 
+@dataclass(frozen=True, slots=True)
+class Person:
+    """One recipient of a content-once request: the values a provider substitutes."""
+
+    recipient: Recipient
+    email: str                  # IDNA form
+    values: dict[str, str]      # raw, for the text part
+    html_values: dict[str, str]  # escaped, for the HTML part
+    headers: dict[str, str]
+
+
+def people(outgoing: Outgoing, recipients: Sequence[Recipient], provider: str) -> list[Person]:
+    """Each recipient's values and headers; an address twice in one batch is refused, since
+    providers that substitute per recipient key their variables by address."""
+    p = outgoing.personalizer
+    seen: set[str] = set()
+    out = []
+    for recipient in recipients:
+        email = recipient_email(recipient)
+        if email.lower() in seen:
+            raise ValueError(f"{provider}: {email} appears twice in one batch")
+        seen.add(email.lower())
+        url = p.unsubscribe_url(recipient)
+        values = p.values(recipient, url)
+        out.append(Person(recipient, email, values, p.html_values(values), p.headers(url)))
+    return out
+
+
 def pick_nonce(seed: str, texts: Iterable[str]) -> str:
     """8 hex digits derived from ``seed`` that occur in none of ``texts``: a prefix for
     provider substitution tags that no content or value can contain."""

@@ -40,8 +40,8 @@ from .base import (
     Status,
     address,
     check_batch,
+    people,
     pick_nonce,
-    recipient_email,
 )
 
 NAME = "mailgun"
@@ -64,42 +64,32 @@ def base_url(configured: str) -> str:
 
 def build_form(outgoing: Outgoing, recipients: Sequence[Recipient]) -> Form:
     """The form fields, in order; ``to`` repeats, every other name occurs once."""
-    p = outgoing.personalizer
-    rendered = p.rendered
-    people = []
-    seen: set[str] = set()
-    for recipient in recipients:
-        email = recipient_email(recipient)
-        if email.lower() in seen:
-            # Mailgun drops a repeated address, and recipient-variables are keyed by address.
-            raise ValueError(f"{NAME}: {email} appears twice in one batch")
-        seen.add(email.lower())
-        url = p.unsubscribe_url(recipient)
-        values = p.values(recipient, url)
-        people.append((recipient, email, values, p.html_values(values), p.headers(url)))
+    rendered = outgoing.personalizer.rendered
+    # Mailgun would drop a repeated address silently: people() refuses it.
+    batch = people(outgoing, recipients, NAME)
 
     texts = [*rendered.html.literals, *rendered.text.literals, outgoing.subject, outgoing.sender]
-    for _, _, values, html_values, headers in people:
-        texts += values.values()
-        texts += html_values.values()
-        texts += headers.values()
+    for person in batch:
+        texts += person.values.values()
+        texts += person.html_values.values()
+        texts += person.headers.values()
     nonce = pick_nonce(rendered.content_hash, texts)
 
     prefix = f"nl{nonce}"
     html_keys = {f: f"{prefix}h{i}" for i, f in enumerate(sorted(set(rendered.html.fields)))}
     text_keys = {f: f"{prefix}t{i}" for i, f in enumerate(sorted(set(rendered.text.fields)))}
-    names = list(dict.fromkeys(name for *_, headers in people for name in headers))
-    varying = [n for n in names if len({h.get(n) for *_, h in people}) > 1]
+    names = list(dict.fromkeys(name for person in batch for name in person.headers))
+    varying = [n for n in names if len({person.headers.get(n) for person in batch}) > 1]
     header_keys = {n: f"{prefix}x{j}" for j, n in enumerate(varying)}
     id_key = f"{prefix}id"
 
     variables: dict[str, dict[str, str]] = {}
-    for recipient, email, values, html_values, headers in people:
-        mine = {key: html_values[f] for f, key in html_keys.items()}
-        mine.update({key: values[f] for f, key in text_keys.items()})
-        mine.update({key: headers.get(n, "") for n, key in header_keys.items()})
-        mine[id_key] = str(recipient.id)
-        variables[email] = mine
+    for person in batch:
+        mine = {key: person.html_values[f] for f, key in html_keys.items()}
+        mine.update({key: person.values[f] for f, key in text_keys.items()})
+        mine.update({key: person.headers.get(n, "") for n, key in header_keys.items()})
+        mine[id_key] = str(person.recipient.id)
+        variables[person.email] = mine
 
     form: Form = [("from", outgoing.sender)]
     form += [("to", address(recipient)) for recipient in recipients]
@@ -110,7 +100,7 @@ def build_form(outgoing: Outgoing, recipients: Sequence[Recipient]) -> Form:
         ("recipient-variables", json.dumps(variables, ensure_ascii=False,
                                            separators=(",", ":"))),
     ]
-    first = people[0][4]
+    first = batch[0].headers
     for name in names:
         value = f"%recipient.{header_keys[name]}%" if name in header_keys else first[name]
         form.append((f"h:{name}", value))

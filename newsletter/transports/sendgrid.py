@@ -36,8 +36,8 @@ from .base import (
     SendResult,
     Status,
     check_batch,
+    people,
     pick_nonce,
-    recipient_email,
 )
 
 NAME = "sendgrid"
@@ -77,37 +77,28 @@ def tag_content(html: FieldTemplate, text: FieldTemplate, nonce: str) -> TaggedC
 
 def build_mail(outgoing: Outgoing, recipients: Sequence[Recipient]) -> dict[str, Any]:
     """The request body: shared content once, one personalization per recipient."""
-    p = outgoing.personalizer
-    rendered = p.rendered
-    seen: set[str] = set()
-    people = []
-    for recipient in recipients:
-        email = recipient_email(recipient)
-        if email.lower() in seen:
-            # SendGrid refuses the whole request when an address appears twice.
-            raise ValueError(f"{NAME}: {email} appears twice in one batch")
-        seen.add(email.lower())
-        url = p.unsubscribe_url(recipient)
-        values = p.values(recipient, url)
-        people.append((recipient, email, values, p.html_values(values), p.headers(url)))
+    rendered = outgoing.personalizer.rendered
+    # SendGrid refuses a whole request that names an address twice: people() says so first.
+    batch = people(outgoing, recipients, NAME)
 
     texts = [*rendered.html.literals, *rendered.text.literals, outgoing.subject]
-    for _, _, values, html_values, _ in people:
-        texts += values.values()
-        texts += html_values.values()
+    for person in batch:
+        texts += person.values.values()
+        texts += person.html_values.values()
     content = tag_content(rendered.html, rendered.text, pick_nonce(rendered.content_hash, texts))
 
     personalizations = []
-    for recipient, email, values, html_values, headers in people:
-        to: dict[str, str] = {"email": email}
+    for person in batch:
+        recipient = person.recipient
+        to: dict[str, str] = {"email": person.email}
         if recipient.name.strip():
             to["name"] = display_name(recipient.name)
-        substitutions = {tag: html_values[f] for f, tag in content.html_tags.items()}
-        substitutions.update({tag: values[f] for f, tag in content.text_tags.items()})
+        substitutions = {tag: person.html_values[f] for f, tag in content.html_tags.items()}
+        substitutions.update({tag: person.values[f] for f, tag in content.text_tags.items()})
         personalizations.append({
             "to": [to],
             "substitutions": substitutions,
-            "headers": headers,
+            "headers": person.headers,
             "custom_args": {"edition": outgoing.edition_key, "subscriber_id": str(recipient.id)},
         })
 
