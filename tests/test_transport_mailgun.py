@@ -16,7 +16,6 @@ from newsletter.recipient import Recipient
 from newsletter.transports._http import RetryPolicy
 from newsletter.transports.base import (
     BatchRejected,
-    BatchRetryable,
     FatalTransportError,
     OutcomeUnknown,
     Status,
@@ -346,50 +345,12 @@ async def test_429_is_retried_after_the_time_asked(config, outgoing):
     assert len(calls) == 2 and sleeps[0] >= 5
 
 
-async def test_500_exhausting_retries_means_retry_later(config, outgoing):
-    calls = []
-    answer = {"message": "Internal Server Error"}
-    validate_response("mailgun", SPEC_PATH, "post", 500, answer)
-
-    def handler(request):
-        calls.append(1)
-        return httpx.Response(500, json=answer)
-
-    with pytest.raises(BatchRetryable) as err:
-        await send(config, outgoing, handler)
-    assert len(calls) == 3 and err.value.status == 500
 
 
-async def test_a_timeout_after_sending_is_unknown_and_not_resent(config, outgoing):
-    calls = []
-
-    def handler(request):
-        calls.append(1)
-        raise httpx.ReadTimeout("slow", request=request)
-
-    with pytest.raises(OutcomeUnknown):
-        await send(config, outgoing, handler)
-    assert len(calls) == 1, "Mailgun has no idempotency key: the batch must not go twice"
 
 
-async def test_a_connect_error_is_retried(config, outgoing):
-    calls = []
-
-    def handler(request):
-        calls.append(1)
-        if len(calls) < 3:
-            raise httpx.ConnectError("refused", request=request)
-        return queued(request)
-
-    assert [r.status for r in await send(config, outgoing, handler)] == [Status.SENT] * 3
 
 
-async def test_a_connect_error_every_time_means_retry_later(config, outgoing):
-    def handler(request):
-        raise httpx.ConnectError("refused", request=request)
-
-    with pytest.raises(BatchRetryable):
-        await send(config, outgoing, handler)
 
 
 def test_the_form_is_sent_as_plain_fields():

@@ -8,7 +8,6 @@ import pytest
 from newsletter.transports._http import RetryPolicy
 from newsletter.transports.base import (
     BatchRejected,
-    BatchRetryable,
     FatalTransportError,
     OutcomeUnknown,
     Status,
@@ -134,40 +133,10 @@ async def test_429_is_retried_after_the_time_asked(config, outgoing):
     assert len(calls) == 2 and sleeps[0] >= 7
 
 
-async def test_500_exhausting_retries_means_retry_later(config, outgoing):
-    calls = []
-
-    def handler(request):
-        calls.append(1)
-        return httpx.Response(500, text="internal error")
-
-    with pytest.raises(BatchRetryable) as err:
-        await send(config, outgoing, handler)
-    assert len(calls) == 3 and err.value.status == 500
 
 
-async def test_a_timeout_after_sending_is_unknown_and_not_resent(config, outgoing):
-    calls = []
-
-    def handler(request):
-        calls.append(1)
-        raise httpx.ReadTimeout("slow", request=request)
-
-    with pytest.raises(OutcomeUnknown):
-        await send(config, outgoing, handler)
-    assert len(calls) == 1, "without an idempotency key the batch must not be sent again"
 
 
-async def test_a_connect_error_is_retried(config, outgoing):
-    calls = []
-
-    def handler(request):
-        calls.append(1)
-        if len(calls) < 3:
-            raise httpx.ConnectError("refused", request=request)
-        return httpx.Response(200, json=ok(3))
-
-    assert [r.status for r in await send(config, outgoing, handler)] == [Status.SENT] * 3
 
 
 def test_a_short_answer_cannot_be_mapped_and_is_unknown():

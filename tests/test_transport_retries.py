@@ -1,0 +1,107 @@
+"""The HTTP retry rules as every HTTP provider applies them (``transports/_http.py``).
+
+Each provider's own answers (success shapes, partial failures, its error codes) are tested in
+its own file; these are the rules they share, run against each of them: a 5xx is retried and
+then means "retry later", a connection that never reached the provider is retried, and a
+timeout after the request was sent is "unknown" and never resent without an idempotency key.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from newsletter.transports._http import RetryPolicy
+from newsletter.transports.base import BatchRetryable, OutcomeUnknown, Status
+from newsletter.transports.mailgun import MailgunTransport
+from newsletter.transports.postmark import PostmarkTransport
+from newsletter.transports.resend import ResendTransport
+from newsletter.transports.sendgrid import SendGridTransport
+from tests.transport_fixtures import make_config, make_outgoing, recipients
+
+
+@dataclass(frozen=True)
+class Provider:
+    name: str
+    cls: Any
+    success: Any  # request -> the provider's answer accepting 3 messages
+    config: dict
+
+
+PROVIDERS = [
+    Provider("postmark", PostmarkTransport, lambda r: httpx.Response(200, json=[
+        {"ErrorCode": 0, "Message": "OK", "MessageID": f"id-{i}"} for i in range(3)]), {}),
+    Provider("sendgrid", SendGridTransport,
+             lambda r: httpx.Response(202, headers={"X-Message-Id": "sg-1"}), {}),
+    Provider("mailgun", MailgunTransport, lambda r: httpx.Response(
+        200, json={"id": "<1@mg.example.com>", "message": "Queued. Thank you."}),
+        {"mailgun_domain": "mg.example.com"}),
+    Provider("resend", ResendTransport, lambda r: httpx.Response(
+        200, json={"data": [{"id": f"re-{i}"} for i in range(3)]}), {}),
+]
+NOT_IDEMPOTENT = [p for p in PROVIDERS if not p.cls.idempotent]
+
+
+async def send(project, provider: Provider, handler):
+    config = make_config(project, provider=provider.name, **provider.config)
+
+    async def no_wait(seconds):
+        pass
+
+    transport = provider.cls(config, transport=httpx.MockTransport(handler), sleep=no_wait,
+                             retry=RetryPolicy(attempts=3, base_delay=0.01))
+    try:
+        return await transport.send_batch(make_outgoing(config), recipients(3), batch_key="b1")
+    finally:
+        await transport.aclose()
+
+
+@pytest.mark.parametrize("provider", PROVIDERS, ids=lambda p: p.name)
+async def test_a_5xx_is_retried_then_means_retry_later(project, provider):
+    calls = []
+
+    def handler(request):
+        calls.append(request.headers.get("Idempotency-Key"))
+        return httpx.Response(500, text="internal error")
+
+    with pytest.raises(BatchRetryable) as err:
+        await send(project, provider, handler)
+    assert len(calls) == 3 and err.value.status == 500
+    assert len(set(calls)) == 1, "a retried request is the same request"
+
+
+@pytest.mark.parametrize("provider", PROVIDERS, ids=lambda p: p.name)
+async def test_a_connect_error_is_retried(project, provider):
+    calls = []
+
+    def handler(request):
+        calls.append(1)
+        if len(calls) < 3:
+            raise httpx.ConnectError("refused", request=request)
+        return provider.success(request)
+
+    results = await send(project, provider, handler)
+    assert [r.status for r in results] == [Status.SENT] * 3
+
+
+@pytest.mark.parametrize("provider", PROVIDERS, ids=lambda p: p.name)
+async def test_a_connect_error_every_time_means_retry_later(project, provider):
+    def handler(request):
+        raise httpx.ConnectError("refused", request=request)
+
+    with pytest.raises(BatchRetryable):
+        await send(project, provider, handler)
+
+
+@pytest.mark.parametrize("provider", NOT_IDEMPOTENT, ids=lambda p: p.name)
+async def test_a_timeout_after_sending_is_unknown_and_not_resent(project, provider):
+    calls = []
+
+    def handler(request):
+        calls.append(1)
+        raise httpx.ReadTimeout("slow", request=request)
+
+    with pytest.raises(OutcomeUnknown):
+        await send(project, provider, handler)
+    assert len(calls) == 1, "without an idempotency key the batch must not be sent twice"
