@@ -75,7 +75,11 @@ class WorkerProcess:
             code = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            raise
+            self.proc.wait()
+            while (line := self._queue.get()) is not None:
+                self.lines.append(line)
+            raise AssertionError(f"the worker did not stop within {timeout}s of {sig.name}; "
+                                 "output:\n" + "\n".join(self.lines)) from None
         self.wait_for("worker stopped", timeout=5)
         return code
 
