@@ -56,6 +56,7 @@ JOB_ID = "weekly-send"
 # How often the main thread nudges the scheduler to look at the wall clock again: its wait
 # runs on the monotonic clock, which stands still while a machine or container is suspended.
 WAKE_EVERY = 60.0
+SIGNAL_POLL = 0.2  # seconds between the main thread's looks for a signal or a stop request
 STATES = ("sent", "failed", "unknown", "skipped", "pending", "in_flight")
 
 # -- the schedule -----------------------------------------------------------------------------
@@ -504,8 +505,9 @@ def serve(config: Config, *, worker: Worker | None = None, install_signals: bool
                         name)
             logging.shutdown()
             os._exit(128 + signum)
+        # Only note it: the handler runs on the main thread, which may be holding the lock
+        # inside stop (a threading.Event) at that instant; stop.set() here could deadlock.
         signals.append(name)
-        stop.set()
 
     if install_signals:
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -513,17 +515,19 @@ def serve(config: Config, *, worker: Worker | None = None, install_signals: bool
     try:
         log_start(config, worker, worker.clock())
         decision = worker.check_start()
-        if stop.is_set():
+        if signals or stop.is_set():
             log.info("worker stopped (%s) before it started", signals[0] if signals else "stop")
             return 0
         scheduler = make_scheduler(worker, run_now=decision.run_now)
         scheduler.start()
         log.info("worker running (pid %d); SIGTERM or Ctrl-C stops it", os.getpid())
         last_wake = time.monotonic()
-        while not stop.wait(1.0):
+        while not signals and not stop.is_set():  # is_set() takes no lock
+            time.sleep(SIGNAL_POLL)
             if time.monotonic() - last_wake >= WAKE_EVERY:
                 scheduler.wakeup()
                 last_wake = time.monotonic()
+        stop.set()
         why = signals[0] if signals else "stop requested"
         worker.stop_event.set()
         week = worker.current_week
