@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 
 from newsletter.errors import ConfigError
 from newsletter.recipient import Recipient
-from newsletter.transports._http import RetryPolicy
 from newsletter.transports.base import (
     BatchRejected,
     FatalTransportError,
@@ -28,7 +27,7 @@ from newsletter.transports.mailgun import (
     parse_queued,
 )
 from tests.provider_specs import load_spec, validate_request, validate_response
-from tests.transport_fixtures import API_KEY, make_config, make_outgoing, recipients
+from tests.transport_fixtures import API_KEY, make_config, make_outgoing, recipients, send_with
 
 SPEC_PATH = "/v3/{domain_name}/messages"
 FORM = "multipart/form-data"
@@ -120,17 +119,8 @@ def assert_delivered_faithfully(outgoing, batch):
 
 
 async def send(config, outgoing, handler, n=3, sleeps=None, batch=None):
-    sleeps = [] if sleeps is None else sleeps
-
-    async def sleep(seconds):
-        sleeps.append(seconds)
-
-    transport = MailgunTransport(config, transport=httpx.MockTransport(handler), sleep=sleep,
-                                 retry=RetryPolicy(attempts=3, base_delay=0.01))
-    try:
-        return await transport.send_batch(outgoing, batch or recipients(n), batch_key="b1")
-    finally:
-        await transport.aclose()
+    return await send_with(MailgunTransport, config, outgoing, handler, n=n, sleeps=sleeps,
+                           batch=batch)
 
 
 def queued(request):

@@ -5,7 +5,6 @@ import json
 import httpx
 import pytest
 
-from newsletter.transports._http import RetryPolicy
 from newsletter.transports.base import (
     BatchRejected,
     FatalTransportError,
@@ -14,7 +13,7 @@ from newsletter.transports.base import (
 )
 from newsletter.transports.postmark import PostmarkTransport, build_batch, parse_batch
 from tests.provider_specs import validate_request, validate_response
-from tests.transport_fixtures import API_KEY, make_config, make_outgoing, recipients
+from tests.transport_fixtures import API_KEY, make_config, make_outgoing, recipients, send_with
 
 
 @pytest.fixture
@@ -36,17 +35,7 @@ def ok(n, start=1):
 
 
 async def send(config, outgoing, handler, n=3, sleeps=None):
-    sleeps = [] if sleeps is None else sleeps
-
-    async def sleep(seconds):
-        sleeps.append(seconds)
-
-    transport = PostmarkTransport(config, transport=httpx.MockTransport(handler), sleep=sleep,
-                                  retry=RetryPolicy(attempts=3, base_delay=0.01))
-    try:
-        return await transport.send_batch(outgoing, recipients(n), batch_key="b1")
-    finally:
-        await transport.aclose()
+    return await send_with(PostmarkTransport, config, outgoing, handler, n=n, sleeps=sleeps)
 
 
 def test_batch_body_matches_postmarks_spec(outgoing):

@@ -16,7 +16,6 @@ import pytest
 
 from newsletter.errors import ConfigError
 from newsletter.recipient import Recipient
-from newsletter.transports._http import RetryPolicy
 from newsletter.transports.base import (
     BatchRejected,
     BatchRetryable,
@@ -32,7 +31,7 @@ from newsletter.transports.resend import (
     tag_value,
 )
 from tests.provider_specs import validate_request, validate_response
-from tests.transport_fixtures import API_KEY, make_config, make_outgoing, recipients
+from tests.transport_fixtures import API_KEY, make_config, make_outgoing, recipients, send_with
 
 BOB = Recipient(id=42, email="bob@exämple.com", name='<Bob> & "B"')
 TAG_CHARSET = re.compile(r"[A-Za-z0-9_-]{1,256}")
@@ -58,17 +57,8 @@ def error(status, name, message="nope"):
 
 
 async def send(config, outgoing, handler, n=3, sleeps=None, batch_key="b1"):
-    sleeps = [] if sleeps is None else sleeps
-
-    async def sleep(seconds):
-        sleeps.append(seconds)
-
-    transport = ResendTransport(config, transport=httpx.MockTransport(handler), sleep=sleep,
-                                retry=RetryPolicy(attempts=3, base_delay=0.01))
-    try:
-        return await transport.send_batch(outgoing, recipients(n), batch_key=batch_key)
-    finally:
-        await transport.aclose()
+    return await send_with(ResendTransport, config, outgoing, handler, n=n, sleeps=sleeps,
+                           batch_key=batch_key)
 
 
 # --- the request ---------------------------------------------------------------------------

@@ -12,13 +12,12 @@ from typing import Any
 import httpx
 import pytest
 
-from newsletter.transports._http import RetryPolicy
 from newsletter.transports.base import BatchRetryable, OutcomeUnknown, Status
 from newsletter.transports.mailgun import MailgunTransport
 from newsletter.transports.postmark import PostmarkTransport
 from newsletter.transports.resend import ResendTransport
 from newsletter.transports.sendgrid import SendGridTransport
-from tests.transport_fixtures import make_config, make_outgoing, recipients
+from tests.transport_fixtures import make_config, make_outgoing, send_with
 
 
 @dataclass(frozen=True)
@@ -45,16 +44,7 @@ NOT_IDEMPOTENT = [p for p in PROVIDERS if not p.cls.idempotent]
 
 async def send(project, provider: Provider, handler):
     config = make_config(project, provider=provider.name, **provider.config)
-
-    async def no_wait(seconds):
-        pass
-
-    transport = provider.cls(config, transport=httpx.MockTransport(handler), sleep=no_wait,
-                             retry=RetryPolicy(attempts=3, base_delay=0.01))
-    try:
-        return await transport.send_batch(make_outgoing(config), recipients(3), batch_key="b1")
-    finally:
-        await transport.aclose()
+    return await send_with(provider.cls, config, make_outgoing(config), handler)
 
 
 @pytest.mark.parametrize("provider", PROVIDERS, ids=lambda p: p.name)

@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 
 from newsletter.errors import ConfigError
 from newsletter.recipient import Recipient
-from newsletter.transports._http import RetryPolicy
 from newsletter.transports.base import (
     BatchRejected,
     FatalTransportError,
@@ -27,7 +26,7 @@ from newsletter.transports.sendgrid import (
     pick_nonce,
 )
 from tests.provider_specs import validate_request, validate_response
-from tests.transport_fixtures import API_KEY, make_config, make_outgoing, recipients
+from tests.transport_fixtures import API_KEY, make_config, make_outgoing, recipients, send_with
 
 PATH = "/v3/mail/send"
 # A subscriber's name: one line, any other character a database can hold.
@@ -84,17 +83,8 @@ def assert_delivered_faithfully(outgoing, batch):
 
 
 async def send(config, outgoing, handler, n=3, sleeps=None, batch=None):
-    sleeps = [] if sleeps is None else sleeps
-
-    async def sleep(seconds):
-        sleeps.append(seconds)
-
-    transport = SendGridTransport(config, transport=httpx.MockTransport(handler), sleep=sleep,
-                                  retry=RetryPolicy(attempts=3, base_delay=0.01))
-    try:
-        return await transport.send_batch(outgoing, batch or recipients(n), batch_key="b1")
-    finally:
-        await transport.aclose()
+    return await send_with(SendGridTransport, config, outgoing, handler, n=n, sleeps=sleeps,
+                           batch=batch)
 
 
 def accepted(request):

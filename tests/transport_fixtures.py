@@ -28,3 +28,24 @@ def recipients(n: int, start: int = 1) -> list[Recipient]:
         Recipient(id=i, email=f"reader{i}@example.com", name=f"Reader {i}")
         for i in range(start, start + n)
     ]
+
+
+async def send_with(cls, config, outgoing, handler, *, n: int = 3, sleeps=None, batch=None,
+                    batch_key: str = "b1", **options):
+    """One batch through transport ``cls`` against a MockTransport ``handler``; the waits the
+    retry rules ask for are recorded in ``sleeps`` instead of slept."""
+    import httpx
+
+    from newsletter.transports._http import RetryPolicy
+
+    sleeps = [] if sleeps is None else sleeps
+
+    async def sleep(seconds):
+        sleeps.append(seconds)
+
+    transport = cls(config, transport=httpx.MockTransport(handler), sleep=sleep,
+                    retry=RetryPolicy(attempts=3, base_delay=0.01), **options)
+    try:
+        return await transport.send_batch(outgoing, batch or recipients(n), batch_key=batch_key)
+    finally:
+        await transport.aclose()
