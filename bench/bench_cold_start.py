@@ -18,7 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from newsletter import db, transfer
+from newsletter.audience import transfer
+from newsletter.store import db
 
 BIN = Path(sys.executable).parent
 

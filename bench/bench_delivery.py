@@ -79,7 +79,7 @@ def database(base_url: str | None, tmp: Path):
     try:
         yield f"{plain}{sep}options=-csearch_path%3D{schema}"
     finally:
-        from newsletter.db import dispose_engines
+        from newsletter.store.db import dispose_engines
 
         dispose_engines()
         with psycopg.connect(plain, autocommit=True) as conn:
@@ -90,8 +90,8 @@ def sending_rate(database_url: str) -> float:
     """Rows recorded as sent per second, first to last (what `newsletter status` shows)."""
     import sqlalchemy as sa
 
-    from newsletter.db import normalize_url
-    from newsletter.tables import deliveries
+    from newsletter.store.db import normalize_url
+    from newsletter.store.tables import deliveries
 
     engine = sa.create_engine(normalize_url(database_url))
     d = deliveries.c

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CHILD = """
 import resource, sys, time
 from newsletter.config import load_config
-from newsletter.commands import dry_run_send
+from newsletter.delivery.commands import dry_run_send
 config = load_config(sys.argv[1])
 start = time.perf_counter()
 result = dry_run_send(config, "2026-W47", sys.argv[2])
@@ -34,8 +34,8 @@ print(f"{result.count} {elapsed:.2f} {peak:.1f}")
 
 
 def seed(database_url: str, n: int) -> None:
-    from newsletter.db import connect
-    from newsletter.tables import subscribers
+    from newsletter.store.db import connect
+    from newsletter.store.tables import subscribers
 
     engine = connect(database_url)
     now = datetime.now(UTC)

@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from newsletter import db
+from newsletter.store import db
 
 STATUSES = ("active",) * 8 + ("pending", "unsubscribed")
 # Prepended to every child: print the process's peak RSS to stderr when it exits.
@@ -34,7 +34,7 @@ atexit.register(_peak)
 """
 CLI = REPORT_PEAK + "from newsletter.cli import main; sys.argv[0] = 'newsletter'; main()"
 RECIPIENTS = REPORT_PEAK + (
-    "from newsletter import db, subscribers\n"
+    "from newsletter.store import db\nfrom newsletter.audience import subscribers\n"
     "n = sum(1 for _ in subscribers.iter_recipients(db.connect(sys.argv[1])))\n"
 )
 

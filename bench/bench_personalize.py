@@ -13,11 +13,11 @@ import time
 from email.message import EmailMessage
 from pathlib import Path
 
-from newsletter.commands import render_week
+from newsletter.audience.recipient import Recipient
 from newsletter.config import load_config
-from newsletter.mime import MessageBuilder
-from newsletter.personalize import Personalizer
-from newsletter.recipient import Recipient
+from newsletter.delivery.commands import render_week
+from newsletter.delivery.mime import MessageBuilder
+from newsletter.delivery.personalize import Personalizer
 
 ROOT = Path(__file__).resolve().parent.parent
 

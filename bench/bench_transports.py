@@ -22,11 +22,11 @@ from pathlib import Path
 
 import httpx
 
-from newsletter.commands import render_week
+from newsletter.audience.recipient import Recipient
 from newsletter.config import load_config
-from newsletter.recipient import Recipient
-from newsletter.sending import build_outgoing
-from newsletter.transports import make_transport
+from newsletter.delivery.commands import render_week
+from newsletter.delivery.sending import build_outgoing
+from newsletter.providers import make_transport
 
 ROOT = Path(__file__).resolve().parent.parent
 WEEK = "2026-W47"
@@ -84,7 +84,7 @@ class FakeProcess:
             self.port = sock.getsockname()[1]
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "newsletter.fake_provider", "--port", str(self.port),
+            [sys.executable, "-m", "newsletter.devtools.fake_provider", "--port", str(self.port),
              "--latency-ms", str(latency_ms)], stdout=subprocess.PIPE, text=True)
         self.proc.stdout.readline()  # "listening on ..."
 

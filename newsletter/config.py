@@ -91,7 +91,7 @@ class Config:
             if f.name in SECRET_KEYS:
                 value = "(set)" if value else "(unset)"
             elif f.name == "database_url":
-                from .db import safe_url
+                from .store.db import safe_url
 
                 value = safe_url(value)
             out[f.name] = str(value) if isinstance(value, Path) else value

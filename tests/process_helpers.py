@@ -32,14 +32,14 @@ START_TIMEOUT = 20.0
 
 
 class FakeProviderProcess:
-    """``python -m newsletter.fake_provider`` on a free port, recording what it accepts."""
+    """``python -m newsletter.devtools.fake_provider`` on a free port, recording what it accepts."""
 
     def __init__(self, record: Path, *, latency_ms: float = 10.0, extra: list[str] = (),
                  cwd: Path | None = None):
         self.record = Path(record)
         self.record.touch()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "newsletter.fake_provider", "--port", "0",
+            [sys.executable, "-m", "newsletter.devtools.fake_provider", "--port", "0",
              "--latency-ms", str(latency_ms), "--record", str(self.record), *extra],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
             start_new_session=True, cwd=cwd,
@@ -99,8 +99,8 @@ def seed_subscribers(database_url: str, active: int, *, inactive: int = 0) -> tu
 
     Returns the ids of each group.
     """
-    from newsletter.db import connect
-    from newsletter.tables import subscribers
+    from newsletter.store.db import connect
+    from newsletter.store.tables import subscribers
 
     engine = connect(database_url)
     now = datetime.now(UTC)
@@ -125,8 +125,8 @@ def seed_subscribers(database_url: str, active: int, *, inactive: int = 0) -> tu
 
 def ledger_rows(database_url: str) -> dict[int, str]:
     """subscriber id -> delivery state, for the (only) send in the database."""
-    from newsletter.db import normalize_url
-    from newsletter.tables import deliveries
+    from newsletter.store.db import normalize_url
+    from newsletter.store.tables import deliveries
 
     engine = sa.create_engine(normalize_url(database_url))
     try:
@@ -138,8 +138,8 @@ def ledger_rows(database_url: str) -> dict[int, str]:
 
 
 def send_status(database_url: str) -> str | None:
-    from newsletter.db import normalize_url
-    from newsletter.tables import sends
+    from newsletter.store.db import normalize_url
+    from newsletter.store.tables import sends
 
     engine = sa.create_engine(normalize_url(database_url))
     try:

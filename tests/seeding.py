@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from newsletter.db import connect
-from newsletter.tables import subscribers
+from newsletter.store.db import connect
+from newsletter.store.tables import subscribers
 
 
 def seed(database_url: str, emails: Iterable[str], status: str = "active"):

@@ -12,8 +12,8 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from newsletter import db
-from newsletter.cli import cli
+from newsletter.cli.main import cli
+from newsletter.store import db
 
 
 @pytest.fixture(autouse=True)

@@ -92,8 +92,8 @@ def test_two_senders_opening_a_new_send_at_the_same_moment_share_it(postgres_url
     """Both workers of a schedule start at 08:00 on a week not sent yet: both must get the one
     send, not a unique-constraint crash for the slower one (which, with a large list, is the
     one whose snapshot insert waited on the other's)."""
-    from newsletter import ledger
-    from newsletter.db import connect
+    from newsletter.delivery import ledger
+    from newsletter.store.db import connect
 
     seed_subscribers(postgres_url, ACTIVE)
     engine = connect(postgres_url)

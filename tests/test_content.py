@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.content import load_edition, parse_week
+from newsletter.edition.content import load_edition, parse_week
 from newsletter.errors import ContentError, HeaderError
 
 WEEK = "2026-W47"

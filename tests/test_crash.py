@@ -211,10 +211,10 @@ def test_an_idempotent_provider_whose_answers_keep_getting_lost_is_not_asked_for
     must still be bounded by max_attempts (and wait retry_delay), not loop at full speed."""
     import threading
 
-    from newsletter.commands import send_edition
     from newsletter.config import load_config
-    from newsletter.fake_provider import FakeProvider, Faults
-    from newsletter.transports._http import RetryPolicy
+    from newsletter.delivery.commands import send_edition
+    from newsletter.devtools.fake_provider import FakeProvider, Faults
+    from newsletter.providers._http import RetryPolicy
 
     database_url = f"sqlite:///{tmp_path / 'newsletter.db'}"
     seed_subscribers(database_url, 100)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from newsletter import db
+from newsletter.store import db
 
 
 @pytest.fixture(autouse=True)
@@ -81,7 +81,7 @@ def test_up_to_date_database_does_not_import_alembic(tmp_path):
     url = f"sqlite:///{tmp_path / 'n.db'}"
     db.connect(url)
     code = (
-        "import sys; from newsletter import db; db.connect(sys.argv[1]); "
+        "import sys; from newsletter.store import db; db.connect(sys.argv[1]); "
         "print('alembic' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code, url], capture_output=True, text=True,
@@ -91,7 +91,7 @@ def test_up_to_date_database_does_not_import_alembic(tmp_path):
 
 def test_processes_starting_together_migrate_once(database_url):
     url = database_url
-    code = "import sys; from newsletter import db; db.connect(sys.argv[1]); print('ok')"
+    code = "import sys; from newsletter.store import db; db.connect(sys.argv[1]); print('ok')"
     procs = [
         subprocess.Popen([sys.executable, "-c", code, url], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)

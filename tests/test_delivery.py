@@ -8,12 +8,13 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from newsletter import ledger, subscribers
-from newsletter.cli import cli
-from newsletter.commands import send_edition
+from newsletter.audience import subscribers
+from newsletter.cli.main import cli
 from newsletter.config import load_config
-from newsletter.fake_provider import FakeProvider, Faults
-from newsletter.transports._http import RetryPolicy
+from newsletter.delivery import ledger
+from newsletter.delivery.commands import send_edition
+from newsletter.devtools.fake_provider import FakeProvider, Faults
+from newsletter.providers._http import RetryPolicy
 from tests.seeding import readers, seed
 
 WEEK = "2026-W47"
@@ -48,7 +49,7 @@ def send_until_done(config, limit=10, **options):
 
 
 def ledger_counts(config):
-    from newsletter.db import connect
+    from newsletter.store.db import connect
 
     engine = connect(config.database_url)
     return ledger.counts(engine, ledger.find_send(engine, WEEK).id)
@@ -158,7 +159,7 @@ def test_people_who_leave_before_their_batch_are_skipped(project, database_url, 
     engine = seed(database_url, readers(10))
     config = make_config(project, database_url, fake)
     # Start the send (snapshot), then change the list before any batch goes out.
-    from newsletter.commands import render_week
+    from newsletter.delivery.commands import render_week
 
     rendered = render_week(config, WEEK)
     ledger.open_send(engine, WEEK, rendered.content_hash, rendered.subject, "postmark")

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from newsletter.cli import cli
-from newsletter.content import load_edition
-from newsletter.tokens import read_token
+from newsletter.audience.tokens import read_token
+from newsletter.cli.main import cli
+from newsletter.edition.content import load_edition
 
 WEEK = "2026-W47"
 SECRET = "test-secret-key-0123456789"

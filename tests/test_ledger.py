@@ -7,8 +7,9 @@ import sys
 import pytest
 import sqlalchemy as sa
 
-from newsletter import ledger, subscribers
-from newsletter.tables import deliveries, send_workers
+from newsletter.audience import subscribers
+from newsletter.delivery import ledger
+from newsletter.store.tables import deliveries, send_workers
 from tests.seeding import readers, seed
 
 WEEK = "2026-W47"

@@ -9,14 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from newsletter.commands import render_week
+from newsletter.audience.recipient import Recipient
+from newsletter.audience.tokens import read_token
 from newsletter.config import load_config
+from newsletter.delivery.commands import render_week
+from newsletter.delivery.mime import MessageBuilder, _EncodedBody
+from newsletter.delivery.personalize import Personalizer
+from newsletter.edition.placeholders import FieldTemplate
 from newsletter.errors import HeaderError
-from newsletter.mime import MessageBuilder, _EncodedBody
-from newsletter.personalize import Personalizer
-from newsletter.placeholders import FieldTemplate
-from newsletter.recipient import Recipient
-from newsletter.tokens import read_token
 
 WEEK = "2026-W47"
 ADA = Recipient(id=1, email="ada@example.com", name="Ada Lovelace")

@@ -17,9 +17,9 @@ from pathlib import Path
 import mjml
 import pytest
 
-from newsletter import render
 from newsletter.config import load_config
-from newsletter.content import load_edition
+from newsletter.edition import render
+from newsletter.edition.content import load_edition
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / ".mjml" / "node_modules" / ".bin" / "mjml"

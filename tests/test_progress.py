@@ -3,8 +3,8 @@
 import logging
 from collections import Counter
 
-from newsletter.delivery import Progress
-from newsletter.progress import progress_reporter
+from newsletter.delivery.loop import Progress
+from newsletter.delivery.progress import progress_reporter
 
 
 def test_plain_lines_report_counts_and_finish(caplog):

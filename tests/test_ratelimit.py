@@ -2,7 +2,7 @@
 
 import asyncio
 
-from newsletter.ratelimit import RateLimiter
+from newsletter.delivery.ratelimit import RateLimiter
 
 
 class Clock:

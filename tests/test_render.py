@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.commands import render_week
 from newsletter.config import load_config
-from newsletter.content import load_edition
+from newsletter.delivery.commands import render_week
+from newsletter.edition.content import load_edition
+from newsletter.edition.render import render_edition
 from newsletter.errors import TemplateError
-from newsletter.render import render_edition
 
 WEEK = "2026-W47"
 VALUES = {

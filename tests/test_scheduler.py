@@ -18,13 +18,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from click.testing import CliRunner
 
-from newsletter import ledger
-from newsletter.cli import cli
-from newsletter.cli_worker import worker as worker_command
+from newsletter.cli.main import cli
+from newsletter.cli.worker import worker as worker_command
 from newsletter.config import load_config
-from newsletter.db import connect
+from newsletter.delivery import ledger
 from newsletter.errors import ConfigError
-from newsletter.scheduler import (
+from newsletter.store.db import connect
+from newsletter.worker.schedule import (
     Worker,
     build_trigger,
     crontab_weekdays,
@@ -176,7 +176,7 @@ def subscribed(project, database_url, monkeypatch):
     monkeypatch.setenv("NEWSLETTER_DATABASE_URL", database_url)
     result = CliRunner().invoke(cli, ["subscribers", "import", "subscribers/sample.csv"])
     assert result.exit_code == 0, result.output
-    from newsletter.subscribers import iter_recipients
+    from newsletter.audience.subscribers import iter_recipients
 
     return sum(1 for _ in iter_recipients(connect(database_url), status="active"))
 

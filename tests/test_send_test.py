@@ -6,8 +6,8 @@ from email import policy
 import pytest
 from click.testing import CliRunner
 
-from newsletter.cli import cli
-from newsletter.fake_provider import FakeProvider
+from newsletter.cli.main import cli
+from newsletter.devtools.fake_provider import FakeProvider
 
 WEEK = "2026-W47"
 

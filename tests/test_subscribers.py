@@ -13,10 +13,11 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from newsletter import db, transfer
-from newsletter import subscribers as subs
+from newsletter.audience import subscribers as subs
+from newsletter.audience import transfer
+from newsletter.audience.recipient import Recipient
 from newsletter.errors import SubscriberError
-from newsletter.recipient import Recipient
+from newsletter.store import db
 
 
 @pytest.fixture

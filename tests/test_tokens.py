@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from newsletter.tokens import BadToken, make_token, read_token
+from newsletter.audience.tokens import BadToken, make_token, read_token
 
 KEY = "k" * 32
 

@@ -11,15 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from newsletter.audience.recipient import Recipient
 from newsletter.errors import ConfigError
-from newsletter.recipient import Recipient
-from newsletter.transports.base import (
-    BatchRejected,
-    FatalTransportError,
-    OutcomeUnknown,
-    Status,
-)
-from newsletter.transports.mailgun import (
+from newsletter.providers.base import BatchRejected, FatalTransportError, OutcomeUnknown, Status
+from newsletter.providers.mailgun import (
     MailgunTransport,
     base_url,
     build_form,

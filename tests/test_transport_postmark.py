@@ -5,13 +5,8 @@ import json
 import httpx
 import pytest
 
-from newsletter.transports.base import (
-    BatchRejected,
-    FatalTransportError,
-    OutcomeUnknown,
-    Status,
-)
-from newsletter.transports.postmark import PostmarkTransport, build_batch, parse_batch
+from newsletter.providers.base import BatchRejected, FatalTransportError, OutcomeUnknown, Status
+from newsletter.providers.postmark import PostmarkTransport, build_batch, parse_batch
 from tests.provider_specs import validate_request, validate_response
 from tests.transport_fixtures import API_KEY, make_config, make_outgoing, recipients, send_with
 

@@ -14,16 +14,16 @@ import re
 import httpx
 import pytest
 
+from newsletter.audience.recipient import Recipient
 from newsletter.errors import ConfigError
-from newsletter.recipient import Recipient
-from newsletter.transports.base import (
+from newsletter.providers.base import (
     BatchRejected,
     BatchRetryable,
     FatalTransportError,
     OutcomeUnknown,
     Status,
 )
-from newsletter.transports.resend import (
+from newsletter.providers.resend import (
     ResendTransport,
     build_batch,
     idempotency_key,
@@ -271,7 +271,7 @@ async def test_more_than_100_messages_is_refused(config, outgoing):
 
 
 async def test_a_used_up_quota_stops_the_send_instead_of_waiting(project):
-    from newsletter.transports.resend import ResendTransport
+    from newsletter.providers.resend import ResendTransport
 
     config = make_config(project, provider="resend")
     calls = []

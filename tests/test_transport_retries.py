@@ -12,11 +12,11 @@ from typing import Any
 import httpx
 import pytest
 
-from newsletter.transports.base import BatchRetryable, OutcomeUnknown, Status
-from newsletter.transports.mailgun import MailgunTransport
-from newsletter.transports.postmark import PostmarkTransport
-from newsletter.transports.resend import ResendTransport
-from newsletter.transports.sendgrid import SendGridTransport
+from newsletter.providers.base import BatchRetryable, OutcomeUnknown, Status
+from newsletter.providers.mailgun import MailgunTransport
+from newsletter.providers.postmark import PostmarkTransport
+from newsletter.providers.resend import ResendTransport
+from newsletter.providers.sendgrid import SendGridTransport
 from tests.transport_fixtures import make_config, make_outgoing, send_with
 
 

@@ -11,14 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from newsletter.audience.recipient import Recipient
 from newsletter.errors import ConfigError
-from newsletter.recipient import Recipient
-from newsletter.transports.base import (
-    BatchRejected,
-    FatalTransportError,
-    Status,
-)
-from newsletter.transports.sendgrid import (
+from newsletter.providers.base import BatchRejected, FatalTransportError, Status
+from newsletter.providers.sendgrid import (
     SendGridTransport,
     build_mail,
     display_name,

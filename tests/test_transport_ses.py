@@ -18,18 +18,12 @@ from typing import Any
 import httpx
 import pytest
 
+from newsletter.audience.recipient import Recipient, envelope_address
 from newsletter.errors import ConfigError, NewsletterError
-from newsletter.recipient import Recipient, envelope_address
-from newsletter.transports import make_transport
-from newsletter.transports._http import RetryPolicy
-from newsletter.transports.base import FatalTransportError, Status
-from newsletter.transports.ses import (
-    SEND_PATH,
-    SesTransport,
-    build_request,
-    error_type,
-    tag_value,
-)
+from newsletter.providers import make_transport
+from newsletter.providers._http import RetryPolicy
+from newsletter.providers.base import FatalTransportError, Status
+from newsletter.providers.ses import SEND_PATH, SesTransport, build_request, error_type, tag_value
 from tests.provider_specs import SPEC_DIR
 from tests.transport_fixtures import make_config, make_outgoing, recipients
 

@@ -16,10 +16,10 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from newsletter.recipient import Recipient
-from newsletter.transports import make_transport
-from newsletter.transports.base import BatchRetryable, FatalTransportError, Status
-from newsletter.transports.smtp import SmtpTransport, enhanced_code, is_bad_address
+from newsletter.audience.recipient import Recipient
+from newsletter.providers import make_transport
+from newsletter.providers.base import BatchRetryable, FatalTransportError, Status
+from newsletter.providers.smtp import SmtpTransport, enhanced_code, is_bad_address
 from tests.transport_fixtures import make_config, make_outgoing, recipients
 
 USER = "mailer"

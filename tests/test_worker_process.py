@@ -22,15 +22,15 @@ from zoneinfo import ZoneInfo
 import pytest
 from click.testing import CliRunner
 
-from newsletter.cli import cli
-from newsletter.fake_provider import FakeProvider
-from newsletter.scheduler import edition_week
+from newsletter.cli.main import cli
+from newsletter.devtools.fake_provider import FakeProvider
+from newsletter.worker.schedule import edition_week
 
 SAMPLE_WEEK = "2026-W47"
 TZ = "Europe/Berlin"
 AHEAD = 6  # seconds between starting a worker and its scheduled run
 # Runs the CLI with the worker command registered, whether or not cli.py does it yet.
-BOOT = ("import sys; from newsletter.cli import cli; from newsletter.cli_worker import worker; "
+BOOT = ("import sys; from newsletter.cli import cli; from newsletter.cli.worker import worker; "
         "'worker' in cli.commands or cli.add_command(worker); "
         "cli.main(args=sys.argv[1:], prog_name='newsletter')")
 

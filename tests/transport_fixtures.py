@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from newsletter.commands import render_week
+from newsletter.audience.recipient import Recipient
 from newsletter.config import load_config
-from newsletter.recipient import Recipient
-from newsletter.sending import build_outgoing
+from newsletter.delivery.commands import render_week
+from newsletter.delivery.sending import build_outgoing
 
 WEEK = "2026-W47"
 API_KEY = "pm-test-token-0123456789"
@@ -36,7 +36,7 @@ async def send_with(cls, config, outgoing, handler, *, n: int = 3, sleeps=None, 
     retry rules ask for are recorded in ``sleeps`` instead of slept."""
     import httpx
 
-    from newsletter.transports._http import RetryPolicy
+    from newsletter.providers._http import RetryPolicy
 
     sleeps = [] if sleeps is None else sleeps
 

@@ -1,0 +1,2 @@
+"""The audience: addresses, the subscriber list and its consent records, CSV import and export,
+signed tokens."""

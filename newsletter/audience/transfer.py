@@ -1,0 +1,407 @@
+"""Importing and exporting the subscriber list as CSV.
+
+The import is one transaction: a failed import writes nothing. It adds new addresses only: one
+already on the list is left exactly as it is (so re-importing a file changes nothing), and it
+never re-activates an address that is unsubscribed, bounced or complained, nor re-adds one erased
+on request. Invalid rows abort the whole import unless the caller asks to skip them. The export
+writes the format the import reads, so export -> import round-trips the list.
+
+Addresses, names, statuses and the erased-address hashes follow the rules of
+``newsletter.audience.subscribers``, whose helpers this module uses; it changes no existing
+subscriber.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+import sqlalchemy as sa
+
+from ..errors import SubscriberError
+from ..store.db import begin_write
+from ..store.tables import STATUSES, STOPPED_STATUSES, subscribers, suppressions
+from .subscribers import (
+    CONTROL_CHARS,
+    EMAIL_COLUMNS,
+    ERASED_MESSAGE,
+    EXPORT_COLUMNS,
+    Address,
+    Subscriber,
+    attribute_name,
+    check_status,
+    clean_name,
+    email_hash,
+    iter_subscribers,
+    parse_address,
+    utc_now,
+)
+
+if TYPE_CHECKING:
+    from .csvfile import CsvRow
+
+TIME_COLUMNS = ("consented_at", "confirmed_at", "unsubscribed_at", "created_at")
+_CHUNK = 500  # rows per IN (...) lookup and per INSERT batch
+
+
+# --------------------------------------------------------------------------- values
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    line: int
+    value: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.value!r}: {self.reason}"
+
+
+@dataclass
+class ImportReport:
+    path: str
+    dry_run: bool = False
+    rows: int = 0  # data rows read (blank lines not counted)
+    added: int = 0  # new subscribers (that would be added, in a dry run)
+    unchanged: int = 0  # already on the list: left exactly as they are
+    not_resubscribed: list[RowProblem] = field(default_factory=list)
+    duplicates: list[RowProblem] = field(default_factory=list)
+    invalid: list[RowProblem] = field(default_factory=list)
+    written: bool = False
+
+    def notes(self) -> list[RowProblem]:
+        """Every row not imported, with why, in file order."""
+        return sorted(self.not_resubscribed + self.duplicates + self.invalid, key=lambda p: p.line)
+
+
+class ImportAborted(SubscriberError):
+    """Invalid rows and no ``--skip-invalid``: nothing was written. ``report`` lists the rows."""
+
+    def __init__(self, report: ImportReport):
+        self.report = report
+        verb = "would be imported" if report.dry_run else "imported"
+        super().__init__(
+            f"{report.path}: {len(report.invalid)} invalid row(s); nothing {verb} "
+            "(fix them, or use --skip-invalid to import the valid rows)"
+        )
+
+
+# --------------------------------------------------------------------------- export
+
+
+def export_csv(
+    engine: sa.Engine, dest: str | os.PathLike | TextIO, status: str | None = None
+) -> int:
+    """Write subscribers as CSV (the format import reads) to a path or an open text stream.
+
+    A path is replaced atomically. Attributes become one column each. Returns the row count.
+    """
+    from .csvfile import atomic_writer, write_rows
+
+    if status is not None:
+        check_status(status)
+    keys = attribute_keys(engine, status)
+    columns = list(EXPORT_COLUMNS) + keys
+    rows = (subscriber_row(sub, keys) for sub in iter_subscribers(engine, status))
+    if hasattr(dest, "write"):
+        return write_rows(dest, columns, rows)
+    with atomic_writer(dest) as fh:
+        return write_rows(fh, columns, rows)
+
+
+def attribute_keys(engine: sa.Engine, status: str | None = None) -> list[str]:
+    """Every attribute name in use, sorted; computed by the database, not by loading rows."""
+    where = "WHERE s.status = :status" if status else ""
+    if engine.dialect.name == "postgresql":
+        sql = f"SELECT DISTINCT jsonb_object_keys(s.attributes) FROM subscribers s {where}"
+    else:
+        sql = f"SELECT DISTINCT j.key FROM subscribers s, json_each(s.attributes) j {where}"
+    with engine.connect() as conn:
+        keys = conn.execute(sa.text(sql), {"status": status} if status else {}).scalars()
+        return sorted(keys)
+
+
+def subscriber_row(sub: Subscriber, attribute_keys: list[str]) -> list[str]:
+    """One CSV row in EXPORT_COLUMNS order, then the attributes."""
+    out = [
+        sub.email,
+        sub.name or "",
+        sub.status,
+        sub.source,
+        *(_iso(getattr(sub, col)) for col in EXPORT_COLUMNS[4:]),
+    ]
+    for key in attribute_keys:
+        value = sub.attributes.get(key)
+        out.append("" if value is None else value if isinstance(value, str) else json.dumps(value))
+    return out
+
+
+def _iso(value: datetime | str | None) -> str:
+    if value is None:
+        return ""
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+# --------------------------------------------------------------------------- import
+
+
+@dataclass
+class _Columns:
+    email: int
+    known: dict[str, int]  # lower-cased known column -> index
+    extra: dict[str, int]  # attribute name as written -> index
+    width: int  # columns named in the header
+
+
+def import_csv(
+    engine: sa.Engine,
+    path: str | os.PathLike,
+    dry_run: bool = False,
+    skip_invalid: bool = False,
+) -> ImportReport:
+    """Import a CSV file in one transaction; see ImportReport for what happened to each row.
+
+    New addresses are added; addresses already on the list are left exactly as they are (so
+    re-importing a file changes nothing); stopped or erased addresses are never re-subscribed.
+    Invalid rows abort the whole import (ImportAborted) unless ``skip_invalid``.
+    """
+    from .csvfile import read_csv
+
+    data = read_csv(path)
+    report = ImportReport(path=str(path), dry_run=dry_run, rows=len(data.rows))
+    columns = _map_columns(data.path, data.header_line, data.columns)
+    source = f"import:{Path(path).name}"
+    candidates = _parse_rows(data.rows, columns, source, report)
+    if report.invalid and not skip_invalid:
+        raise ImportAborted(report)
+    if dry_run:
+        with engine.connect() as conn:
+            _insert_new(conn, candidates, report, write=False)
+        return report
+    # COPY (PostgreSQL) runs on the driver's cursor, so its errors come unwrapped.
+    integrity_errors = (sa.exc.IntegrityError, engine.dialect.dbapi.IntegrityError)
+    try:
+        with begin_write(engine) as conn:
+            _insert_new(conn, candidates, report, write=True)
+    except integrity_errors:
+        raise SubscriberError(
+            f"{path}: the list changed while importing; nothing was imported, run it again"
+        ) from None
+    report.written = True
+    return report
+
+
+def _map_columns(path: Path, line: int, names: list[str]) -> _Columns:
+    lowered = [name.lower() for name in names]
+    email = next((lowered.index(c) for c in EMAIL_COLUMNS if c in lowered), None)
+    if email is None:
+        if any("@" in name for name in names):
+            raise SubscriberError(
+                f"{path}: no header row (line {line} looks like data); "
+                "add a first line such as 'email,name'"
+            )
+        raise SubscriberError(
+            f"{path}, line {line}: no 'email' column in the header (found: {', '.join(names)})"
+        )
+    known = {n: i for i, n in enumerate(lowered) if n in EXPORT_COLUMNS and i != email}
+    extra: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if i == email or lowered[i] in EXPORT_COLUMNS or lowered[i] in EMAIL_COLUMNS:
+            continue
+        key = attribute_name(name)
+        if not key or key in extra or key in EXPORT_COLUMNS or key in EMAIL_COLUMNS:
+            raise SubscriberError(
+                f"{path}, line {line}: column {name!r} cannot be an attribute "
+                f"(it becomes {key!r}, which is empty, reserved or another column's name)"
+            )
+        extra[key] = i
+    return _Columns(email, known, extra, len(names))
+
+
+def _parse_rows(
+    rows: list[CsvRow], columns: _Columns, source: str, report: ImportReport
+) -> list[tuple[int, dict[str, Any]]]:
+    """Validate every row; collect problems in ``report``; return (line, values) to insert."""
+    now = utc_now()
+    first_line: dict[str, int] = {}
+    out: list[tuple[int, dict[str, Any]]] = []
+    for row in rows:
+        cells = row.cells
+        raw_email = _cell(cells, columns.email)
+        try:
+            address = parse_address(raw_email)
+        except SubscriberError as exc:
+            report.invalid.append(RowProblem(row.line, raw_email, str(exc)))
+            continue
+        if address.key in first_line:
+            reason = f"duplicate of line {first_line[address.key]}; counted once"
+            report.duplicates.append(RowProblem(row.line, address.email, reason))
+            continue
+        first_line[address.key] = row.line
+        try:
+            values = _row_values(cells, columns, address, source, now)
+        except _BadCell as bad:
+            report.invalid.append(RowProblem(row.line, bad.value, bad.reason))
+            continue
+        out.append((row.line, values))
+    return out
+
+
+class _BadCell(Exception):
+    def __init__(self, value: str, reason: str):
+        self.value, self.reason = value, reason
+
+
+def _row_values(
+    cells: list[str], columns: _Columns, address: Address, source: str, now: datetime
+) -> dict[str, Any]:
+    known = {name: _cell(cells, i) for name, i in columns.known.items()}
+    surplus = [c for c in cells[columns.width :] if c.strip()]
+    if surplus:
+        raise _BadCell(surplus[0], "more fields than the header has columns")
+    status = known.get("status") or "active"
+    if status not in STATUSES:
+        raise _BadCell(status, f"unknown status; expected one of: {', '.join(STATUSES)}")
+    try:
+        name = clean_name(known.get("name")) or address.name
+    except SubscriberError as exc:
+        raise _BadCell(known.get("name", ""), str(exc)) from None
+    times = {col: _parse_time(known[col], col) for col in TIME_COLUMNS if col in known}
+    # A consent column present in the file is kept exactly (empty means unknown), so an export
+    # imported elsewhere keeps its record; absent ones are recorded as of this import.
+    times.setdefault("consented_at", now)
+    times.setdefault("confirmed_at", now if status == "active" else None)
+    times.setdefault("unsubscribed_at", None)
+    times["created_at"] = times.get("created_at") or now
+    attributes = {k: v for k, i in columns.extra.items() if (v := _cell(cells, i))}
+    return dict(
+        email=address.email,
+        email_key=address.key,
+        name=name,
+        status=status,
+        source=_one_line(known.get("source")) or source,
+        attributes=attributes,
+        unsubscribe_reason=known.get("unsubscribe_reason") or None,
+        updated_at=now,
+        **times,
+    )
+
+
+def _cell(cells: list[str], index: int) -> str:
+    return cells[index].strip() if index < len(cells) else ""
+
+
+def _one_line(value: str | None) -> str | None:
+    if value and CONTROL_CHARS.search(value):
+        raise _BadCell(value, "source must be a single line")
+    return value
+
+
+def _parse_time(value: str, column: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise _BadCell(value, f"{column} is not an ISO 8601 date/time") from None
+    # A time without an offset is taken as UTC.
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _insert_new(
+    conn: sa.Connection,
+    candidates: list[tuple[int, dict[str, Any]]],
+    report: ImportReport,
+    write: bool,
+) -> None:
+    """Sort candidates into new / unchanged / not re-subscribed; insert the new ones."""
+    keys = [values["email_key"] for _, values in candidates]
+    existing = _existing_statuses(conn, keys)
+    erased = _erased_hashes(conn, [email_hash(k) for k in keys])
+    new_rows: list[dict[str, Any]] = []
+    for line, values in candidates:
+        key = values["email_key"]
+        status = existing.get(key)
+        if email_hash(key) in erased:
+            report.not_resubscribed.append(RowProblem(line, values["email"], ERASED_MESSAGE))
+        elif status in STOPPED_STATUSES:
+            reason = f"{status}; not re-subscribed"
+            report.not_resubscribed.append(RowProblem(line, values["email"], reason))
+        elif status is not None:
+            report.unchanged += 1
+        else:
+            new_rows.append(values)
+    report.added = len(new_rows)
+    if write:
+        _bulk_insert(conn, new_rows)
+
+
+def _bulk_insert(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
+    """INSERT many rows (COPY on PostgreSQL).
+
+    The same as ``conn.execute(subscribers.insert(), rows)``, three times faster at 100k rows:
+    each column's own bind processor (the exact storage format SQLAlchemy uses) is applied here,
+    and a datetime shared by every row (the import time) is converted once, not once per row.
+    """
+    columns = [c for c in subscribers.c if c.name != "id"]
+    dialect = conn.dialect
+    processors = [(c.name, c.type.dialect_impl(dialect).bind_processor(dialect)) for c in columns]
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    sql = (
+        f"INSERT INTO {subscribers.name} ({', '.join(c.name for c in columns)}) "
+        f"VALUES ({', '.join(mark for _ in columns)})"
+    )
+    converted: dict[tuple[str, datetime], Any] = {}
+
+    def bind(name: str, process, value):
+        if process is None or value is None:
+            return value
+        if isinstance(value, datetime):
+            if (name, value) not in converted:
+                converted[name, value] = process(value)
+            return converted[name, value]
+        return process(value)
+
+    tuples = (tuple(bind(name, process, row[name]) for name, process in processors) for row in rows)
+    if dialect.name == "postgresql":
+        # COPY, in this same transaction: several times faster than INSERT on PostgreSQL.
+        names = ", ".join(c.name for c in columns)
+        with conn.connection.dbapi_connection.cursor() as cursor, cursor.copy(
+            f"COPY {subscribers.name} ({names}) FROM STDIN"
+        ) as copy:
+            for values in tuples:
+                copy.write_row(values)
+        return
+    while batch := list(itertools.islice(tuples, _CHUNK * 2)):
+        conn.exec_driver_sql(sql, batch)
+
+
+def _existing_statuses(conn: sa.Connection, keys: list[str]) -> dict[str, str]:
+    c = subscribers.c
+    rows = _lookup(conn, sa.select(c.email_key, c.status), c.email_key, keys)
+    return dict(rows)
+
+
+def _erased_hashes(conn: sa.Connection, digests: list[str]) -> set[str]:
+    c = suppressions.c
+    return {row[0] for row in _lookup(conn, sa.select(c.email_hash), c.email_hash, digests)}
+
+
+def _lookup(conn: sa.Connection, query: sa.Select, column, values: list[str]) -> list[sa.Row]:
+    """``query`` for rows whose ``column`` is one of ``values``, in batches."""
+    found: list[sa.Row] = []
+    if conn.dialect.name == "postgresql":
+        # One array parameter: several times faster than IN with thousands of parameters.
+        for start in range(0, len(values), _CHUNK * 10):
+            batch = sa.bindparam("batch", values[start : start + _CHUNK * 10],
+                                 type_=sa.ARRAY(sa.String))
+            found.extend(conn.execute(query.where(column == sa.any_(batch))).all())
+        return found
+    for start in range(0, len(values), _CHUNK):
+        found.extend(conn.execute(query.where(column.in_(values[start : start + _CHUNK]))).all())
+    return found

@@ -1,0 +1,5 @@
+"""The command line: ``newsletter ...``. Thin: parse, call the library, print."""
+
+from .main import cli, main
+
+__all__ = ["cli", "main"]

@@ -1,0 +1,237 @@
+"""``newsletter subscribers ...`` and ``newsletter db ...``: parse, call subscribers.py, print.
+
+CSV import and export (``import``, ``export``, ``list --format csv``) call transfer.py instead.
+
+Only click is imported at module level: SQLAlchemy, rich and email-validator are imported inside
+the commands that need them, so ``newsletter subscribers count`` starts fast. The config comes
+from ``ctx.obj`` (cli.AppContext) through ``click.pass_obj``; cli.py imports this module, so this
+module cannot import cli.py.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+STATUS_HELP = "pending, active, unsubscribed, bounced or complained"
+
+
+def _engine(app):
+    from ..store.db import connect
+
+    return connect(app.config.database_url)
+
+
+@click.group()
+def subscribers() -> None:
+    """Manage the subscriber list."""
+
+
+@subscribers.command("add")
+@click.argument("email")
+@click.option("--name", default=None, help="Display name.")
+@click.option("--status", default="active", show_default=True, help="active or pending.")
+@click.option("--attr", "attrs", multiple=True, metavar="KEY=VALUE",
+              help="An attribute for templates (repeatable).")
+@click.pass_obj
+def add_command(app, email: str, name: str | None, status: str, attrs: tuple[str, ...]) -> None:
+    """Add one subscriber (EMAIL may be 'Name <addr>')."""
+    from ..audience import subscribers as subs
+    from ..errors import SubscriberError
+
+    attributes = {}
+    for item in attrs:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SubscriberError(f"--attr expects KEY=VALUE, got {item!r}")
+        attributes[key.strip()] = value.strip()
+    sub = subs.add(_engine(app), email, name=name, status=status, attributes=attributes)
+    click.echo(f"added {sub.email} ({sub.status})")
+
+
+@subscribers.command("import")
+@click.argument("file", type=click.Path(dir_okay=True))
+@click.option("--dry-run", is_flag=True, help="Report what would happen; write nothing.")
+@click.option("--skip-invalid", is_flag=True,
+              help="Import the valid rows and report the invalid ones (default: abort).")
+@click.pass_obj
+def import_command(app, file: str, dry_run: bool, skip_invalid: bool) -> None:
+    """Import subscribers from a CSV file with a header row (email required)."""
+    from ..audience import transfer
+
+    try:
+        report = transfer.import_csv(_engine(app), file, dry_run=dry_run,
+                                     skip_invalid=skip_invalid)
+    except transfer.ImportAborted as exc:
+        for problem in exc.report.invalid:
+            click.echo(str(problem), err=True)
+        raise
+    for problem in report.notes():
+        click.echo(str(problem), err=True)
+    click.echo(_import_summary(report))
+
+
+def _import_summary(report) -> str:
+    details = (
+        f"{report.rows} row(s): {report.unchanged} already on the list, "
+        f"{len(report.not_resubscribed)} not re-subscribed, "
+        f"{len(report.duplicates)} duplicate(s), {len(report.invalid)} invalid skipped"
+    )
+    if report.dry_run:
+        return (f"dry run: would import {report.added} new subscriber(s) from {report.path} "
+                f"({details}); nothing written")
+    return f"imported {report.added} new subscriber(s) from {report.path} ({details})"
+
+
+@subscribers.command("export")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--status", default=None, help=f"Only this status: {STATUS_HELP}.")
+@click.pass_obj
+def export_command(app, file: str, status: str | None) -> None:
+    """Write subscribers to a CSV file that `subscribers import` reads back."""
+    from ..audience import transfer
+
+    count = transfer.export_csv(_engine(app), file, status=status)
+    click.echo(f"exported {count} subscriber(s) to {file}")
+
+
+@subscribers.command("list")
+@click.option("--status", default=None, help=f"Only this status: {STATUS_HELP}.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
+              show_default=True, help="csv and json stream any number of rows, for scripts.")
+@click.pass_obj
+def list_command(app, status: str | None, fmt: str) -> None:
+    """List subscribers in id order."""
+    from ..audience import subscribers as subs
+
+    engine = _engine(app)
+    if status is not None:
+        subs.check_status(status)
+    out = sys.stdout
+    if fmt == "csv":
+        from ..audience import transfer
+
+        transfer.export_csv(engine, out, status=status)
+    elif fmt == "json":
+        _write_json(out, (s.as_dict() for s in subs.iter_subscribers(engine, status)))
+    else:
+        _print_table(subs.iter_subscribers(engine, status))
+
+
+def _write_json(out, items) -> None:
+    """A JSON array written one element at a time, so memory stays flat."""
+    out.write("[")
+    for i, item in enumerate(items):
+        out.write(",\n " if i else "\n ")
+        out.write(json.dumps(item, ensure_ascii=False))
+    out.write("\n]\n")
+
+
+def _print_table(subscribers) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("id", "email", "name", "status", "source", "created", "consented")
+    for sub in subscribers:
+        table.add_row(
+            str(sub.id), sub.email, sub.name or "", sub.status, sub.source,
+            sub.created_at.strftime("%Y-%m-%d"),
+            sub.consented_at.strftime("%Y-%m-%d") if sub.consented_at else "",
+        )
+    if not table.row_count:
+        click.echo("no subscribers")
+        return
+    console = Console()
+    if not console.is_terminal:
+        # Piped or captured: nothing to fit, so never wrap or cut an address.
+        console = Console(width=10_000)
+    console.print(table)
+
+
+@subscribers.command("show")
+@click.argument("email")
+@click.pass_obj
+def show_command(app, email: str) -> None:
+    """Show one subscriber, with the consent record and attributes."""
+    from ..audience import subscribers as subs
+    from ..errors import SubscriberError
+
+    engine = _engine(app)
+    sub = subs.get(engine, email)
+    if sub is None:
+        raise SubscriberError(subs.describe_missing(engine, email))
+    for key, value in sub.as_dict().items():
+        if key == "attributes":
+            value = json.dumps(value, ensure_ascii=False, sort_keys=True)
+        click.echo(f"{key + ':':<20}{'' if value is None else value}")
+
+
+@subscribers.command("count")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+@click.pass_obj
+def count_command(app, fmt: str) -> None:
+    """Count subscribers by status."""
+    from ..audience import subscribers as subs
+
+    counts = subs.count_by_status(_engine(app))
+    counts["total"] = sum(counts.values())
+    if fmt == "json":
+        click.echo(json.dumps(counts))
+        return
+    for status, n in counts.items():
+        click.echo(f"{status:<14}{n:>10}")
+
+
+@subscribers.command("unsubscribe")
+@click.argument("email")
+@click.option("--reason", default="unsubscribed via CLI", show_default=True)
+@click.pass_obj
+def unsubscribe_command(app, email: str, reason: str) -> None:
+    """Stop sending to an address (kept on the list as unsubscribed)."""
+    from ..audience import subscribers as subs
+    from ..errors import SubscriberError
+
+    engine = _engine(app)
+    before = subs.get(engine, email)
+    if before is None:
+        raise SubscriberError(subs.describe_missing(engine, email))
+    sub = subs.unsubscribe(engine, email, reason=reason)
+    if before.status in ("pending", "active"):
+        click.echo(f"unsubscribed {sub.email}")
+    else:
+        click.echo(f"{sub.email} is already {sub.status}; nothing changed")
+
+
+@subscribers.command("remove")
+@click.argument("email")
+@click.pass_obj
+def remove_command(app, email: str) -> None:
+    """Erase an address's personal data; keep only a hash so it is never re-added."""
+    from ..audience import subscribers as subs
+
+    if subs.remove(_engine(app), email):
+        click.echo(f"removed {email.strip()}: personal data erased, address suppressed (as a hash)")
+    else:
+        click.echo(f"{email.strip()} was already removed; nothing changed")
+
+
+@click.group()
+def db() -> None:
+    """Database maintenance."""
+
+
+@db.command("upgrade")
+@click.pass_obj
+def upgrade_command(app) -> None:
+    """Apply pending schema migrations (also done automatically on first use)."""
+    from ..store.db import safe_url, upgrade_database
+
+    url = app.config.database_url
+    before, after = upgrade_database(url)
+    if before == after:
+        click.echo(f"database {safe_url(url)} is up to date (revision {after})")
+    else:
+        click.echo(f"database {safe_url(url)} upgraded from {before or 'empty'} to {after}")

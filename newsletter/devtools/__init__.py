@@ -1,0 +1,1 @@
+"""Tools for trying configurations and for tests: the fake provider."""

@@ -1,0 +1,142 @@
+"""Read one week's folder of Markdown files into an ``Edition``.
+
+Layout::
+
+    items/2026-W47/edition.md    front matter: headline (required), dek, preheader, subject
+                                 body: the intro (optional)
+    items/2026-W47/01-slug.md    front matter: title (required), take, source, url
+                                 body: the item (required)
+
+Items are ordered by file name. Every error names the file, and the line where there is one.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+
+import yaml
+
+from ..errors import ContentError, HeaderError
+
+WEEK_RE = re.compile(r"^(\d{4})-W(\d{2})$")
+EDITION_FIELDS = {"headline": True, "dek": False, "preheader": False, "subject": False}
+ITEM_FIELDS = {"title": True, "take": False, "source": False, "url": False}
+HEADER_FIELDS = ("headline", "subject")
+
+
+@dataclass(frozen=True)
+class Item:
+    path: Path
+    title: str
+    body: str
+    take: str = ""
+    source: str = ""
+    url: str = ""
+
+
+@dataclass(frozen=True)
+class Edition:
+    week: str
+    folder: Path
+    headline: str
+    items: tuple[Item, ...]
+    intro: str = ""
+    dek: str = ""
+    preheader: str = ""
+    subject: str = ""
+
+
+def parse_week(value: str) -> str:
+    """Check an ISO week like ``2026-W47`` and return it."""
+    match = WEEK_RE.match(value or "")
+    if not match:
+        raise ContentError(f"invalid week {value!r}: expected an ISO week like 2026-W47")
+    year, week = int(match[1]), int(match[2])
+    try:
+        date.fromisocalendar(year, week, 1)
+    except ValueError:
+        raise ContentError(f"invalid week {value!r}: {year} has no week {week}") from None
+    return value
+
+
+def current_week(timezone: str) -> str:
+    from zoneinfo import ZoneInfo
+
+    year, week, _ = datetime.now(ZoneInfo(timezone)).isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def load_edition(items_dir: Path, week: str) -> Edition:
+    folder = Path(items_dir) / parse_week(week)
+    if not folder.is_dir():
+        raise ContentError(f"no folder for week {week}: {folder} does not exist")
+    edition_path = folder / "edition.md"
+    if not edition_path.is_file():
+        raise ContentError(f"{edition_path}: missing (every week needs an edition.md)")
+    meta, intro = read_markdown(edition_path, EDITION_FIELDS)
+    item_paths = sorted(p for p in folder.glob("*.md") if p.name != "edition.md")
+    if not item_paths:
+        raise ContentError(f"{folder}: no item files (expected files like 01-slug.md)")
+    items = tuple(_load_item(p) for p in item_paths)
+    return Edition(week=week, folder=folder, items=items, intro=intro, **meta)
+
+
+def _load_item(path: Path) -> Item:
+    meta, body = read_markdown(path, ITEM_FIELDS)
+    if not body:
+        raise ContentError(f"{path}: the item has no body text below the front matter")
+    url = meta.get("url", "")
+    if url and not re.match(r"^https?://\S+$", url):
+        raise ContentError(f"{path}: field 'url' must be an http(s) address, got {url!r}")
+    return Item(path=path, body=body, **meta)
+
+
+def read_markdown(path: Path, fields: dict[str, bool]) -> tuple[dict[str, str], str]:
+    """Split a file into checked front-matter fields and its Markdown body."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ContentError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    text = text.replace("\r\n", "\n")
+    lines = text.split("\n")
+    if not lines or lines[0].strip() != "---":
+        raise ContentError(f"{path}:1: expected front matter starting with a '---' line")
+    try:
+        end = next(i for i in range(1, len(lines)) if lines[i].strip() == "---")
+    except StopIteration:
+        raise ContentError(f"{path}: front matter is not closed by a '---' line") from None
+    meta = _parse_front_matter(path, "\n".join(lines[1:end]), fields)
+    body = "\n".join(lines[end + 1 :]).strip()
+    return meta, body
+
+
+def _parse_front_matter(path: Path, source: str, fields: dict[str, bool]) -> dict[str, str]:
+    try:
+        data = yaml.safe_load(source) if source.strip() else {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 2 if mark is not None else 1  # +1 for the '---' line, +1 one-based
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ContentError(f"{path}:{line}: malformed front matter: {problem}") from None
+    if not isinstance(data, dict):
+        raise ContentError(f"{path}:2: front matter must be 'key: value' lines")
+    meta: dict[str, str] = {}
+    for key, value in data.items():
+        if key not in fields:
+            allowed = ", ".join(fields)
+            raise ContentError(f"{path}: unknown field {key!r} (allowed: {allowed})")
+        if value is None:
+            continue
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise ContentError(f"{path}: field {key!r} must be text")
+        meta[key] = str(value).strip()
+    for key, required in fields.items():
+        if required and not meta.get(key):
+            raise ContentError(f"{path}: missing required field {key!r}")
+    for key in HEADER_FIELDS:
+        if key in meta and ("\n" in meta[key] or "\r" in meta[key]):
+            raise HeaderError(f"{path}: field {key!r} must be one line (it becomes a header)")
+    return meta

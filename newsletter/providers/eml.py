@@ -1,0 +1,43 @@
+"""The ``eml`` provider: each message is written to a folder as an .eml file.
+
+Useful for staging and for the demo: everything the real providers do (batches, ledger,
+resume) works the same, and the result can be opened in any mail client. Writing a file
+again gives the same file, so it is safe to repeat.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..audience.recipient import Recipient
+from ..files import atomic_write, safe_filename
+from .base import Outgoing, SendResult, Status, check_batch
+
+
+def eml_name(recipient: Recipient) -> str:
+    return f"{recipient.id:07d}-{safe_filename(recipient.email)}.eml"
+
+
+class EmlTransport:
+    name = "eml"
+    max_batch = 1000
+    idempotent = True
+
+    def __init__(self, out_dir: Path):
+        self.out_dir = Path(out_dir)
+
+    async def send_batch(self, outgoing: Outgoing, recipients: Sequence[Recipient], *,
+                         batch_key: str) -> list[SendResult]:
+        check_batch(self, recipients)
+        results = []
+        for recipient in recipients:
+            path = self.out_dir / eml_name(recipient)
+            message_id = outgoing.personalizer.message_id(recipient)
+            atomic_write(path, outgoing.builder.build(recipient, message_id))
+            results.append(SendResult(recipient.id, Status.SENT, message_id=message_id,
+                                      raw=str(path)))
+        return results
+
+    async def aclose(self) -> None:
+        return None

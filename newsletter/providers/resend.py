@@ -1,0 +1,168 @@
+"""Resend: ``POST /emails/batch``, at most 100 messages per request.
+
+Each message carries its own filled-in HTML and text, the list headers and two tags naming
+the edition and the subscriber. Resend allows only ASCII letters, digits, ``_`` and ``-`` in
+tag values, so the edition key's ``.`` becomes ``_`` (``tag_value``); the subscriber id is
+digits already.
+
+Every request carries an ``Idempotency-Key`` made from the edition key and the batch key, so
+a resend of the same batch (after a timeout, or by a later run within Resend's 24 hours)
+returns the first answer instead of sending again: the transport is idempotent. The batch is
+validated strictly (Resend's default, asked for explicitly with ``x-batch-validation``): one
+invalid message refuses the whole request, and nothing of it is sent.
+
+The answer lists one id per message, in order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import httpx
+
+from ..audience.recipient import Recipient
+from ..config import Config
+from ._http import HttpClient, api_client, raise_for_status
+from .base import (
+    BatchRejected,
+    BatchRetryable,
+    FatalTransportError,
+    OutcomeUnknown,
+    Outgoing,
+    SendResult,
+    Status,
+    check_batch,
+)
+
+NAME = "resend"
+DEFAULT_BASE_URL = "https://api.resend.com"
+PATH = "/emails/batch"
+MAX_BATCH = 100
+MAX_KEY = 256
+_TAG_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+# Errors about the sender that every message shares: every batch would fail alike.
+FATAL_NAMES = frozenset({"invalid_from_address", "invalid_api_key", "missing_api_key",
+                         "restricted_api_key"})
+# 429s that waiting minutes will not cure: the account's sending quota is used up.
+QUOTA_NAMES = frozenset({"daily_quota_exceeded", "monthly_quota_exceeded"})
+
+
+def tag_value(value: str) -> str:
+    """``value`` in the characters Resend allows in a tag (others become ``_``)."""
+    return _TAG_UNSAFE.sub("_", value)[:256]
+
+
+def idempotency_key(edition_key: str, batch_key: str) -> str:
+    """Stable for the same batch of the same edition; at most 256 characters."""
+    key = f"newsletter/{edition_key}/{batch_key}"
+    if len(key) > MAX_KEY:
+        key = "newsletter/" + hashlib.sha256(f"{edition_key}\0{batch_key}".encode()).hexdigest()
+    return key
+
+
+def build_batch(outgoing: Outgoing, recipients: Sequence[Recipient]) -> list[dict[str, Any]]:
+    return list(iter_batch(outgoing, recipients))
+
+
+def iter_batch(outgoing: Outgoing, recipients: Sequence[Recipient]) -> Iterator[dict[str, Any]]:
+    """The batch's messages, one at a time."""
+    for recipient in recipients:
+        msg = outgoing.personal(recipient)
+        body: dict[str, Any] = {
+            "from": outgoing.sender,
+            "to": [msg.to],
+            "subject": outgoing.subject,
+            "html": msg.html,
+            "text": msg.text,
+            "headers": msg.headers,
+            "tags": [
+                {"name": "edition", "value": tag_value(outgoing.edition_key)},
+                {"name": "subscriber_id", "value": tag_value(str(recipient.id))},
+            ],
+        }
+        if outgoing.reply_to:
+            body["reply_to"] = outgoing.reply_to
+        yield body
+
+
+def request_headers(outgoing: Outgoing, batch_key: str) -> dict[str, str]:
+    return {
+        "Idempotency-Key": idempotency_key(outgoing.edition_key, batch_key),
+        "x-batch-validation": "strict",
+    }
+
+
+def parse_batch(recipients: Sequence[Recipient], payload: Any) -> list[SendResult]:
+    """Map a 200 answer's ids onto the recipients, in order."""
+    data = payload.get("data") if isinstance(payload, dict) else None
+    errors = payload.get("errors") if isinstance(payload, dict) else None
+    if (not isinstance(data, list) or len(data) != len(recipients) or errors
+            or not all(isinstance(item, dict) and item.get("id") for item in data)):
+        raise OutcomeUnknown(NAME, "answer does not list one id per message",
+                             status=200, body=json.dumps(payload)[:500])
+    return [SendResult(r.id, Status.SENT, message_id=str(item["id"]), raw=item)
+            for r, item in zip(recipients, data, strict=True)]
+
+
+def error_name(response: httpx.Response) -> str:
+    try:
+        payload = response.json()
+    except ValueError:
+        return ""
+    if not isinstance(payload, dict):
+        return ""
+    return str(payload.get("name") or payload.get("type") or "")
+
+
+def check_error(client: HttpClient, response: httpx.Response) -> None:
+    """Refine a final non-200 answer by Resend's error name."""
+    status, name = response.status_code, error_name(response)
+    if name in FATAL_NAMES or status in (404, 405):
+        raise client.error(FatalTransportError, name or "endpoint not found (check "
+                           "provider_base_url)", response)
+    if status == 409:
+        if name == "concurrent_idempotent_requests":
+            # The first request with this key is still running; ask again later.
+            raise client.error(BatchRetryable, name, response)
+        # invalid_idempotent_request: this key already sent a different payload, which may
+        # or may not have held these recipients.
+        raise client.error(OutcomeUnknown, name or "idempotency conflict", response)
+    if status in (400, 422):
+        raise client.error(BatchRejected, name or "request refused", response)
+    raise_for_status(client, response)
+
+
+class ResendTransport:
+    name = NAME
+    max_batch = MAX_BATCH
+    idempotent = True
+
+    def __init__(self, config: Config, *, transport: httpx.AsyncBaseTransport | None = None,
+                 **client_options):
+        self.client = api_client(
+            NAME, config, DEFAULT_BASE_URL, bearer=True, transport=transport,
+            is_fatal=lambda response: error_name(response) in QUOTA_NAMES, **client_options)
+
+    async def send_batch(self, outgoing: Outgoing, recipients: Sequence[Recipient], *,
+                         batch_key: str) -> list[SendResult]:
+        check_batch(self, recipients)
+        response = await self.client.request(
+            "POST", PATH, json_items=iter_batch(outgoing, recipients),
+            headers=request_headers(outgoing, batch_key),
+            idempotent=True,
+        )
+        if response.status_code != 200:
+            check_error(self.client, response)
+            raise self.client.error(FatalTransportError, "unexpected answer", response)
+        try:
+            payload = response.json()
+        except ValueError:
+            raise self.client.error(OutcomeUnknown, "answer is not JSON", response) from None
+        return parse_batch(recipients, payload)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()

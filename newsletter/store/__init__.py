@@ -1,0 +1,1 @@
+"""Storage: database engines (SQLite, PostgreSQL), the schema as tables, Alembic migrations."""
