@@ -50,3 +50,8 @@ bench: $(VENV)/.installed-test
 
 clean:
 	rm -rf $(VENV) outbox subscribers/*.db
+
+.PHONY: test-compose
+# docker-compose.yml proven with real containers (needs root: it runs its own dockerd).
+test-compose:
+	docker/ci/test-compose.sh

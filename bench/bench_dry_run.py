@@ -23,10 +23,10 @@ ROOT = Path(__file__).resolve().parent.parent
 CHILD = """
 import resource, sys, time
 from newsletter.config import load_config
-from newsletter.delivery.commands import dry_run_send
+from newsletter.delivery.dry_run import dry_run
 config = load_config(sys.argv[1])
 start = time.perf_counter()
-result = dry_run_send(config, "2026-W47", sys.argv[2])
+result = dry_run(config, "2026-W47", sys.argv[2])
 elapsed = time.perf_counter() - start
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(f"{result.count} {elapsed:.2f} {peak:.1f}")

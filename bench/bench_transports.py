@@ -24,8 +24,8 @@ import httpx
 
 from newsletter.audience.recipient import Recipient
 from newsletter.config import load_config
-from newsletter.delivery.commands import render_week
-from newsletter.delivery.sending import build_outgoing
+from newsletter.delivery.outgoing import prepare
+from newsletter.edition.render import render_week
 from newsletter.providers import make_transport
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -104,7 +104,7 @@ def http_provider(name: str, project: Path, fake: FakeProcess, n: int, concurren
         "NEWSLETTER_AWS_SECRET_ACCESS_KEY": "bench-secret",
     }
     config = load_config(project / "newsletter.toml", environ=environ)
-    outgoing = build_outgoing(config, render_week(config, WEEK))
+    outgoing = prepare(config, render_week(config, WEEK))
     transport = make_transport(config)
     recipients = [Recipient(i, f"reader{i}@example.com", f"Reader {i}") for i in range(1, n + 1)]
     before = fake.stats()
@@ -137,7 +137,7 @@ def smtp_provider(project: Path, n: int, latency: float):
                    "NEWSLETTER_SMTP_PORT": str(port),
                    "NEWSLETTER_SMTP_SECURITY": "none", "NEWSLETTER_SECRET_KEY": "s" * 32}
         config = load_config(project / "newsletter.toml", environ=environ)
-        outgoing = build_outgoing(config, render_week(config, WEEK))
+        outgoing = prepare(config, render_week(config, WEEK))
         transport = make_transport(config)
         recipients = [Recipient(i, f"reader{i}@example.com", "R") for i in range(1, n + 1)]
         elapsed = asyncio.run(drive(transport, outgoing, recipients, 1))

@@ -54,6 +54,7 @@ class Config:
     smtp_username: str = ""
     smtp_password: str = ""
     smtp_security: str = "starttls"
+    smtp_max_connections: int = 0  # at most this many; load_config defaults it to concurrency
     outbox_dir: Path = Path("outbox")
     rate_limit: float = 0.0
     concurrency: int = 4
@@ -143,6 +144,7 @@ def load_config(
     for key in PATH_KEYS:
         if key in values:
             values[key] = Path(values[key])
+    values.setdefault("smtp_max_connections", values.get("concurrency", Config.concurrency))
     config = Config(base_dir=base_dir, source=source, **values)
     config = _resolve_paths(config)
     _validate(config)
@@ -215,7 +217,7 @@ def _validate(config: Config) -> None:
         raise bad("max_error_rate", "must be between 0 and 1")
     if config.retry_delay < 0:
         raise bad("retry_delay", "must be 0 or more seconds")
-    for key in ("concurrency", "batch_size", "smtp_port", "max_attempts"):
+    for key in ("concurrency", "batch_size", "smtp_port", "max_attempts", "smtp_max_connections"):
         if getattr(config, key) < 1:
             raise bad(key, "must be 1 or more")
     if config.misfire_grace < 0:

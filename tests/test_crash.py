@@ -212,7 +212,7 @@ def test_an_idempotent_provider_whose_answers_keep_getting_lost_is_not_asked_for
     import threading
 
     from newsletter.config import load_config
-    from newsletter.delivery.commands import send_edition
+    from newsletter.delivery.send import send_edition
     from newsletter.devtools.fake_provider import FakeProvider, Faults
     from newsletter.providers._http import RetryPolicy
 

@@ -12,7 +12,7 @@ from newsletter.audience import subscribers
 from newsletter.cli.main import cli
 from newsletter.config import load_config
 from newsletter.delivery import ledger
-from newsletter.delivery.commands import send_edition
+from newsletter.delivery.send import send_edition
 from newsletter.devtools.fake_provider import FakeProvider, Faults
 from newsletter.providers._http import RetryPolicy
 from tests.seeding import readers, seed
@@ -120,7 +120,7 @@ def test_bad_credentials_abort_with_every_row_true(project, database_url, fake):
     fake.faults = Faults(bad_token="re_token_123456")
     config = make_config(project, database_url, fake)
     result = send_edition(config, WEEK, **FAST)
-    assert result.aborted and "credentials refused" in result.stopped
+    assert result.aborted and "credentials refused" in result.stopped.detail
     assert result.send.status == "aborted"
     assert result.counts == {"pending": 100} and not fake.records
     fake.faults = Faults()
@@ -132,7 +132,7 @@ def test_too_many_failures_abort_the_send(project, database_url, fake):
     seed(database_url, [f"invalid{i}@example.com" for i in range(300)] + readers(300))
     config = make_config(project, database_url, fake, max_error_rate="0.2")
     result = send_edition(config, WEEK, **FAST)
-    assert result.aborted and "max_error_rate" in result.stopped
+    assert result.aborted and "max_error_rate" in result.stopped.detail
     counts = result.counts
     assert counts.get("failed", 0) >= 200 and "in_flight" not in counts
     assert sum(counts.values()) == 600
@@ -159,7 +159,7 @@ def test_people_who_leave_before_their_batch_are_skipped(project, database_url, 
     engine = seed(database_url, readers(10))
     config = make_config(project, database_url, fake)
     # Start the send (snapshot), then change the list before any batch goes out.
-    from newsletter.delivery.commands import render_week
+    from newsletter.edition.render import render_week
 
     rendered = render_week(config, WEEK)
     ledger.open_send(engine, WEEK, rendered.content_hash, rendered.subject, "postmark")

@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 from newsletter.audience.recipient import Recipient
 from newsletter.audience.tokens import read_token
 from newsletter.config import load_config
-from newsletter.delivery.commands import render_week
-from newsletter.delivery.mime import MessageBuilder, _EncodedBody
-from newsletter.delivery.personalize import Personalizer
+from newsletter.delivery.mime import _EncodedBody
+from newsletter.delivery.outgoing import prepare
 from newsletter.edition.placeholders import FieldTemplate
+from newsletter.edition.render import render_week
 from newsletter.errors import HeaderError
 
 WEEK = "2026-W47"
@@ -27,9 +27,19 @@ def config(project):
     return load_config(project / "newsletter.toml", environ={"NEWSLETTER_SECRET_KEY": "k" * 32})
 
 
+class Builder:
+    """Recipient -> message bytes, the way every send makes them."""
+
+    def __init__(self, outgoing):
+        self.outgoing = outgoing
+
+    def build(self, recipient: Recipient) -> bytes:
+        return self.outgoing.message(self.outgoing.personalize(recipient))
+
+
 @pytest.fixture
 def builder(config):
-    return MessageBuilder(config, Personalizer(config, render_week(config, WEEK)))
+    return Builder(prepare(config, render_week(config, WEEK)))
 
 
 def parse(data: bytes):
@@ -135,14 +145,13 @@ def test_without_a_mailto_only_the_https_target_is_listed(project):
     config = load_config(
         project / "newsletter.toml", environ={"NEWSLETTER_UNSUBSCRIBE_MAILTO": ""}
     )
-    builder = MessageBuilder(config, Personalizer(config, render_week(config, WEEK)))
+    builder = Builder(prepare(config, render_week(config, WEEK)))
     assert "mailto" not in str(parse(builder.build(ADA))["List-Unsubscribe"])
 
 
 def test_a_test_send_prefixes_the_subject_and_varies_the_message_id(config):
     rendered = render_week(config, WEEK)
-    builder = MessageBuilder(config, Personalizer(config, rendered, test=True),
-                             subject_prefix="[TEST] ")
+    builder = Builder(prepare(config, rendered, test=True))
     a, b = parse(builder.build(ADA)), parse(builder.build(ADA))
     assert a["Subject"] == "[TEST] Five Things | Small Teams, Long Memories"
     assert a["Message-ID"] != b["Message-ID"]

@@ -6,9 +6,8 @@ from pathlib import Path
 import pytest
 
 from newsletter.config import load_config
-from newsletter.delivery.commands import render_week
 from newsletter.edition.content import load_edition
-from newsletter.edition.render import render_edition
+from newsletter.edition.render import render_edition, render_week
 from newsletter.errors import TemplateError
 
 WEEK = "2026-W47"

@@ -19,27 +19,21 @@ import pytest
 from click.testing import CliRunner
 
 from newsletter.cli.main import cli
-from newsletter.cli.worker import worker as worker_command
 from newsletter.config import load_config
 from newsletter.delivery import ledger
+from newsletter.delivery.loop import StopReason
 from newsletter.errors import ConfigError
 from newsletter.store.db import connect
 from newsletter.worker.schedule import (
-    Worker,
     build_trigger,
     crontab_weekdays,
     decide_on_start,
     edition_week,
     fire_times,
     last_run_time,
-    log_start,
-    make_scheduler,
     next_run_times,
-    serve,
 )
-
-if "worker" not in cli.commands:  # until cli.py registers it
-    cli.add_command(worker_command)
+from newsletter.worker.service import Worker, log_start, make_scheduler, serve
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")
@@ -335,9 +329,9 @@ def test_an_invalid_item_is_logged_with_the_file_at_fault(project, weekly, caplo
 
 # -- the job's other outcomes, with a stand-in send -------------------------------------------
 
-def fake_result(week="2026-W48", stopped=None, aborted=False, sent=6):
+def fake_result(week="2026-W48", stopped=None, sent=6):
     return SimpleNamespace(send=SimpleNamespace(week=week), counts={"sent": sent},
-                           this_run=Counter(sent=sent), stopped=stopped, aborted=aborted)
+                           this_run=Counter(sent=sent), stopped=stopped)
 
 
 def test_a_send_already_in_progress_elsewhere_is_skipped(project, weekly, caplog):
@@ -349,20 +343,6 @@ def test_a_send_already_in_progress_elsewhere_is_skipped(project, weekly, caplog
     assert "2026-W48: skipped: a send of this edition is already in progress" in caplog.text
 
 
-def test_two_workers_opening_the_send_at_once_join_it(project, weekly):
-    import sqlalchemy as sa
-
-    calls = []
-
-    def racing(config, week, **kwargs):
-        calls.append(week)
-        if len(calls) == 1:
-            raise sa.exc.IntegrityError("INSERT INTO sends", {}, Exception("unique"))
-        return fake_result()
-
-    worker = Worker(weekly, send=racing, clock=lambda: MONDAY_8)
-    assert worker.run_due().result == "sent"
-    assert calls == ["2026-W48", "2026-W48"]
 
 
 def test_an_unexpected_error_is_one_line_and_the_worker_carries_on(project, weekly, caplog):
@@ -379,7 +359,7 @@ def test_an_unexpected_error_is_one_line_and_the_worker_carries_on(project, week
 
 def test_a_send_aborted_by_the_provider_is_reported_with_the_command(project, weekly, caplog):
     def refused(config, week, **kwargs):
-        return fake_result(stopped="aborted: postmark: bad token", aborted=True, sent=0)
+        return fake_result(stopped=StopReason("aborted", "postmark: bad token"), sent=0)
 
     outcome = Worker(weekly, send=refused, clock=lambda: MONDAY_8).run_due()
     assert (outcome.result, outcome.detail) == ("aborted", "aborted: postmark: bad token")
@@ -394,7 +374,7 @@ def test_the_send_gets_the_stop_event_when_it_takes_one(project, weekly, caplog)
 
     def stoppable(config, week, *, interactive, stop_event):
         seen.update(interactive=interactive, stop_event=stop_event)
-        return fake_result(stopped="interrupted by the worker")
+        return fake_result(stopped=StopReason("shutdown", "interrupted by the worker"))
 
     worker = Worker(weekly, send=stoppable, clock=lambda: MONDAY_8)
     assert worker.run_due().result == "stopped"
@@ -402,15 +382,6 @@ def test_the_send_gets_the_stop_event_when_it_takes_one(project, weekly, caplog)
     assert "resumes on the next start" in caplog.text
 
 
-def test_a_send_without_a_stop_event_is_called_without_one(project, weekly):
-    seen = {}
-
-    def plain(config, week, *, interactive=None, **transport_options):
-        seen.update(transport_options)
-        return fake_result()
-
-    assert Worker(weekly, send=plain, clock=lambda: MONDAY_8).run_due().result == "sent"
-    assert seen == {}
 
 
 def test_no_send_starts_once_the_worker_is_stopping(project, weekly):
@@ -472,7 +443,7 @@ def test_stopping_asks_a_running_send_to_stop_and_exits_cleanly(project, weekly,
     def slow(config, week, *, interactive, stop_event):
         started.set()
         assert stop_event.wait(10), "the worker never asked the send to stop"
-        return fake_result(stopped="interrupted by the worker")
+        return fake_result(stopped=StopReason("shutdown", "interrupted by the worker"))
 
     config = dataclasses.replace(weekly, misfire_grace=0)  # catch up whatever is due: now
     stop, status, thread = run_serve(config, Worker(config, send=slow))
@@ -483,26 +454,6 @@ def test_stopping_asks_a_running_send_to_stop_and_exits_cleanly(project, weekly,
     assert "asking the send of" in caplog.text and "worker stopped" in caplog.text
 
 
-def test_without_a_stop_hook_the_worker_waits_for_the_send_to_finish(project, weekly, caplog):
-    caplog.set_level(logging.INFO, logger="newsletter.worker")
-    started, release = threading.Event(), threading.Event()
-
-    def plain(config, week, *, interactive=None, **options):
-        started.set()
-        release.wait(10)
-        return fake_result()
-
-    config = dataclasses.replace(weekly, misfire_grace=0)
-    stop, status, thread = run_serve(config, Worker(config, send=plain))
-    assert started.wait(10)
-    stop.set()
-    thread.join(0.5)
-    assert thread.is_alive(), "exited with a send still running"
-    release.set()
-    thread.join(10)
-    assert status == [0]
-    assert "waiting for the send of" in caplog.text
-    assert ": sent: 6 sent" in caplog.text
 
 
 # -- the command line -------------------------------------------------------------------------

@@ -22,7 +22,14 @@ from newsletter.providers.mailgun import (
     parse_queued,
 )
 from tests.provider_specs import load_spec, validate_request, validate_response
-from tests.transport_fixtures import API_KEY, make_config, make_outgoing, recipients, send_with
+from tests.transport_fixtures import (
+    API_KEY,
+    make_config,
+    make_outgoing,
+    personal_parts,
+    recipients,
+    send_with,
+)
 
 SPEC_PATH = "/v3/{domain_name}/messages"
 FORM = "multipart/form-data"
@@ -102,11 +109,11 @@ def deliver(form):
 def assert_delivered_faithfully(outgoing, batch):
     form = build_form(outgoing, batch)
     for recipient, (_, filled) in zip(batch, deliver(form), strict=True):
-        personal = outgoing.personal(recipient)
+        personal = personal_parts(outgoing, recipient)
         assert filled["html"] == personal.html
         assert filled["text"] == personal.text
         headers = {k[2:]: v for k, v in filled.items() if k.startswith("h:")}
-        assert headers.pop("Reply-To") == outgoing.reply_to
+        assert headers.pop("Reply-To") == outgoing.sender.reply_to
         assert headers == personal.headers
         assert filled["v:subscriber_id"] == str(recipient.id)
         assert filled["v:edition"] == outgoing.edition_key
@@ -137,7 +144,7 @@ def test_form_matches_mailguns_spec(outgoing):
                                "bob@xn--exmple-cua.com"]
     # Headers the same for everyone go in as they are; the unsubscribe link per recipient.
     assert fields["h:List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-    assert fields["h:List-Id"] == outgoing.personalizer.list_id
+    assert fields["h:List-Id"] == outgoing.list_id
     assert re.fullmatch(r"%recipient\.\w+%", fields["h:List-Unsubscribe"])
     assert fields["v:edition"] == outgoing.edition_key
     assert re.fullmatch(r"%recipient\.\w+%", fields["v:subscriber_id"])
@@ -150,7 +157,7 @@ def test_each_recipient_receives_exactly_their_own_message(outgoing):
     links = {filled["h:List-Unsubscribe"] for _, filled in delivered}
     assert len(links) == 4, "each recipient has their own unsubscribe link"
     for (_, filled), recipient in zip(delivered, batch, strict=True):
-        url = outgoing.personalizer.unsubscribe_url(recipient)
+        url = outgoing.personalize(recipient).values["unsubscribe_url"]
         assert f'href="{url}"' in filled["html"] and f"Unsubscribe: {url}" in filled["text"]
     bob = delivered[3][1]
     assert "Hi &lt;Bob&gt;," in bob["html"] and "Hi <Bob>," in bob["text"]
@@ -163,7 +170,7 @@ def test_a_single_recipient_gets_every_header_as_it_is(outgoing):
 
 def test_the_content_is_sent_once_with_separate_escaped_and_raw_variables(outgoing):
     fields = as_fields(build_form(outgoing, recipients(3)))
-    rendered = outgoing.personalizer.rendered
+    rendered = outgoing
     html_keys = set(re.findall(r"%recipient\.(\w+)%", fields["html"]))
     text_keys = set(re.findall(r"%recipient\.(\w+)%", fields["text"]))
     assert len(html_keys) == len(set(rendered.html.fields))
@@ -214,7 +221,7 @@ async def test_a_batch_of_1000_costs_well_under_2kb_per_recipient(config, outgoi
 
     results = await send(config, outgoing, handler, n=1000)
     assert len(results) == 1000
-    rendered = outgoing.personalizer.rendered
+    rendered = outgoing
     edition = sum(len(x) for x in rendered.html.literals + rendered.text.literals)
     assert edition > 25_000, "the edition itself is large; it must be sent only once"
     assert seen["size"] / 1000 < 2048, f"{seen['size'] / 1000:.0f} bytes per recipient"

@@ -31,7 +31,14 @@ from newsletter.providers.resend import (
     tag_value,
 )
 from tests.provider_specs import validate_request, validate_response
-from tests.transport_fixtures import API_KEY, make_config, make_outgoing, recipients, send_with
+from tests.transport_fixtures import (
+    API_KEY,
+    make_config,
+    make_outgoing,
+    personal_parts,
+    recipients,
+    send_with,
+)
 
 BOB = Recipient(id=42, email="bob@exämple.com", name='<Bob> & "B"')
 TAG_CHARSET = re.compile(r"[A-Za-z0-9_-]{1,256}")
@@ -89,9 +96,9 @@ def test_each_recipient_gets_their_own_filled_in_message(outgoing):
     batch = [*recipients(2), BOB]
     body = build_batch(outgoing, batch)
     for message, recipient in zip(body, batch, strict=True):
-        personal = outgoing.personal(recipient)
+        personal = personal_parts(outgoing, recipient)
         assert (message["html"], message["text"]) == (personal.html, personal.text)
-        url = outgoing.personalizer.unsubscribe_url(recipient)
+        url = outgoing.personalize(recipient).values["unsubscribe_url"]
         assert f'href="{url}"' in message["html"] and f"Unsubscribe: {url}" in message["text"]
         assert message["headers"]["List-Unsubscribe"].startswith(f"<{url}>")
     assert "Hi &lt;Bob&gt;," in body[2]["html"] and "Hi <Bob>," in body[2]["text"]

@@ -22,7 +22,14 @@ from newsletter.providers.sendgrid import (
     pick_nonce,
 )
 from tests.provider_specs import validate_request, validate_response
-from tests.transport_fixtures import API_KEY, make_config, make_outgoing, recipients, send_with
+from tests.transport_fixtures import (
+    API_KEY,
+    make_config,
+    make_outgoing,
+    personal_parts,
+    recipients,
+    send_with,
+)
 
 PATH = "/v3/mail/send"
 # A subscriber's name: one line, any other character a database can hold.
@@ -71,7 +78,7 @@ def deliver(body):
 def assert_delivered_faithfully(outgoing, batch):
     body = build_mail(outgoing, batch)
     for recipient, (p, html, text) in zip(batch, deliver(body), strict=True):
-        personal = outgoing.personal(recipient)
+        personal = personal_parts(outgoing, recipient)
         assert html == personal.html
         assert text == personal.text
         assert p["headers"] == personal.headers
@@ -117,7 +124,7 @@ def test_each_recipient_receives_exactly_their_own_message(outgoing):
     links = [p["headers"]["List-Unsubscribe"] for p, _, _ in delivered]
     assert len(set(links)) == 4, "each recipient has their own unsubscribe link"
     for (_, html, text), recipient in zip(delivered, [*recipients(3), BOB], strict=True):
-        url = outgoing.personalizer.unsubscribe_url(recipient)
+        url = outgoing.personalize(recipient).values["unsubscribe_url"]
         assert f'href="{url}"' in html and f"Unsubscribe: {url}" in text
     _, bob_html, bob_text = delivered[3]
     assert "Hi &lt;Bob&gt;," in bob_html and "<Bob>," not in bob_html
@@ -127,7 +134,7 @@ def test_each_recipient_receives_exactly_their_own_message(outgoing):
 def test_the_content_is_sent_once_with_tags_that_never_collide(outgoing):
     body = build_mail(outgoing, recipients(3))
     text, html = (c["value"] for c in body["content"])
-    rendered = outgoing.personalizer.rendered
+    rendered = outgoing
     assert html.startswith(rendered.html.literals[0]) and text.endswith(rendered.text.literals[-1])
     tags = set(body["personalizations"][0]["substitutions"])
     # Separate tags for the HTML-escaped and the raw value of each field, each in one part,
@@ -147,7 +154,7 @@ def test_a_nonce_found_in_the_content_or_a_value_is_not_used(outgoing):
     assert pick_nonce("seed", [f"x{taken}y"]) == hashlib.sha256(b"seed:1").hexdigest()[:8]
     # A subscriber whose name holds the first choice of tag still gets a faithful message.
     first = hashlib.sha256(
-        f"{outgoing.personalizer.rendered.content_hash}:0".encode()).hexdigest()[:8]
+        f"{outgoing.content_hash}:0".encode()).hexdigest()[:8]
     sly = Recipient(id=9, email="sly@example.com", name=f"-{first}h0- -{first}t1-")
     body = assert_delivered_faithfully(outgoing, [sly, *recipients(2)])
     assert not any(first in tag for tag in body["personalizations"][0]["substitutions"])
@@ -178,7 +185,7 @@ async def test_a_batch_of_1000_costs_well_under_2kb_per_recipient(config, outgoi
 
     results = await send(config, outgoing, handler, n=1000)
     assert len(results) == 1000
-    rendered = outgoing.personalizer.rendered
+    rendered = outgoing
     edition = sum(len(x) for x in rendered.html.literals + rendered.text.literals)
     assert edition > 25_000, "the edition itself is large; it must be sent only once"
     assert seen["size"] / 1000 < 2048, f"{seen['size'] / 1000:.0f} bytes per recipient"

@@ -145,7 +145,8 @@ def test_request_body_matches_the_service_model(project, stream):
     outgoing = make_outgoing(config)
     transport = SesTransport(config)
     recipient = Recipient(id=7, email="juergen@bücher.example", name="Jürgen Ö")
-    body = build_request(outgoing, recipient, configuration_set=transport.configuration_set)
+    body = build_request(outgoing, outgoing.personalize(recipient),
+                         configuration_set=transport.configuration_set)
     assert shape_problems(service_model(), "SendEmailRequest", body) == []
     assert body["FromEmailAddress"] == config.from_address
     assert body["Destination"] == {"ToAddresses": ["juergen@xn--bcher-kva.example"]}
@@ -158,9 +159,9 @@ def test_request_body_matches_the_service_model(project, stream):
         assert body["ConfigurationSetName"] == "newsletters"
     raw = base64.b64decode(body["Content"]["Raw"]["Data"])
     message = message_from_bytes(raw, policy=policy.default)
-    assert message["Message-ID"] == outgoing.personalizer.message_id(recipient)
+    assert message["Message-ID"] == outgoing.personalize(recipient).message_id
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-    assert outgoing.personalizer.unsubscribe_url(recipient) in message["List-Unsubscribe"]
+    assert outgoing.personalize(recipient).values["unsubscribe_url"] in message["List-Unsubscribe"]
 
 
 def test_tag_values_keep_only_what_ses_allows():
@@ -530,11 +531,11 @@ async def test_moto_accepts_our_signed_raw_messages(project, moto_ses):
         assert item["destinations"][0] == envelope_address(recipient.email)
         message = message_from_bytes(item["raw_data"].encode("utf-8"), policy=policy.default)
         assert all(not part.defects for part in message.walk()), recipient
-        assert message["Message-ID"] == outgoing.personalizer.message_id(recipient)
+        assert message["Message-ID"] == outgoing.personalize(recipient).message_id
         assert message["To"].addresses[0].addr_spec.endswith(
             envelope_address(recipient.email).split("@")[1])
         assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-        url = outgoing.personalizer.unsubscribe_url(recipient)
+        url = outgoing.personalize(recipient).values["unsubscribe_url"]
         assert f"<{url}>" in message["List-Unsubscribe"]
         assert url in message.get_body(("plain",)).get_content()
         links.add(url)

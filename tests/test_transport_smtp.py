@@ -232,7 +232,7 @@ async def test_starttls_auth_delivers_each_message_over_one_connection(project, 
 
     assert [r.status for r in results] == [Status.SENT] * 4, [r.reason for r in results]
     assert [r.message_id for r in results] == [
-        outgoing.personalizer.message_id(r) for r in batch]
+        outgoing.personalize(r).message_id for r in batch]
     assert handler.connections == 1 and transport.connections == 1
     assert all(handler.tls)
     assert [m["to"] for m in handler.messages] == [
@@ -243,9 +243,9 @@ async def test_starttls_auth_delivers_each_message_over_one_connection(project, 
         assert item["from"] == SENDER and item["authenticated"]
         message = message_from_bytes(item["content"], policy=policy.default)
         assert all(not part.defects for part in message.walk()), recipient
-        assert message["Message-ID"] == outgoing.personalizer.message_id(recipient)
+        assert message["Message-ID"] == outgoing.personalize(recipient).message_id
         assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-        url = outgoing.personalizer.unsubscribe_url(recipient)
+        url = outgoing.personalize(recipient).values["unsubscribe_url"]
         assert f"<{url}>" in message["List-Unsubscribe"]
         assert url in message.get_body(("plain",)).get_content()
         links.add(url)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 from newsletter.audience.recipient import Recipient
 from newsletter.config import load_config
-from newsletter.delivery.commands import render_week
-from newsletter.delivery.sending import build_outgoing
+from newsletter.delivery.outgoing import prepare
+from newsletter.edition.render import render_week
+from newsletter.providers.base import filled
 
 WEEK = "2026-W47"
 API_KEY = "pm-test-token-0123456789"
@@ -20,7 +22,14 @@ def make_config(project: Path, **overrides: str):
 
 
 def make_outgoing(config, *, test: bool = False):
-    return build_outgoing(config, render_week(config, WEEK), test=test)
+    return prepare(config, render_week(config, WEEK), test=test)
+
+
+def personal_parts(outgoing, recipient: Recipient) -> SimpleNamespace:
+    """What one recipient's message holds: its filled-in HTML and text, and its headers."""
+    person = outgoing.personalize(recipient)
+    html, text = filled(outgoing, person)
+    return SimpleNamespace(html=html, text=text, headers=dict(person.headers))
 
 
 def recipients(n: int, start: int = 1) -> list[Recipient]:

@@ -1,11 +1,8 @@
-"""``newsletter subscribers ...`` and ``newsletter db ...``: parse, call subscribers.py, print.
-
-CSV import and export (``import``, ``export``, ``list --format csv``) call transfer.py instead.
+"""``newsletter subscribers ...``: parse, call ``audience.subscribers`` (CSV files:
+``audience.transfer``), print.
 
 Only click is imported at module level: SQLAlchemy, rich and email-validator are imported inside
-the commands that need them, so ``newsletter subscribers count`` starts fast. The config comes
-from ``ctx.obj`` (cli.AppContext) through ``click.pass_obj``; cli.py imports this module, so this
-module cannot import cli.py.
+the commands that need them, so ``newsletter subscribers count`` starts fast.
 """
 
 from __future__ import annotations
@@ -216,22 +213,3 @@ def remove_command(app, email: str) -> None:
         click.echo(f"removed {email.strip()}: personal data erased, address suppressed (as a hash)")
     else:
         click.echo(f"{email.strip()} was already removed; nothing changed")
-
-
-@click.group()
-def db() -> None:
-    """Database maintenance."""
-
-
-@db.command("upgrade")
-@click.pass_obj
-def upgrade_command(app) -> None:
-    """Apply pending schema migrations (also done automatically on first use)."""
-    from ..store.db import safe_url, upgrade_database
-
-    url = app.config.database_url
-    before, after = upgrade_database(url)
-    if before == after:
-        click.echo(f"database {safe_url(url)} is up to date (revision {after})")
-    else:
-        click.echo(f"database {safe_url(url)} upgraded from {before or 'empty'} to {after}")

@@ -29,9 +29,8 @@ from ..providers.base import (
     BatchError,
     FatalTransportError,
     Outgoing,
-    SendResult,
-    Status,
     Transport,
+    not_sent,
     results_for,
 )
 from . import ledger
@@ -56,13 +55,36 @@ class Progress:
                                                                 "unknown"))
 
 
+@dataclass(frozen=True)
+class StopReason:
+    """Why a run ended before the send was done.
+
+    ``interrupted`` (a signal) and ``shutdown`` (the worker stopping) leave the send resumable;
+    ``aborted`` (a fatal provider error, too many failures) marks it aborted with ``detail``.
+    """
+
+    kind: str       # interrupted | shutdown | aborted
+    detail: str
+
+    def __str__(self) -> str:
+        if self.kind == "aborted":
+            return f"aborted: {self.detail}"
+        return self.detail
+
+
+SHUTDOWN = StopReason("shutdown", "stopped: the worker is shutting down")
+
+
 @dataclass
 class RunResult:
     send: ledger.SendRecord
     counts: dict[str, int]          # the whole send, from the ledger, after this run
     this_run: Counter
-    stopped: str | None = None      # why the run ended early (interrupted / aborted: ...)
-    aborted: bool = False
+    stopped: StopReason | None = None
+
+    @property
+    def aborted(self) -> bool:
+        return self.stopped is not None and self.stopped.kind == "aborted"
 
 
 class Delivery:
@@ -78,8 +100,7 @@ class Delivery:
         self.batch_size = min(config.batch_size, transport.max_batch)
         self.limiter = RateLimiter(config.rate_limit)
         self.on_progress = on_progress or (lambda p: None)
-        self.stop_reason: str | None = None
-        self.aborted = False
+        self.stop_reason: StopReason | None = None
         self.worker_id = ""
         self.progress: Progress | None = None
         # Another thread (the scheduled worker's shutdown) may ask the send to stop.
@@ -87,9 +108,13 @@ class Delivery:
 
     # -- public ---------------------------------------------------------------------------
 
-    def stop(self, reason: str = "interrupted") -> None:
+    def stop(self, reason: StopReason = StopReason("interrupted", "interrupted")) -> None:
         if self.stop_reason is None:
             self.stop_reason = reason
+
+    @property
+    def aborted(self) -> bool:
+        return self.stop_reason is not None and self.stop_reason.kind == "aborted"
 
     async def run(self) -> RunResult:
         self.worker_id = await asyncio.to_thread(ledger.register_worker, self.engine,
@@ -102,7 +127,7 @@ class Delivery:
         if self.stop_event is not None:
             helpers.append(asyncio.create_task(self._watch_stop_event(self.stop_event)))
         if self.stop_event is not None and self.stop_event.is_set():
-            self.stop("stopped: the worker is shutting down")
+            self.stop(SHUTDOWN)
         try:
             with self._signals():
                 await self._loop()
@@ -184,8 +209,7 @@ class Delivery:
                                                       batch_key=batch.batch_key)
         except FatalTransportError as exc:
             self._abort(str(exc))
-            results = [SendResult(r.id, Status.RETRY, code=str(exc.status or ""),
-                                  reason=str(exc)) for r in batch.recipients]
+            results = not_sent(batch.recipients, exc)
         except BatchError as exc:
             results = results_for(batch.recipients, exc)
         fatal = next((r for r in results if r.fatal), None)
@@ -216,8 +240,7 @@ class Delivery:
 
     def _abort(self, reason: str) -> None:
         if not self.aborted:
-            self.aborted = True
-            self.stop_reason = f"aborted: {reason}"
+            self.stop_reason = StopReason("aborted", reason)
 
     async def _heartbeat(self) -> None:
         while True:
@@ -227,7 +250,7 @@ class Delivery:
     async def _watch_stop_event(self, event: threading.Event) -> None:
         while not event.is_set():
             await asyncio.sleep(0.2)
-        self.stop("stopped: the worker is shutting down")
+        self.stop(SHUTDOWN)
 
     @contextlib.contextmanager
     def _signals(self):
@@ -235,7 +258,8 @@ class Delivery:
         installed = []
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
-                loop.add_signal_handler(sig, self.stop, f"interrupted by {sig.name}")
+                loop.add_signal_handler(sig, self.stop,
+                                        StopReason("interrupted", f"interrupted by {sig.name}"))
                 installed.append(sig)
             except (NotImplementedError, RuntimeError, ValueError):
                 pass  # not the main thread (tests), or a platform without it
@@ -248,7 +272,7 @@ class Delivery:
     def _conclude(self) -> RunResult:
         send_id = self.send.id
         if self.aborted:
-            ledger.finish(self.engine, send_id, aborted=self.stop_reason)
+            ledger.finish(self.engine, send_id, aborted=self.stop_reason.detail)
         elif self.stop_reason is None and not ledger.open_rows(
                 self.engine, send_id, repeat_unknown_below=self._repeat_below):
             ledger.finish(self.engine, send_id)
@@ -258,5 +282,4 @@ class Delivery:
             counts=ledger.counts(self.engine, send_id),
             this_run=self.progress.counts,
             stopped=self.stop_reason,
-            aborted=self.aborted,
         )

@@ -10,6 +10,12 @@ own, starting at the beginning of a line, and followed by a soft line break (``=
 which decoders remove. So the pieces never affect each other's line lengths (at most 76)
 and the decoded body is exactly the filled-in text. The boundary starts with ``=_``, which
 quoted-printable output can never contain.
+
+For SMTP, ``build(person, dot_stuffed=True)`` gives the message with RFC 5321 dot-stuffing
+already applied, so it can be written after DATA as it is. A line can start with "." only in
+a quoted-printable piece (headers start with a name or with folding white space, delimiters
+with "--"), and each piece starts a line, so each literal stretch is stuffed once per edition
+and each value when it is encoded.
 """
 
 from __future__ import annotations
@@ -21,15 +27,21 @@ from datetime import UTC, datetime
 from email import policy
 from email.utils import format_datetime, formataddr
 
-from ..audience.recipient import Recipient, envelope_address
-from ..config import Config
 from ..edition.placeholders import FieldTemplate
 from ..errors import HeaderError
-from .personalize import Personalizer
+from ..providers.base import Personalized, Sender
 
 CRLF = b"\r\n"
 SOFT_BREAK = b"=\r\n"
 _HEADER_POLICY = policy.SMTP.clone(max_line_length=78)
+
+
+def dot_stuff(piece: bytes) -> bytes:
+    """Double the dot that starts a line (RFC 5321 section 4.5.2), for a piece of CRLF lines
+    that itself starts at the beginning of a line."""
+    if piece.startswith(b"."):
+        piece = b"." + piece
+    return piece.replace(b"\n.", b"\n..")
 
 
 def qp_encode(text: str) -> bytes:
@@ -54,37 +66,37 @@ class _EncodedBody:
     def __init__(self, template: FieldTemplate):
         self.fields = template.fields
         self.literals = tuple(self._piece(lit) for lit in template.literals)
+        self.stuffed = tuple(dot_stuff(lit) for lit in self.literals)
 
     @staticmethod
     def _piece(text: str) -> bytes:
         encoded = qp_encode(text)
         return encoded + SOFT_BREAK if encoded and not encoded.endswith(CRLF) else encoded
 
-    def encode(self, values: dict[str, str]) -> list[bytes]:
-        out = [self.literals[0]]
-        for field, literal in zip(self.fields, self.literals[1:], strict=True):
+    def encode(self, values: dict[str, str], *, stuffed: bool = False) -> list[bytes]:
+        literals = self.stuffed if stuffed else self.literals
+        out = [literals[0]]
+        for field, literal in zip(self.fields, literals[1:], strict=True):
             value = values[field]
             if value:
-                out.append(qp_encode(value) + SOFT_BREAK)
+                piece = qp_encode(value) + SOFT_BREAK
+                out.append(dot_stuff(piece) if stuffed else piece)
             out.append(literal)
         return out
 
 
 class MessageBuilder:
-    """Turns one recipient into the bytes of a complete RFC 5322 message."""
+    """Turns one recipient's ``Personalized`` into the bytes of a complete RFC 5322 message."""
 
-    def __init__(self, config: Config, personalizer: Personalizer, *, subject_prefix: str = ""):
-        self.personalizer = personalizer
-        rendered = personalizer.rendered
+    def __init__(self, sender: Sender, subject: str, html: FieldTemplate, text: FieldTemplate):
         boundary = f"=_nl_{secrets.token_hex(12)}"
-        sender = formataddr((config.from_name or config.name, config.from_address))
         static = [
-            _fold("From", sender),
-            _fold("Subject", subject_prefix + rendered.subject),
+            _fold("From", formataddr((sender.name, sender.address))),
+            _fold("Subject", subject),
             b"MIME-Version: 1.0\r\n",
         ]
-        if config.reply_to:
-            static.append(_fold("Reply-To", config.reply_to))
+        if sender.reply_to:
+            static.append(_fold("Reply-To", sender.reply_to))
         static.append(
             f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n'.encode("ascii")
         )
@@ -98,8 +110,8 @@ class MessageBuilder:
         self._text_head = part.format(b=boundary, kind="plain").encode("ascii")
         self._html_head = part.format(b=boundary, kind="html").encode("ascii")
         self._end = f"\r\n--{boundary}--\r\n".encode("ascii")
-        self._text = _EncodedBody(rendered.text)
-        self._html = _EncodedBody(rendered.html)
+        self._text = _EncodedBody(text)
+        self._html = _EncodedBody(html)
         self._date_second = -1
         self._date_header = b""
 
@@ -111,33 +123,29 @@ class MessageBuilder:
             self._date_header = f"Date: {stamp}\r\n".encode("ascii")
         return self._date_header
 
-    def build(self, recipient: Recipient, message_id: str | None = None) -> bytes:
-        p = self.personalizer
-        message_id = message_id or p.message_id(recipient)
-        url = p.unsubscribe_url(recipient)
-        values = p.values(recipient, url)
+    def build(self, person: Personalized, *, dot_stuffed: bool = False) -> bytes:
+        """The message; with ``dot_stuffed``, ready to follow SMTP's DATA as it is."""
         out = [
             self._static,
             self._date(),
-            to_header(recipient),
-            _list_header("Message-ID", message_id),
+            to_header(person),
+            _list_header("Message-ID", person.message_id),
         ]
-        for name, value in p.headers(url).items():
+        for name, value in person.headers.items():
             out.append(_list_header(name, value))
         out.append(self._text_head)
-        out.extend(self._text.encode(values))
+        out.extend(self._text.encode(person.values, stuffed=dot_stuffed))
         out.append(self._html_head)
-        out.extend(self._html.encode(p.html_values(values)))
+        out.extend(self._html.encode(person.html_values, stuffed=dot_stuffed))
         out.append(self._end)
         return b"".join(out)
 
 
-def to_header(recipient: Recipient) -> bytes:
+def to_header(person: Personalized) -> bytes:
     """The To header; plain ASCII names take a fast path, others are RFC 2047 encoded."""
-    name, email = recipient.name.strip(), recipient.email
+    name, email = person.name, person.email
     if any(c in name or c in email for c in "\r\n"):
         raise HeaderError(f"subscriber {email!r}: a CR or LF in the name or address")
-    email = envelope_address(email)
     if not name:
         return f"To: {email}\r\n".encode()
     if name.isascii() and name.isprintable():

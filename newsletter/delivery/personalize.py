@@ -1,8 +1,9 @@
-"""Per-recipient values and headers for a RenderedEdition.
+"""Per-recipient values and headers for a RenderedEdition: the one place that decides them.
 
-This is the one place that decides a recipient's template values, unsubscribe link and
-per-message headers (To, Message-ID, List-Id, List-Unsubscribe, List-Unsubscribe-Post).
-Transports and the MIME builder take them from here; none sets these headers itself.
+``Personalizer.personalize(recipient)`` gives a recipient's template values (raw and
+HTML-escaped), unsubscribe link, Message-ID and per-message list headers (List-Id,
+List-Unsubscribe, List-Unsubscribe-Post). Every transport, the dry run, the test send and the
+preview take them from here; none builds these itself.
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ import re
 import secrets
 from urllib.parse import quote
 
-from ..audience.recipient import Recipient
+from ..audience.recipient import Recipient, envelope_address
 from ..audience.tokens import make_token
 from ..config import Config
 from ..edition.render import RenderedEdition
 from ..errors import HeaderError
+from ..providers.base import Personalized
 
 NAME_FALLBACK = "there"
 
@@ -30,13 +32,24 @@ class Personalizer:
         self._mailto = config.unsubscribe_mailto
         self._domain = config.sender_domain
         self._id_suffix = rendered.content_hash[:10]
+        self._attributes = sorted(f for f in rendered.fields if f.startswith("attributes."))
         self.list_id = f"{config.name} <{_slug(config.name)}.{self._domain}>"
 
-    def unsubscribe_url(self, recipient: Recipient) -> str:
+    def personalize(self, recipient: Recipient) -> Personalized:
         token = make_token(self._secret, "unsubscribe", recipient.id)
-        return f"{self._base_url}/unsubscribe/{token}"
+        url = f"{self._base_url}/unsubscribe/{token}"
+        values = self._values(recipient, url)
+        return Personalized(
+            recipient=recipient,
+            email=envelope_address(recipient.email),
+            name=recipient.name.strip(),
+            values=values,
+            html_values=_html_values(values),
+            headers=self._headers(url, token),
+            message_id=self._message_id(recipient),
+        )
 
-    def values(self, recipient: Recipient, unsubscribe_url: str) -> dict[str, str]:
+    def _values(self, recipient: Recipient, unsubscribe_url: str) -> dict[str, str]:
         """Raw (unescaped) values for every recipient field the edition uses."""
         if "\r" in recipient.name or "\n" in recipient.name:
             raise HeaderError(f"subscriber {recipient.email}: name must be one line")
@@ -47,45 +60,40 @@ class Personalizer:
             "email": recipient.email,
             "unsubscribe_url": unsubscribe_url,
         }
-        for field in self.rendered.fields:
-            if field.startswith("attributes."):
-                value = recipient.attributes.get(field[len("attributes.") :], "")
-                values[field] = "" if value is None else str(value)
+        for field in self._attributes:
+            value = recipient.attributes.get(field[len("attributes."):], "")
+            values[field] = "" if value is None else str(value)
         return values
 
-    def html_values(self, values: dict[str, str]) -> dict[str, str]:
-        """Escaped for HTML, and ASCII like the rendered page (non-ASCII as &#NNN;)."""
-        out = {}
-        for key, value in values.items():
-            value = html.escape(value)
-            if not value.isascii():
-                value = value.encode("ascii", "xmlcharrefreplace").decode("ascii")
-            out[key] = value
-        return out
-
-    def message_id(self, recipient: Recipient) -> str:
+    def _message_id(self, recipient: Recipient) -> str:
         # Stable per edition and subscriber, so a resent message is recognisably the same one;
         # test sends get a fresh id each time.
         if self.test:
             return f"<{self.rendered.week}.test.{secrets.token_hex(8)}@{self._domain}>"
         return f"<{self.rendered.week}.{recipient.id}.{self._id_suffix}@{self._domain}>"
 
-    def headers(self, unsubscribe_url: str) -> dict[str, str]:
-        """Per-message list headers: RFC 2369 List-Unsubscribe and RFC 8058 one-click.
-
-        Every transport sends these as they are; the Message-ID is separate because HTTP
-        providers assign their own.
-        """
+    def _headers(self, unsubscribe_url: str, token: str) -> dict[str, str]:
+        """RFC 2369 List-Unsubscribe and RFC 8058 one-click; the mailto target carries the
+        token in its subject so that a mailbox reader can match the request."""
         targets = [f"<{unsubscribe_url}>"]
         if self._mailto:
-            token = unsubscribe_url.rsplit("/", 1)[-1]
-            subject = quote(f"unsubscribe {token}")
-            targets.append(f"<mailto:{self._mailto}?subject={subject}>")
+            targets.append(f"<mailto:{self._mailto}?subject={quote(f'unsubscribe {token}')}>")
         return {
             "List-Id": self.list_id,
             "List-Unsubscribe": ", ".join(targets),
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
         }
+
+
+def _html_values(values: dict[str, str]) -> dict[str, str]:
+    """Escaped for HTML, and ASCII like the rendered page (non-ASCII as &#NNN;)."""
+    out = {}
+    for key, value in values.items():
+        value = html.escape(value)
+        if not value.isascii():
+            value = value.encode("ascii", "xmlcharrefreplace").decode("ascii")
+        out[key] = value
+    return out
 
 
 def _slug(name: str) -> str:

@@ -69,6 +69,11 @@ def current_week(timezone: str) -> str:
     return f"{year}-W{week:02d}"
 
 
+def resolve_week(week: str | None, timezone: str) -> str:
+    """The week asked for, checked; the current week in ``timezone`` when none is given."""
+    return parse_week(week) if week else current_week(timezone)
+
+
 def load_edition(items_dir: Path, week: str) -> Edition:
     folder = Path(items_dir) / parse_week(week)
     if not folder.is_dir():

@@ -20,7 +20,7 @@ from markupsafe import Markup
 from ..config import Config
 from ..errors import TemplateError
 from . import markdown as mdtext
-from .content import Edition
+from .content import Edition, load_edition, resolve_week
 from .placeholders import FieldTemplate, RecipientMarkers
 
 HTML_TEMPLATE = "edition.mjml.j2"
@@ -40,6 +40,12 @@ class RenderedEdition:
     @property
     def fields(self) -> frozenset[str]:
         return frozenset(self.html.fields) | frozenset(self.text.fields)
+
+
+def render_week(config: Config, week: str | None) -> RenderedEdition:
+    """Load the week's folder (default: the current week) and render it."""
+    week = resolve_week(week, config.timezone)
+    return render_edition(config, load_edition(config.items_dir, week))
 
 
 def render_edition(config: Config, edition: Edition) -> RenderedEdition:

@@ -27,15 +27,14 @@ body, with the configured secrets redacted.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from email.utils import formataddr
 from enum import StrEnum
 from typing import Any, Protocol
 
 from ..audience.recipient import Recipient, envelope_address
-from ..delivery.mime import MessageBuilder
-from ..delivery.personalize import Personalizer
+from ..edition.placeholders import FieldTemplate
 from ..errors import NewsletterError
 
 
@@ -110,87 +109,91 @@ def results_for(recipients: Sequence[Recipient], error: BatchError) -> list[Send
     ]
 
 
-@dataclass
-class Outgoing:
-    """What every message of one send shares: the personalizer, a MIME builder, identity.
+def not_sent(recipients: Iterable[Recipient], cause: TransportError) -> list[SendResult]:
+    """``retry`` for recipients never attempted because ``cause`` stopped the batch first."""
+    return [SendResult(r.id, Status.RETRY, code=str(cause.status or ""),
+                       reason=f"not sent: {cause}", retry_after=cause.retry_after)
+            for r in recipients]
 
-    ``edition_key`` identifies the send (week and content hash); transports put it, with the
-    subscriber id, into the provider's metadata so webhooks can be matched back.
-    """
 
-    personalizer: Personalizer
-    builder: MessageBuilder
-    from_address: str
-    from_name: str
-    reply_to: str
-    subject: str
-    edition_key: str
-    tags: dict[str, str] = field(default_factory=dict)
+# -- what a transport is given ---------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Sender:
+    """Who every message of a send comes from."""
+
+    address: str           # as configured
+    name: str
+    reply_to: str = ""
 
     @property
-    def sender(self) -> str:
-        return formataddr((self.from_name, self.from_address))
+    def envelope(self) -> str:
+        """The bare address, domain in IDNA form: SMTP's MAIL FROM, SES's FromEmailAddress."""
+        return envelope_address(self.address)
 
-    def personal(self, recipient: Recipient) -> PersonalMessage:
-        """One recipient's filled-in message, for providers that take one message each."""
-        p = self.personalizer
-        url = p.unsubscribe_url(recipient)
-        values = p.values(recipient, url)
-        return PersonalMessage(
-            recipient=recipient,
-            to=address(recipient),
-            html=p.rendered.html.fill(p.html_values(values)),
-            text=p.rendered.text.fill(values),
-            headers=p.headers(url),
-            message_id=p.message_id(recipient),
-        )
+    @property
+    def header(self) -> str:
+        """``Name <address>`` as HTTP providers take it."""
+        return formataddr((self.name, self.envelope))
 
 
 @dataclass(frozen=True, slots=True)
-class PersonalMessage:
+class Personalized:
+    """One recipient's part of a message: values for the placeholders, and the headers that
+    differ per recipient. Made in one place (``newsletter.delivery.personalize``)."""
+
     recipient: Recipient
-    to: str
-    html: str
-    text: str
-    headers: dict[str, str]
+    email: str                       # the address to send to, domain in IDNA form
+    name: str                        # display name ('' for none)
+    values: Mapping[str, str]        # raw, for the text part
+    html_values: Mapping[str, str]   # HTML-escaped, for the HTML part
+    headers: Mapping[str, str]       # List-Id, List-Unsubscribe, List-Unsubscribe-Post
     message_id: str
 
-
-def recipient_email(recipient: Recipient) -> str:
-    """The address with an internationalized domain in its ASCII (IDNA) form."""
-    return envelope_address(recipient.email)
-
-
-def address(recipient: Recipient) -> str:
-    """``Name <addr>``, the domain in IDNA form."""
-    return formataddr((recipient.name.strip(), recipient_email(recipient)))
+    @property
+    def to(self) -> str:
+        """``Name <addr>``, the domain in IDNA form."""
+        return formataddr((self.name, self.email))
 
 
-@dataclass(frozen=True, slots=True)
-class Person:
-    """One recipient of a content-once request: the values a provider substitutes."""
+class Outgoing(Protocol):
+    """What every message of one send shares, as transports see it.
 
-    recipient: Recipient
-    email: str                  # IDNA form
-    values: dict[str, str]      # raw, for the text part
-    html_values: dict[str, str]  # escaped, for the HTML part
-    headers: dict[str, str]
+    ``edition_key`` identifies the send (week and content hash); transports put it, with the
+    subscriber id, into the provider's metadata so that events can be matched back.
+    """
+
+    sender: Sender
+    subject: str
+    edition_key: str
+    content_hash: str
+    html: FieldTemplate
+    text: FieldTemplate
+
+    def personalize(self, recipient: Recipient) -> Personalized: ...
+
+    def message(self, person: Personalized) -> bytes:
+        """The complete RFC 5322 message, for providers that take raw messages."""
+        ...
 
 
-def people(outgoing: Outgoing, recipients: Sequence[Recipient], provider: str) -> list[Person]:
+def filled(outgoing: Outgoing, person: Personalized) -> tuple[str, str]:
+    """The HTML and text parts with ``person``'s values filled in."""
+    return outgoing.html.fill(person.html_values), outgoing.text.fill(person.values)
+
+
+def personalize_batch(outgoing: Outgoing, recipients: Sequence[Recipient],
+                      provider: str) -> list[Personalized]:
     """Each recipient's values and headers; an address twice in one batch is refused, since
     providers that substitute per recipient key their variables by address."""
-    p = outgoing.personalizer
     seen: set[str] = set()
     out = []
     for recipient in recipients:
-        email = recipient_email(recipient)
-        if email.lower() in seen:
-            raise ValueError(f"{provider}: {email} appears twice in one batch")
-        seen.add(email.lower())
-        url = p.unsubscribe_url(recipient)
-        values = p.values(recipient, url)
-        out.append(Person(recipient, email, values, p.html_values(values), p.headers(url)))
+        person = outgoing.personalize(recipient)
+        if person.email.lower() in seen:
+            raise ValueError(f"{provider}: {person.email} appears twice in one batch")
+        seen.add(person.email.lower())
+        out.append(person)
     return out
 
 

@@ -33,9 +33,9 @@ class EmlTransport:
         results = []
         for recipient in recipients:
             path = self.out_dir / eml_name(recipient)
-            message_id = outgoing.personalizer.message_id(recipient)
-            atomic_write(path, outgoing.builder.build(recipient, message_id))
-            results.append(SendResult(recipient.id, Status.SENT, message_id=message_id,
+            person = outgoing.personalize(recipient)
+            atomic_write(path, outgoing.message(person))
+            results.append(SendResult(recipient.id, Status.SENT, message_id=person.message_id,
                                       raw=str(path)))
         return results
 

@@ -38,9 +38,8 @@ from .base import (
     Outgoing,
     SendResult,
     Status,
-    address,
     check_batch,
-    people,
+    personalize_batch,
     pick_nonce,
 )
 
@@ -64,20 +63,20 @@ def base_url(configured: str) -> str:
 
 def build_form(outgoing: Outgoing, recipients: Sequence[Recipient]) -> Form:
     """The form fields, in order; ``to`` repeats, every other name occurs once."""
-    rendered = outgoing.personalizer.rendered
-    # Mailgun would drop a repeated address silently: people() refuses it.
-    batch = people(outgoing, recipients, NAME)
+    # Mailgun would drop a repeated address silently: refuse it.
+    batch = personalize_batch(outgoing, recipients, NAME)
+    sender = outgoing.sender.header
 
-    texts = [*rendered.html.literals, *rendered.text.literals, outgoing.subject, outgoing.sender]
+    texts = [*outgoing.html.literals, *outgoing.text.literals, outgoing.subject, sender]
     for person in batch:
         texts += person.values.values()
         texts += person.html_values.values()
         texts += person.headers.values()
-    nonce = pick_nonce(rendered.content_hash, texts)
+    nonce = pick_nonce(outgoing.content_hash, texts)
 
     prefix = f"nl{nonce}"
-    html_keys = {f: f"{prefix}h{i}" for i, f in enumerate(sorted(set(rendered.html.fields)))}
-    text_keys = {f: f"{prefix}t{i}" for i, f in enumerate(sorted(set(rendered.text.fields)))}
+    html_keys = {f: f"{prefix}h{i}" for i, f in enumerate(sorted(set(outgoing.html.fields)))}
+    text_keys = {f: f"{prefix}t{i}" for i, f in enumerate(sorted(set(outgoing.text.fields)))}
     names = list(dict.fromkeys(name for person in batch for name in person.headers))
     varying = [n for n in names if len({person.headers.get(n) for person in batch}) > 1]
     header_keys = {n: f"{prefix}x{j}" for j, n in enumerate(varying)}
@@ -91,12 +90,12 @@ def build_form(outgoing: Outgoing, recipients: Sequence[Recipient]) -> Form:
         mine[id_key] = str(person.recipient.id)
         variables[person.email] = mine
 
-    form: Form = [("from", outgoing.sender)]
-    form += [("to", address(recipient)) for recipient in recipients]
+    form: Form = [("from", sender)]
+    form += [("to", person.to) for person in batch]
     form += [
         ("subject", outgoing.subject),
-        ("text", rendered.text.fill({f: f"%recipient.{k}%" for f, k in text_keys.items()})),
-        ("html", rendered.html.fill({f: f"%recipient.{k}%" for f, k in html_keys.items()})),
+        ("text", outgoing.text.fill({f: f"%recipient.{k}%" for f, k in text_keys.items()})),
+        ("html", outgoing.html.fill({f: f"%recipient.{k}%" for f, k in html_keys.items()})),
         ("recipient-variables", json.dumps(variables, ensure_ascii=False,
                                            separators=(",", ":"))),
     ]
@@ -104,8 +103,8 @@ def build_form(outgoing: Outgoing, recipients: Sequence[Recipient]) -> Form:
     for name in names:
         value = f"%recipient.{header_keys[name]}%" if name in header_keys else first[name]
         form.append((f"h:{name}", value))
-    if outgoing.reply_to:
-        form.append(("h:Reply-To", outgoing.reply_to))
+    if outgoing.sender.reply_to:
+        form.append(("h:Reply-To", outgoing.sender.reply_to))
     form += [("v:edition", outgoing.edition_key), ("v:subscriber_id", f"%recipient.{id_key}%")]
     return form
 

@@ -26,6 +26,7 @@ from .base import (
     SendResult,
     Status,
     check_batch,
+    filled,
 )
 
 NAME = "postmark"
@@ -46,19 +47,20 @@ def iter_batch(outgoing: Outgoing, recipients: Sequence[Recipient],
                stream: str) -> Iterator[dict]:
     """The batch's messages, one at a time (each filled-in message is ~30 KB)."""
     for recipient in recipients:
-        msg = outgoing.personal(recipient)
+        person = outgoing.personalize(recipient)
+        html, text = filled(outgoing, person)
         body: dict[str, Any] = {
-            "From": outgoing.sender,
-            "To": msg.to,
+            "From": outgoing.sender.header,
+            "To": person.to,
             "Subject": outgoing.subject,
-            "HtmlBody": msg.html,
-            "TextBody": msg.text,
-            "Headers": [{"Name": k, "Value": v} for k, v in msg.headers.items()],
+            "HtmlBody": html,
+            "TextBody": text,
+            "Headers": [{"Name": k, "Value": v} for k, v in person.headers.items()],
             "MessageStream": stream,
             "Metadata": {"edition": outgoing.edition_key, "subscriber_id": str(recipient.id)},
         }
-        if outgoing.reply_to:
-            body["ReplyTo"] = outgoing.reply_to
+        if outgoing.sender.reply_to:
+            body["ReplyTo"] = outgoing.sender.reply_to
         yield body
 
 

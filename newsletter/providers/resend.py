@@ -36,6 +36,7 @@ from .base import (
     SendResult,
     Status,
     check_batch,
+    filled,
 )
 
 NAME = "resend"
@@ -71,21 +72,22 @@ def build_batch(outgoing: Outgoing, recipients: Sequence[Recipient]) -> list[dic
 def iter_batch(outgoing: Outgoing, recipients: Sequence[Recipient]) -> Iterator[dict[str, Any]]:
     """The batch's messages, one at a time."""
     for recipient in recipients:
-        msg = outgoing.personal(recipient)
+        person = outgoing.personalize(recipient)
+        html, text = filled(outgoing, person)
         body: dict[str, Any] = {
-            "from": outgoing.sender,
-            "to": [msg.to],
+            "from": outgoing.sender.header,
+            "to": [person.to],
             "subject": outgoing.subject,
-            "html": msg.html,
-            "text": msg.text,
-            "headers": msg.headers,
+            "html": html,
+            "text": text,
+            "headers": dict(person.headers),
             "tags": [
                 {"name": "edition", "value": tag_value(outgoing.edition_key)},
                 {"name": "subscriber_id", "value": tag_value(str(recipient.id))},
             ],
         }
-        if outgoing.reply_to:
-            body["reply_to"] = outgoing.reply_to
+        if outgoing.sender.reply_to:
+            body["reply_to"] = outgoing.sender.reply_to
         yield body
 
 

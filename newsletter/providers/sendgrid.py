@@ -36,7 +36,7 @@ from .base import (
     SendResult,
     Status,
     check_batch,
-    people,
+    personalize_batch,
     pick_nonce,
 )
 
@@ -77,15 +77,14 @@ def tag_content(html: FieldTemplate, text: FieldTemplate, nonce: str) -> TaggedC
 
 def build_mail(outgoing: Outgoing, recipients: Sequence[Recipient]) -> dict[str, Any]:
     """The request body: shared content once, one personalization per recipient."""
-    rendered = outgoing.personalizer.rendered
-    # SendGrid refuses a whole request that names an address twice: people() says so first.
-    batch = people(outgoing, recipients, NAME)
+    # SendGrid refuses a whole request that names an address twice: say so first.
+    batch = personalize_batch(outgoing, recipients, NAME)
 
-    texts = [*rendered.html.literals, *rendered.text.literals, outgoing.subject]
+    texts = [*outgoing.html.literals, *outgoing.text.literals, outgoing.subject]
     for person in batch:
         texts += person.values.values()
         texts += person.html_values.values()
-    content = tag_content(rendered.html, rendered.text, pick_nonce(rendered.content_hash, texts))
+    content = tag_content(outgoing.html, outgoing.text, pick_nonce(outgoing.content_hash, texts))
 
     personalizations = []
     for person in batch:
@@ -98,13 +97,13 @@ def build_mail(outgoing: Outgoing, recipients: Sequence[Recipient]) -> dict[str,
         personalizations.append({
             "to": [to],
             "substitutions": substitutions,
-            "headers": person.headers,
+            "headers": dict(person.headers),
             "custom_args": {"edition": outgoing.edition_key, "subscriber_id": str(recipient.id)},
         })
 
-    sender: dict[str, str] = {"email": outgoing.from_address}
-    if outgoing.from_name:
-        sender["name"] = outgoing.from_name
+    sender: dict[str, str] = {"email": outgoing.sender.address}
+    if outgoing.sender.name:
+        sender["name"] = outgoing.sender.name
     body: dict[str, Any] = {
         "personalizations": personalizations,
         "from": sender,
@@ -118,8 +117,8 @@ def build_mail(outgoing: Outgoing, recipients: Sequence[Recipient]) -> dict[str,
         # subscription tracking would add a second link and header.
         "tracking_settings": {"subscription_tracking": {"enable": False}},
     }
-    if outgoing.reply_to:
-        body["reply_to"] = {"email": outgoing.reply_to}
+    if outgoing.sender.reply_to:
+        body["reply_to"] = {"email": outgoing.sender.reply_to}
     return body
 
 

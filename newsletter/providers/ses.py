@@ -1,9 +1,9 @@
 """Amazon SES (API v2): ``POST /v2/email/outbound-emails``, one raw message per request.
 
-Each recipient's complete message (``MessageBuilder.build``: our headers, List-Unsubscribe,
+Each recipient's complete message (``Outgoing.message``: our headers, List-Unsubscribe,
 Message-ID) goes as ``Content.Raw.Data``; the envelope is ``FromEmailAddress`` (the bare
 ``from_address``) and ``Destination.ToAddresses`` (the recipient, domain in IDNA form).
-``EmailTags`` carry the edition key and the subscriber id (plus ``Outgoing.tags``) so that
+``EmailTags`` carry the edition key and the subscriber id so that
 SES event notifications can be matched back; tag names and values may only hold
 ``[A-Za-z0-9_-]`` (at most 256 characters), so anything else becomes ``_``: the edition key
 ``2026-W47.0123abcd`` is tagged ``2026-W47_0123abcd``.
@@ -54,7 +54,7 @@ from typing import Any
 
 import httpx
 
-from ..audience.recipient import Recipient, envelope_address
+from ..audience.recipient import Recipient
 from ..config import Config
 from ..errors import ConfigError, NewsletterError
 from ._http import HttpClient, raise_for_status
@@ -64,10 +64,12 @@ from .base import (
     FatalTransportError,
     OutcomeUnknown,
     Outgoing,
+    Personalized,
     SendResult,
     Status,
     TransportError,
     check_batch,
+    not_sent,
     redact,
     results_for,
 )
@@ -114,17 +116,14 @@ def configuration_set(config: Config) -> str:
     return config.provider_stream.strip()
 
 
-def build_request(outgoing: Outgoing, recipient: Recipient, *, configuration_set: str = "",
-                  message: bytes | None = None) -> dict[str, Any]:
+def build_request(outgoing: Outgoing, person: Personalized, *,
+                  configuration_set: str = "") -> dict[str, Any]:
     """The SendEmail body for one recipient's raw message."""
-    if message is None:
-        message = outgoing.builder.build(recipient, outgoing.personalizer.message_id(recipient))
-    tags = {"edition": outgoing.edition_key, "subscriber_id": str(recipient.id)}
-    for name, value in outgoing.tags.items():
-        tags.setdefault(name, value)
+    message = outgoing.message(person)
+    tags = {"edition": outgoing.edition_key, "subscriber_id": str(person.recipient.id)}
     body: dict[str, Any] = {
-        "FromEmailAddress": envelope_address(outgoing.from_address),
-        "Destination": {"ToAddresses": [envelope_address(recipient.email)]},
+        "FromEmailAddress": outgoing.sender.envelope,
+        "Destination": {"ToAddresses": [person.email]},
         "Content": {"Raw": {"Data": base64.b64encode(message).decode("ascii")}},
         "EmailTags": [{"Name": tag_value(k), "Value": tag_value(v)} for k, v in tags.items()],
     }
@@ -255,9 +254,8 @@ class SesTransport:
 
     async def send_one(self, outgoing: Outgoing, recipient: Recipient) -> SendResult:
         """Send one recipient's message; raises as ``parse_send`` does."""
-        message_id = outgoing.personalizer.message_id(recipient)
-        body = build_request(outgoing, recipient, configuration_set=self.configuration_set,
-                             message=outgoing.builder.build(recipient, message_id))
+        body = build_request(outgoing, outgoing.personalize(recipient),
+                             configuration_set=self.configuration_set)
         response = await self.client.request("POST", SEND_PATH, json=body)
         return parse_send(self.client, recipient, response, from_address=self.from_address)
 
@@ -295,9 +293,7 @@ class SesTransport:
         for recipient, result in zip(recipients, results, strict=True):
             if result is None:
                 assert stopped_by is not None
-                result = SendResult(recipient.id, Status.RETRY, code=str(stopped_by.status or ""),
-                                    reason=f"not sent: {stopped_by}",
-                                    retry_after=stopped_by.retry_after)
+                result = not_sent([recipient], stopped_by)[0]
             out.append(result)
         return out
 

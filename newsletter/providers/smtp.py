@@ -1,36 +1,50 @@
-"""SMTP: one message per recipient over one reused connection (aiosmtplib).
+"""SMTP: one message per recipient, over a small pool of reused connections, pipelined.
 
-The connection is opened on the first message and kept for every later message and batch;
-batches on the same transport take turns (a lock), as SMTP commands cannot interleave. The
+Each batch in flight has a connection of its own: the pool holds at most
+``smtp_max_connections`` (default: ``concurrency``; relays limit connections per client), and
+a connection goes back to it after its batch, for the next. One that the server closed, one
+that broke, and one idle for more than ``idle_limit`` seconds is replaced by a new one. The
 security is ``smtp_security``: ``starttls`` (connect in plain text, then STARTTLS, which the
 server must offer), ``tls`` (implicit TLS, usually port 465) or ``none``. Certificates are
 verified unless the constructor is given ``validate_certs=False`` or its own ``tls_context``
 (tests). With ``smtp_username`` set, AUTH follows (aiosmtplib picks the method).
 
-Each message is ``MessageBuilder.build(recipient, message_id)``, sent with envelope from
-``from_address`` and envelope to the recipient's address (domain in IDNA form; a non-ASCII
-local part needs the server's SMTPUTF8). Outcomes:
+aiosmtplib opens, secures and authenticates each connection; the mail transactions then run
+over ``_smtp_session`` so that, where the server offers PIPELINING (RFC 2920), a message costs
+one write and one round trip (``_smtp_batch``); otherwise each command waits for its reply.
+Each message is ``Outgoing.message(person)``, dot-stuffed by the builder, sent with envelope
+from ``from_address`` and envelope to the recipient's address (domain in IDNA form; a
+non-ASCII local part needs the server's SMTPUTF8). Every connection shares one ``Pacer``:
+at most ``rate_limit`` messages a second, and slower for a while after a throttling reply.
 
-    opening the connection
-        refused, reset, timed out, greeting 4xx         BatchRetryable: the whole batch retry
+Outcomes, the same on every connection:
+
+    opening a connection
+        refused, reset, timed out                       BatchRetryable: the whole batch retry
+        greeting, EHLO or AUTH 421 or 4xx 4.7.x         slow down, try again (3 tries), then
+                                                        BatchRetryable
         TLS handshake or certificate failure,           FatalTransportError: every message
         STARTTLS not offered, AUTH refused (535 and     would fail alike
         other 5xx) or not offered, greeting 5xx
-        AUTH or STARTTLS answered 4xx                   BatchRetryable
+        other 4xx to STARTTLS or AUTH                   BatchRetryable
     one message
-        250 after DATA                                  sent; message_id is our Message-ID
+        250 after the content                           sent; message_id is our Message-ID
         MAIL FROM 5xx                                   FatalTransportError: the sender is
                                                         refused, so every message would be
         RCPT TO 5xx                                     failed; bad_address for 550, 551, 553
                                                         (unless the enhanced code is 5.7.x,
                                                         a policy refusal) and for any 5.1.x
         DATA 5xx (before or after the content)          failed (the content was refused)
-        4xx at MAIL, RCPT or DATA                       retry (421 also closes the connection)
-        connection lost before DATA                     nothing was accepted: reconnect and
+        4xx at MAIL, RCPT or DATA                       retry (421 also closes the connection);
+                                                        a throttling one (421, 4.7.x) also
+                                                        slows every connection down
+        a reply that is not SMTP, or out of place       retry; the connection is closed
+        connection lost before the content was sent     nothing was accepted: reconnect and
                                                         send this message again, once
-        connection lost or timeout during DATA          unknown for this recipient: the
+        connection lost or timeout after the content    unknown for this recipient: the
                                                         server may have queued it
         SMTPUTF8 needed but not offered                 failed
+        an address with a control character             failed
 
 A batch-wide error raises only while nothing in the batch has been decided. Once some
 messages have their outcome, a later failure to reconnect makes the remaining recipients
@@ -43,44 +57,38 @@ whose outcome is unknown is resent.
 from __future__ import annotations
 
 import asyncio
-import re
+import inspect
 import ssl
-from collections.abc import Sequence
+import time
+from collections.abc import Awaitable, Callable, Sequence
 
 import aiosmtplib
 
 from ..audience.recipient import Recipient, envelope_address
 from ..config import Config
+from ..errors import ConfigError
+from ._smtp_batch import BatchRun
+from ._smtp_pace import Pacer
+from ._smtp_session import Session
+from ._smtp_wire import check_address, dot_stuff, enhanced_code, is_bad_address, is_throttling
 from .base import (
     BatchRetryable,
     FatalTransportError,
     Outgoing,
+    Personalized,
     SendResult,
-    Status,
     TransportError,
     check_batch,
     redact,
 )
 
+__all__ = ["SmtpTransport", "enhanced_code", "is_bad_address", "is_throttling"]
+
 NAME = "smtp"
 MAX_BATCH = 100
 DEFAULT_TIMEOUT = 30.0
-BAD_ADDRESS_CODES = frozenset({550, 551, 553})
-_ENHANCED = re.compile(r"^\s*([245])\.(\d{1,3})\.(\d{1,3})\b")
-
-
-def enhanced_code(text: str) -> str:
-    """The RFC 3463 enhanced status code at the start of a reply's text, or ''."""
-    found = _ENHANCED.match(text)
-    return ".".join(found.groups()) if found else ""
-
-
-def is_bad_address(code: int, text: str) -> bool:
-    """Whether a permanent RCPT refusal says the address itself is bad."""
-    enhanced = enhanced_code(text)
-    if enhanced.startswith("5.1."):
-        return True
-    return code in BAD_ADDRESS_CODES and not enhanced.startswith("5.7.")
+IDLE_LIMIT = 30.0   # seconds a pooled connection may sit unused before it is replaced
+CONNECT_TRIES = 3   # openings refused with a throttling reply, before the batch gives up
 
 
 def _is_tls_failure(exc: BaseException) -> bool:
@@ -92,8 +100,27 @@ def _is_tls_failure(exc: BaseException) -> bool:
     return False
 
 
-class _Dropped(Exception):
-    """The connection was lost before DATA: the message was certainly not accepted."""
+async def _greet(smtp: aiosmtplib.SMTP) -> None:
+    """EHLO, or HELO for a server that knows only RFC 821."""
+    try:
+        await smtp.ehlo()
+    except aiosmtplib.SMTPHeloError as exc:
+        if exc.code < 500:
+            raise
+        await smtp.helo()
+
+
+def stuffed_messages(outgoing: Outgoing) -> Callable[[Personalized], bytes]:
+    """How to get a message ready to follow DATA: ``outgoing.message(person,
+    dot_stuffed=True)`` when the Outgoing offers it (the builder stuffs each piece once),
+    else its message with the dots doubled here (its lines are CRLF already)."""
+    try:
+        offers = "dot_stuffed" in inspect.signature(outgoing.message).parameters
+    except (TypeError, ValueError):
+        offers = False
+    if offers:
+        return lambda person: outgoing.message(person, dot_stuffed=True)
+    return lambda person: dot_stuff(outgoing.message(person))
 
 
 class SmtpTransport:
@@ -103,36 +130,60 @@ class SmtpTransport:
 
     def __init__(self, config: Config, *, tls_context: ssl.SSLContext | None = None,
                  validate_certs: bool = True, timeout: float = DEFAULT_TIMEOUT,
-                 local_hostname: str | None = None):
+                 local_hostname: str | None = None, idle_limit: float = IDLE_LIMIT,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep):
         config.require("smtp_host", "from_address")
         self.host = config.smtp_host
         self.port = config.smtp_port
         self.security = config.smtp_security
         self.username = config.smtp_username
         self.password = config.smtp_password
-        self.from_address = envelope_address(config.from_address)
+        self.sender = envelope_address(config.from_address)
+        try:
+            check_address(self.sender, "sender")
+        except ValueError as exc:
+            raise ConfigError(f"config key 'from_address': {exc} ({config.source})") from None
         self.tls_context = tls_context
         self.validate_certs = validate_certs
         self.timeout = timeout
         self.local_hostname = local_hostname
+        self.idle_limit = idle_limit
+        self.max_connections = config.smtp_max_connections or config.concurrency
         self.secrets = tuple(s for s in (config.smtp_password,) if s)
+        self.pacer = Pacer(config.rate_limit, clock=clock, sleep=sleep)
         self.connections = 0  # opened so far
-        self._smtp: aiosmtplib.SMTP | None = None
-        self._lock = asyncio.Lock()
+        self._clock = clock
+        self._idle: list[Session] = []
+        self._slots = asyncio.Semaphore(self.max_connections)
+        self._messages: tuple[Outgoing, Callable] | None = None
 
     # --- errors -----------------------------------------------------------------------------
 
-    def _error(self, cls: type[TransportError], message: str, code: int | None = None,
-               text: str = "") -> TransportError:
+    def error(self, cls: type[TransportError], message: str, code: int | None = None,
+              text: str = "") -> TransportError:
         return cls(NAME, f"{message} ({self.host}:{self.port})", status=code, body=text,
                    secrets=self.secrets, status_label="SMTP")
 
-    def _reason(self, code: int, text: str) -> str:
-        return redact(f"{code} {text}", self.secrets)
+    def reason(self, text: str) -> str:
+        return redact(text, self.secrets)
 
-    # --- the connection ---------------------------------------------------------------------
+    # --- connections ------------------------------------------------------------------------
 
-    async def _connect(self) -> aiosmtplib.SMTP:
+    async def open_session(self) -> Session:
+        """A new connection, ready for mail; a throttling refusal waits and tries again."""
+        for attempt in range(1, CONNECT_TRIES + 1):
+            ticket = await self.pacer.resume()
+            try:
+                return await self._connect()
+            except BatchRetryable as exc:
+                if attempt == CONNECT_TRIES or not (
+                        exc.status and is_throttling(exc.status, exc.body)):
+                    raise
+                self.pacer.throttled(ticket)
+        raise AssertionError("unreachable")
+
+    async def _connect(self) -> Session:
         smtp = aiosmtplib.SMTP(
             hostname=self.host, port=self.port, use_tls=self.security == "tls",
             start_tls=False, validate_certs=self.validate_certs, tls_context=self.tls_context,
@@ -147,17 +198,20 @@ class SmtpTransport:
             if self.username:
                 stage = "AUTH"
                 await smtp.login(self.username, self.password)
+            if smtp.is_ehlo_or_helo_needed:  # no STARTTLS or AUTH asked for it yet
+                stage = "EHLO"
+                await _greet(smtp)
         except BaseException as exc:
             smtp.close()
             if isinstance(exc, Exception):
                 raise self._connect_error(stage, exc) from None
             raise
         self.connections += 1
-        return smtp
+        return Session.take_over(smtp, timeout=self.timeout, now=self._clock())
 
     def _connect_error(self, stage: str, exc: Exception) -> TransportError:
         if _is_tls_failure(exc):
-            return self._error(FatalTransportError, f"TLS failed at {stage}", text=str(exc))
+            return self.error(FatalTransportError, f"TLS failed at {stage}", text=str(exc))
         if isinstance(exc, aiosmtplib.SMTPResponseException):
             transient = 400 <= exc.code < 500
             if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
@@ -167,124 +221,50 @@ class SmtpTransport:
             else:
                 what = f"{stage} refused"
             cls = BatchRetryable if transient else FatalTransportError
-            return self._error(cls, what, exc.code, exc.message)
+            return self.error(cls, what, exc.code, exc.message)
         if isinstance(exc, aiosmtplib.SMTPConnectError | aiosmtplib.SMTPTimeoutError
                       | aiosmtplib.SMTPServerDisconnected | OSError):
             what = "could not connect" if stage == "connect" else f"connection lost at {stage}"
-            return self._error(BatchRetryable, what, text=str(exc))
+            return self.error(BatchRetryable, what, text=str(exc))
         # STARTTLS or AUTH not offered, no usable AUTH method, and the like.
-        return self._error(FatalTransportError, f"{stage} failed", text=str(exc))
+        return self.error(FatalTransportError, f"{stage} failed", text=str(exc))
 
-    async def _connection(self) -> aiosmtplib.SMTP:
-        if self._smtp is None or not self._smtp.is_connected:
-            self._smtp = None
-            self._smtp = await self._connect()
-        return self._smtp
+    def _take_idle(self) -> Session | None:
+        now = self._clock()
+        while self._idle:
+            session = self._idle.pop()
+            if session.usable and now - session.last_used <= self.idle_limit:
+                return session
+            session.close()  # gone, or idle so long that the server may be closing it
+        return None
 
-    def _drop(self) -> None:
-        if self._smtp is not None:
-            self._smtp.close()
-        self._smtp = None
-
-    async def _reset(self, smtp: aiosmtplib.SMTP) -> None:
-        try:
-            await smtp.rset()
-        except (aiosmtplib.SMTPException, OSError):
-            self._drop()
-
-    # --- one message ------------------------------------------------------------------------
-
-    async def _send_one(self, smtp: aiosmtplib.SMTP, recipient: Recipient, message: bytes,
-                        message_id: str) -> SendResult:
-        """One transaction. Raises _Dropped when the connection went before DATA, and
-        FatalTransportError when the server refuses our sender."""
-        rcpt = envelope_address(recipient.email)
-        options: list[str] = []
-        encoding = "ascii"
-        if not (rcpt.isascii() and self.from_address.isascii()):
-            if not smtp.supports_extension("smtputf8"):
-                return SendResult(recipient.id, Status.FAILED, code="SMTPUTF8",
-                                  reason="the address needs SMTPUTF8, which the server lacks")
-            options, encoding = ["SMTPUTF8"], "utf-8"
-        stage = "MAIL"
-        try:
-            await smtp.mail(self.from_address, options=options, encoding=encoding)
-            stage = "RCPT"
-            await smtp.rcpt(rcpt, encoding=encoding)
-            stage = "DATA"
-            reply = await smtp.data(message)
-        except aiosmtplib.SMTPResponseException as exc:
-            return await self._refused(smtp, recipient, stage, exc.code, exc.message)
-        except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError,
-                ConnectionError, OSError) as exc:
-            self._drop()
-            if stage != "DATA":
-                raise _Dropped(str(exc)) from None
-            return SendResult(recipient.id, Status.UNKNOWN, code="DATA",
-                              reason=redact(f"connection lost during DATA: {exc}", self.secrets))
-        return SendResult(recipient.id, Status.SENT, message_id=message_id,
-                          raw=f"{reply.code} {reply.message}")
-
-    async def _refused(self, smtp: aiosmtplib.SMTP, recipient: Recipient, stage: str,
-                       code: int, text: str) -> SendResult:
-        if code == 421 or code < 400:  # closing, or a reply that breaks the protocol
-            self._drop()
+    def _give_back(self, session: Session | None, clean: bool) -> None:
+        if session is None:
+            return
+        if clean and session.usable:
+            session.last_used = self._clock()
+            self._idle.append(session)
         else:
-            await self._reset(smtp)
-        if stage == "MAIL" and code >= 500:
-            raise self._error(FatalTransportError, "sender refused", code, text)
-        reason = self._reason(code, text)
-        if 400 <= code < 500:
-            return SendResult(recipient.id, Status.RETRY, code=str(code), reason=reason)
-        return SendResult(recipient.id, Status.FAILED, code=str(code), reason=reason,
-                          bad_address=stage == "RCPT" and is_bad_address(code, text))
+            session.close()
 
     # --- a batch ----------------------------------------------------------------------------
 
     async def send_batch(self, outgoing: Outgoing, recipients: Sequence[Recipient], *,
                          batch_key: str) -> list[SendResult]:
         check_batch(self, recipients)
-        async with self._lock:
-            return await self._send_all(outgoing, recipients)
-
-    async def _send_all(self, outgoing: Outgoing,
-                        recipients: Sequence[Recipient]) -> list[SendResult]:
-        results: list[SendResult] = []
-        for index, recipient in enumerate(recipients):
-            message_id = outgoing.personalizer.message_id(recipient)
-            message = outgoing.builder.build(recipient, message_id)
-            stopped: TransportError | None = None
-            for attempt in (1, 2):
-                try:
-                    smtp = await self._connection()
-                    results.append(await self._send_one(smtp, recipient, message, message_id))
-                except _Dropped as exc:
-                    if attempt == 1:
-                        continue  # a stale or dropped connection: reconnect, send again
-                    stopped = self._error(BatchRetryable, f"connection lost twice: {exc}")
-                except TransportError as exc:
-                    stopped = exc
-                break
-            if stopped is not None:
-                if not results:
-                    raise stopped
-                fatal = isinstance(stopped, FatalTransportError)
-                results.append(SendResult(recipient.id, Status.RETRY,
-                                          code=str(stopped.status or ""), reason=str(stopped),
-                                          fatal=fatal))
-                results += [
-                    SendResult(r.id, Status.RETRY, code=str(stopped.status or ""),
-                               reason=f"not sent: {stopped}")
-                    for r in recipients[index + 1:]
-                ]
-                break
-        return results
+        if self._messages is None or self._messages[0] is not outgoing:
+            self._messages = (outgoing, stuffed_messages(outgoing))
+        async with self._slots:
+            run = BatchRun(self, outgoing, recipients, self._take_idle(), self._messages[1])
+            clean = False
+            try:
+                results = await run.run()
+                clean = True
+                return results
+            finally:
+                # A batch cut short (cancelled) may leave replies due: never reuse that one.
+                self._give_back(run.session, clean and run.in_data is None)
 
     async def aclose(self) -> None:
-        smtp, self._smtp = self._smtp, None
-        if smtp is None or not smtp.is_connected:
-            return
-        try:
-            await smtp.quit()
-        except (aiosmtplib.SMTPException, OSError):
-            smtp.close()
+        idle, self._idle = self._idle, []
+        await asyncio.gather(*(session.quit() for session in idle))

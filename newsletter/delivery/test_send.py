@@ -1,4 +1,8 @@
-"""What a send needs before its first batch, and the test send to yourself."""
+"""``newsletter send --test``: the edition to the given addresses only, subject "[TEST] ...".
+
+No subscriber, send or ledger row is touched; each run gets fresh batch keys, so an idempotent
+provider does not take a second test send for a repeat of the first.
+"""
 
 from __future__ import annotations
 
@@ -10,32 +14,13 @@ from pathlib import Path
 
 from ..audience.recipient import Recipient
 from ..config import Config
-from ..edition.render import RenderedEdition
+from ..edition.render import render_week
 from ..errors import NewsletterError
+from ..providers import make_transport
 from ..providers.base import Outgoing, Status, Transport
-from .mime import MessageBuilder
-from .personalize import Personalizer
+from .outgoing import prepare
 from .ratelimit import RateLimiter
-
-TEST_PREFIX = "[TEST] "
-
-
-def build_outgoing(config: Config, rendered: RenderedEdition, *, test: bool = False) -> Outgoing:
-    personalizer = Personalizer(config, rendered, test=test)
-    prefix = TEST_PREFIX if test else ""
-    return Outgoing(
-        personalizer=personalizer,
-        builder=MessageBuilder(config, personalizer, subject_prefix=prefix),
-        from_address=config.from_address,
-        from_name=config.from_name or config.name,
-        reply_to=config.reply_to,
-        subject=prefix + rendered.subject,
-        edition_key=f"{rendered.week}.{rendered.content_hash[:12]}",
-    )
-
-
-def check_sender(config: Config) -> None:
-    config.require("from_address", "base_url", "postal_address")
+from .send import check_sender
 
 
 @dataclass(frozen=True)
@@ -46,9 +31,8 @@ class TestOutcome:
     reason: str
 
 
-def send_test(config: Config, rendered: RenderedEdition, addresses: Sequence[str],
-              transport: Transport) -> list[TestOutcome]:
-    """Send the edition to ``addresses`` only; no subscriber or send record is touched."""
+def send_test(config: Config, week: str | None, addresses: Sequence[str],
+              **transport_options) -> list[TestOutcome]:
     from ..audience.subscribers import parse_address
 
     check_sender(config)
@@ -59,7 +43,10 @@ def send_test(config: Config, rendered: RenderedEdition, addresses: Sequence[str
         except NewsletterError as exc:
             raise NewsletterError(f"--to {value!r}: {exc}") from None
         recipients.append(Recipient(id=0, email=parsed.email, name=parsed.name or ""))
-    outgoing = build_outgoing(config, rendered, test=True)
+    rendered = render_week(config, week)
+    transport = make_transport(config, out_dir=test_out_dir(config, rendered.week),
+                               **transport_options)
+    outgoing = prepare(config, rendered, test=True)
     return asyncio.run(_send_all(config, outgoing, recipients, transport))
 
 
@@ -73,10 +60,7 @@ async def _send_all(config: Config, outgoing: Outgoing, recipients: list[Recipie
         for start in range(0, len(recipients), size):
             batch = recipients[start:start + size]
             await limiter.acquire(len(batch))
-            # A fresh key per run: an idempotent provider must not treat a second test send
-            # as a repeat of the first.
-            key = f"test.{run}.{start}"
-            results = await transport.send_batch(outgoing, batch, batch_key=key)
+            results = await transport.send_batch(outgoing, batch, batch_key=f"test.{run}.{start}")
             for recipient, result in zip(batch, results, strict=True):
                 outcomes.append(TestOutcome(recipient.email, result.status, result.message_id,
                                             result.reason))

@@ -1,0 +1,25 @@
+"""``newsletter preview``: the rendered edition as a made-up reader would get it, as files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..audience.recipient import Recipient
+from ..config import Config
+from ..edition.render import render_week
+from ..files import atomic_write
+from .outgoing import prepare
+
+PREVIEW_RECIPIENT = Recipient(id=0, email="reader@example.com", name="Preview Reader")
+
+
+def write_preview(config: Config, week: str | None, out: str | None) -> tuple[Path, Path]:
+    """Write the HTML for an example reader, and the text part beside it."""
+    rendered = render_week(config, week)
+    outgoing = prepare(config, rendered)
+    person = outgoing.personalize(PREVIEW_RECIPIENT)
+    html_path = Path(out) if out else Path(config.outbox_dir) / f"{rendered.week}.html"
+    text_path = html_path.with_suffix(".txt")
+    atomic_write(html_path, rendered.html.fill(person.html_values).encode("utf-8"))
+    atomic_write(text_path, rendered.text.fill(person.values).encode("utf-8"))
+    return html_path, text_path

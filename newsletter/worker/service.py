@@ -1,0 +1,342 @@
+"""The running worker: the weekly job, the start-up check, and ``serve`` (the scheduler, the
+signals, the main thread's wait). The arithmetic is in ``newsletter.worker.schedule``.
+
+Idempotency
+    Every run asks the delivery ledger first. A week already sent is a no-op, an aborted one
+    is left for a person, one being sent elsewhere is shared (PostgreSQL, SKIP LOCKED) or
+    skipped (SQLite: AlreadyInProgress). So the fall-back hour's double fire, a restart or a
+    second worker never start an edition twice.
+
+Down at send time
+    APScheduler's in-memory job store knows nothing of fire times before the process started,
+    so on start the worker applies ``decide_on_start`` itself and logs what it does (sends now,
+    resumes, or says the edition was missed and how to send it by hand). The same grace applies
+    while running (a process paused past a fire time).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from ..config import Config
+from ..delivery.status import counts_line
+from ..errors import NewsletterError
+from .schedule import (
+    StartDecision,
+    build_trigger,
+    decide_on_start,
+    edition_week,
+    format_duration,
+    format_time,
+    grace_seconds,
+    last_run_time,
+    next_run_times,
+)
+
+log = logging.getLogger("newsletter.worker")
+
+JOB_ID = "weekly-send"
+# How often the main thread nudges the scheduler to look at the wall clock again: its wait
+# runs on the monotonic clock, which stands still while a machine or container is suspended.
+WAKE_EVERY = 60.0
+SIGNAL_POLL = 0.2  # seconds between the main thread's looks for a signal or a stop request
+
+
+def one_line(text: object) -> str:
+    return re.sub(r"\s+", " ", str(text)).strip()
+
+
+def redacted_config(config: Config) -> str:
+    """The config as one log line; secrets (and a password in database_url) hidden."""
+    from ..store.db import safe_url
+
+    values = config.redacted()
+    values["database_url"] = safe_url(config.database_url)
+    return " ".join(f"{key}={value!r}" for key, value in values.items())
+
+
+
+# -- the job ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """What one run of the job did (for tests and the log)."""
+
+    week: str | None
+    result: str        # sent | stopped | aborted | already-sent | aborted-before |
+    #                    in-progress | error | not-started
+    detail: str = ""
+
+
+SendFunction = Callable[..., object]
+
+
+class Worker:
+    """The weekly job and the start-up check, with an injectable clock and send function."""
+
+    def __init__(self, config: Config, *, send: SendFunction | None = None,
+                 clock: Callable[[], datetime] | None = None):
+        self.config = config
+        self.trigger = build_trigger(config)
+        self.clock = clock or (lambda: datetime.now(UTC))
+        if send is None:
+            from ..delivery.send import send_edition
+
+            send = send_edition
+        self._send = send
+        self.stop_event = threading.Event()  # set: the worker is stopping; asks a send to stop
+        self.current_week: str | None = None
+        self._lock = threading.Lock()
+
+    # -- ledger --------------------------------------------------------------------------
+
+    def _find_send(self, week: str):
+        from ..delivery import ledger
+        from ..store.db import connect
+
+        return ledger.find_send(connect(self.config.database_url), week)
+
+    # -- start-up ------------------------------------------------------------------------
+
+    def check_start(self, now: datetime | None = None) -> StartDecision:
+        """Look at the most recent scheduled run; log what is to be done about it."""
+        now = now or self.clock()
+        scheduled = last_run_time(self.trigger, now)
+        if scheduled is None:
+            return StartDecision("none")
+        week = edition_week(scheduled, self.config.timezone)
+        try:
+            send = self._find_send(week)
+        except NewsletterError as exc:
+            log.error("%s: cannot read the delivery ledger: %s", week, one_line(exc))
+            return StartDecision("none", week, scheduled)
+        decision = decide_on_start(scheduled, now, grace_seconds(self.config),
+                                   send.status if send else None, week)
+        due = format_time(scheduled, self.config.timezone)
+        late = format_duration(decision.late or timedelta(0))
+        if decision.action == "done":
+            log.info("%s: last run, due %s, already sent; nothing to catch up", week, due)
+        elif decision.action == "aborted":
+            self._log_aborted(week, send)
+        elif decision.action == "resume":
+            log.info("%s: the send due %s is unfinished; resuming it now", week, due)
+        elif decision.action == "run":
+            log.info("%s: the run due %s (%s ago) was not sent; within misfire_grace (%s), "
+                     "sending now", week, due, late, self.grace_text())
+        elif decision.action == "missed":
+            log.warning("%s: missed: the run due %s is %s late, more than misfire_grace (%s); "
+                        "nothing sent. To send it by hand: newsletter send --week %s",
+                        week, due, late, self.grace_text(), week)
+        return decision
+
+    def grace_text(self) -> str:
+        grace = grace_seconds(self.config)
+        return format_duration(grace) if grace else "no limit"
+
+    def _log_aborted(self, week: str, send) -> None:
+        log.warning("%s: the send was aborted (%s); not retried automatically. Fix the cause, "
+                    "then: newsletter send --week %s", week, one_line(send.abort_reason or "?"),
+                    week)
+
+    # -- the job -------------------------------------------------------------------------
+
+    def run_due(self, now: datetime | None = None) -> JobOutcome:
+        """The scheduled job: send the week of the most recent scheduled time."""
+        now = now or self.clock()
+        scheduled = last_run_time(self.trigger, now) or now
+        return self.run_week(edition_week(scheduled, self.config.timezone), scheduled)
+
+    def run_week(self, week: str, scheduled: datetime | None = None) -> JobOutcome:
+        with self._lock:
+            self.current_week = week
+            try:
+                return self._run_week(week, scheduled)
+            except Exception as exc:  # a bug or an outage: keep the worker for next week
+                log.error("%s: not sent: unexpected error %s: %s; the worker carries on%s",
+                          week, type(exc).__name__, one_line(exc), self._next_text())
+                log.debug("%s: traceback", week, exc_info=True)
+                return JobOutcome(week, "error", one_line(exc))
+            finally:
+                self.current_week = None
+
+    def _run_week(self, week: str, scheduled: datetime | None) -> JobOutcome:
+        if self.stop_event.is_set():
+            log.info("%s: not started: the worker is stopping", week)
+            return JobOutcome(week, "not-started")
+        try:
+            send = self._find_send(week)
+            if send is not None and send.status == "done":
+                log.info("%s: already sent (finished %s); nothing to do", week,
+                         _utc(send.finished_at))
+                return JobOutcome(week, "already-sent")
+            if send is not None and send.status == "aborted":
+                self._log_aborted(week, send)
+                return JobOutcome(week, "aborted-before", send.abort_reason or "")
+            when = f" (scheduled {format_time(scheduled, self.config.timezone)})" \
+                if scheduled else ""
+            log.info("%s: sending%s", week, when)
+            started = time.monotonic()
+            result = self._call_send(week)
+        except NewsletterError as exc:
+            from ..delivery.ledger import AlreadyInProgress
+
+            if isinstance(exc, AlreadyInProgress):
+                log.warning("%s: skipped: %s", week, one_line(exc))
+                return JobOutcome(week, "in-progress", one_line(exc))
+            log.error("%s: not sent: %s; the worker carries on%s", week, one_line(exc),
+                      self._next_text())
+            return JobOutcome(week, "error", one_line(exc))
+        if result is None:
+            log.info("%s: already sent; nothing to do", week)
+            return JobOutcome(week, "already-sent")
+        return self._report(week, result, time.monotonic() - started)
+
+    def _call_send(self, week: str):
+        return self._send(self.config, week, interactive=False, stop_event=self.stop_event)
+
+    def _report(self, week: str, result, seconds: float) -> JobOutcome:
+        counts = dict(result.counts)
+        this_run = result.this_run.get("sent", 0)
+        summary = f"{counts_line(counts)} ({this_run} sent by this run, {seconds:.1f}s)"
+        stopped = result.stopped
+        if stopped is not None and stopped.kind == "aborted":
+            log.error("%s: aborted: %s; %s. Fix the cause, then: newsletter send --week %s",
+                      week, one_line(stopped.detail), summary, week)
+            return JobOutcome(week, "aborted", one_line(stopped))
+        if stopped is not None:
+            why = one_line(stopped.detail).removeprefix("stopped: ")
+            log.warning("%s: stopped: %s; %s; resumes on the next start (or: newsletter send "
+                        "--week %s)", week, why, summary, week)
+            return JobOutcome(week, "stopped", one_line(stopped))
+        log.info("%s: sent: %s", week, summary)
+        if counts.get("failed") or counts.get("unknown"):
+            log.warning("%s: %d failed, %d unknown; see: newsletter status --week %s", week,
+                        counts.get("failed", 0), counts.get("unknown", 0), week)
+        return JobOutcome(week, "sent")
+
+    def _next_text(self) -> str:
+        upcoming = next_run_times(self.config, 1, self.clock() + timedelta(seconds=1))
+        return f" (next run {format_time(upcoming[0])})" if upcoming else ""
+
+    # -- APScheduler events ----------------------------------------------------------------
+
+    def on_missed(self, event) -> None:
+        scheduled = event.scheduled_run_time
+        week = edition_week(scheduled, self.config.timezone)
+        late = self.clock().astimezone(UTC) - scheduled.astimezone(UTC)
+        log.warning("%s: missed: the run due %s started %s late, more than misfire_grace (%s); "
+                    "nothing sent. To send it by hand: newsletter send --week %s", week,
+                    format_time(scheduled, self.config.timezone), format_duration(late),
+                    self.grace_text(), week)
+
+    def on_max_instances(self, event) -> None:
+        for scheduled in event.scheduled_run_times:
+            week = edition_week(scheduled, self.config.timezone)
+            log.info("%s: the schedule fired again (%s) while a send is still running; skipped",
+                     week, format_time(scheduled, self.config.timezone))
+
+
+def _utc(t: datetime | None) -> str:
+    return f"{t:%Y-%m-%d %H:%M:%S} UTC" if t else "?"
+
+
+# -- the long-running worker ------------------------------------------------------------------
+
+def make_scheduler(worker: Worker, *, run_now: bool = False):
+    """A BackgroundScheduler with the weekly job: one thread, coalesced, one at a time."""
+    from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
+    from apscheduler.executors.pool import ThreadPoolExecutor
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    config = worker.config
+    scheduler = BackgroundScheduler(timezone=ZoneInfo(config.timezone),
+                                    executors={"default": ThreadPoolExecutor(max_workers=1)})
+    scheduler.add_listener(worker.on_missed, EVENT_JOB_MISSED)
+    scheduler.add_listener(worker.on_max_instances, EVENT_JOB_MAX_INSTANCES)
+    options = {}
+    if run_now:
+        options["next_run_time"] = worker.clock()
+    scheduler.add_job(worker.run_due, trigger=worker.trigger, id=JOB_ID, name="weekly send",
+                      coalesce=True, max_instances=1,
+                      misfire_grace_time=grace_seconds(config), **options)
+    return scheduler
+
+
+def log_start(config: Config, worker: Worker, now: datetime, count: int = 3) -> None:
+    log.info("worker starting: %s", redacted_config(config))
+    upcoming = next_run_times(config, count, now)
+    listed = ", ".join(f"{format_time(t)} -> {edition_week(t, config.timezone)}"
+                       for t in upcoming)
+    log.info("schedule %r in %s, misfire_grace %s; next runs: %s", config.schedule,
+             config.timezone, worker.grace_text(), listed or "none")
+
+
+def serve(config: Config, *, worker: Worker | None = None, install_signals: bool = True,
+          stop: threading.Event | None = None) -> int:
+    """Run until SIGTERM / SIGINT (or ``stop`` is set); return the exit status (0).
+
+    The job runs in the scheduler's single pool thread; the main thread waits and handles
+    signals. On the first signal the worker stops scheduling, asks a running send to stop
+    through ``send_edition(..., stop_event=...)`` (the batches in flight are recorded, the rest
+    stays pending) and exits once it has; a second signal exits at once (rows in flight become
+    ``unknown``). Either way the send resumes on the next start.
+    """
+    worker = worker or Worker(config)
+    stop = stop or threading.Event()
+    signals: list[str] = []
+    previous = {}
+
+    def on_signal(signum, _frame) -> None:
+        name = signal.Signals(signum).name
+        if signals:  # the second one: leave now
+            log.warning("%s again: stopping now; an unfinished send resumes on the next start",
+                        name)
+            logging.shutdown()
+            os._exit(128 + signum)
+        # Only note it: the handler runs on the main thread, which may be holding the lock
+        # inside stop (a threading.Event) at that instant; stop.set() here could deadlock.
+        signals.append(name)
+
+    if install_signals:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, on_signal)
+    try:
+        log_start(config, worker, worker.clock())
+        decision = worker.check_start()
+        if signals or stop.is_set():
+            log.info("worker stopped (%s) before it started", signals[0] if signals else "stop")
+            return 0
+        scheduler = make_scheduler(worker, run_now=decision.run_now)
+        scheduler.start()
+        log.info("worker running (pid %d); SIGTERM or Ctrl-C stops it", os.getpid())
+        last_wake = time.monotonic()
+        while not signals and not stop.is_set():  # is_set() takes no lock
+            time.sleep(SIGNAL_POLL)
+            if time.monotonic() - last_wake >= WAKE_EVERY:
+                scheduler.wakeup()
+                last_wake = time.monotonic()
+        stop.set()
+        why = signals[0] if signals else "stop requested"
+        worker.stop_event.set()
+        week = worker.current_week
+        if week is None:
+            log.info("stopping (%s)", why)
+        else:
+            log.info("stopping (%s): asking the send of %s to stop cleanly", why, week)
+        with contextlib.suppress(Exception):
+            scheduler.shutdown(wait=True)
+        log.info("worker stopped")
+        return 0
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
