@@ -34,8 +34,8 @@ atexit.register(_peak)
 """
 CLI = REPORT_PEAK + "from newsletter.cli import main; sys.argv[0] = 'newsletter'; main()"
 RECIPIENTS = REPORT_PEAK + (
-    "from newsletter.store import db\nfrom newsletter.audience import subscribers\n"
-    "n = sum(1 for _ in subscribers.iter_recipients(db.connect(sys.argv[1])))\n"
+    "from newsletter.store import db\nfrom newsletter.audience import lookup\n"
+    "n = sum(1 for _ in lookup.iter_recipients(db.connect(sys.argv[1])))\n"
 )
 
 

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from newsletter.cli.main import cli
-from newsletter.store import db
+from newsletter.store import db, tables
 
 
 @pytest.fixture(autouse=True)
@@ -195,8 +195,8 @@ def test_remove_erases_personal_data_and_keeps_a_hash(run, tmp_path):
 
     engine = db.connect(run.url)
     with engine.connect() as conn:
-        dump = repr(conn.execute(sa.select(db.subscribers)).all()).lower()
-        hashes = conn.execute(sa.select(db.suppressions.c.email_hash)).scalars().all()
+        dump = repr(conn.execute(sa.select(tables.subscribers)).all()).lower()
+        hashes = conn.execute(sa.select(tables.suppressions.c.email_hash)).scalars().all()
     assert "ada" not in dump and "london" not in dump
     assert hashes == [hashlib.sha256(b"ada@example.com").hexdigest()]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from newsletter.store import db
+from newsletter.store import db, tables
 
 
 @pytest.fixture(autouse=True)
@@ -72,7 +72,7 @@ def test_migrated_schema_matches_tables_py(database_url):
 
     engine = db.connect(database_url)
     with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), db.metadata)
+        diff = compare_metadata(MigrationContext.configure(conn), tables.metadata)
     assert diff == []
 
 

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from newsletter.audience import subscribers
+from newsletter.audience import lookup, subscribers
 from newsletter.cli.main import cli
 from newsletter.config import load_config
 from newsletter.delivery import ledger
@@ -80,8 +80,8 @@ def test_partial_batch_failures_fail_only_those_recipients(project, database_url
     engine = seed(database_url, readers(50) + ["bounce1@example.com", "invalid1@example.com"])
     result = send_until_done(make_config(project, database_url, fake))
     assert result.counts == {"sent": 50, "failed": 2}
-    assert subscribers.get(engine, "bounce1@example.com").status == "bounced"
-    assert subscribers.get(engine, "invalid1@example.com").status == "active"
+    assert lookup.get(engine, "bounce1@example.com").status == "bounced"
+    assert lookup.get(engine, "invalid1@example.com").status == "active"
     errors = {e[1] for e in ledger.top_errors(engine, result.send.id)}
     assert any("inactive" in e for e in errors) and any("Invalid" in e for e in errors)
 

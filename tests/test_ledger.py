@@ -7,7 +7,7 @@ import sys
 import pytest
 import sqlalchemy as sa
 
-from newsletter.audience import subscribers
+from newsletter.audience import lookup, subscribers
 from newsletter.delivery import ledger
 from newsletter.store.tables import deliveries, send_workers
 from tests.seeding import readers, seed
@@ -70,7 +70,7 @@ def test_recording_moves_rows_to_their_outcome(database_url):
         ledger.Outcome(4, "unknown", reason="timeout"),
     ], max_attempts=3, retry_delay=60)
     assert states(engine, send.id) == {1: "sent", 2: "failed", 3: "pending", 4: "unknown"}
-    assert subscribers.get(engine, "reader2@example.com").status == "bounced"
+    assert lookup.get(engine, "reader2@example.com").status == "bounced"
     assert ledger.next_due(engine, send.id) is not None, "the retry waits for its time"
     assert ledger.claim(engine, send.id, worker, 10) is None, "not due yet"
 

@@ -170,7 +170,7 @@ def subscribed(project, database_url, monkeypatch):
     monkeypatch.setenv("NEWSLETTER_DATABASE_URL", database_url)
     result = CliRunner().invoke(cli, ["subscribers", "import", "subscribers/sample.csv"])
     assert result.exit_code == 0, result.output
-    from newsletter.audience.subscribers import iter_recipients
+    from newsletter.audience.lookup import iter_recipients
 
     return sum(1 for _ in iter_recipients(connect(database_url), status="active"))
 

@@ -13,11 +13,12 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from newsletter.audience import lookup, model, transfer
 from newsletter.audience import subscribers as subs
-from newsletter.audience import transfer
+from newsletter.audience.addresses import parse_address
 from newsletter.audience.recipient import Recipient
 from newsletter.errors import SubscriberError
-from newsletter.store import db
+from newsletter.store import db, tables
 
 
 @pytest.fixture
@@ -41,27 +42,27 @@ def test_iter_recipients_streams_active_in_id_order_across_pages(engine):
     subs.add(engine, "pending@example.com", status="pending")
     subs.unsubscribe(engine, "user3@example.com")
 
-    recipients = list(subs.iter_recipients(engine, chunk=2))  # several pages
+    recipients = list(lookup.iter_recipients(engine, chunk=2))  # several pages
     assert [r.email for r in recipients] == [f"user{i}@example.com" for i in (0, 1, 2, 4, 5, 6)]
     assert all(isinstance(r, Recipient) for r in recipients)
     assert [r.id for r in recipients] == sorted(r.id for r in recipients)
     assert recipients[0].name == "" and recipients[1].name == "User 1"
     assert recipients[2].attributes == {"n": "2"}
-    assert [r.email for r in subs.iter_recipients(engine, status="pending")] == [
+    assert [r.email for r in lookup.iter_recipients(engine, status="pending")] == [
         "pending@example.com"
     ]
 
 
 def test_iter_recipients_exact_page_boundary_and_empty(engine):
-    assert list(subs.iter_recipients(engine)) == []
+    assert list(lookup.iter_recipients(engine)) == []
     for i in range(4):
         subs.add(engine, f"u{i}@example.com")
-    assert len(list(subs.iter_recipients(engine, chunk=2))) == 4
+    assert len(list(lookup.iter_recipients(engine, chunk=2))) == 4
 
 
 def test_iter_recipients_rejects_unknown_status(engine):
     with pytest.raises(SubscriberError, match="unknown status"):
-        list(subs.iter_recipients(engine, status="everyone"))
+        list(lookup.iter_recipients(engine, status="everyone"))
 
 
 # --------------------------------------------------------------------------- status changes
@@ -90,7 +91,7 @@ def test_confirm_bounce_and_complaint(engine):
     assert subs.confirm_by_id(engine, pending.id).status == "bounced"
     subs.add(engine, "c@example.com")
     assert subs.mark_complained(engine, "c@example.com", "abuse report").status == "complained"
-    assert subs.count_by_status(engine) == {
+    assert lookup.count_by_status(engine) == {
         "pending": 0, "active": 0, "unsubscribed": 0, "bounced": 1, "complained": 1
     }
     with pytest.raises(SubscriberError, match="bounced; not re-subscribed"):
@@ -99,7 +100,7 @@ def test_confirm_bounce_and_complaint(engine):
 
 def test_timestamps_are_aware_utc(engine):
     sub = subs.add(engine, "ada@example.com")
-    stored = subs.get(engine, "ada@example.com")
+    stored = lookup.get(engine, "ada@example.com")
     for value in (stored.created_at, stored.updated_at, stored.consented_at, stored.confirmed_at):
         assert value.utcoffset() == timedelta(0)
     assert abs(stored.created_at - sub.created_at) < timedelta(seconds=1)
@@ -125,7 +126,7 @@ def test_import_reactivates_nothing_and_reports_each_case(engine, tmp_path):
         (4, "complained; not re-subscribed"),
         (5, "address was removed on request; not re-subscribed"),
     ]
-    statuses = {s.email: s.status for s in subs.iter_subscribers(engine)}
+    statuses = {s.email: s.status for s in lookup.iter_subscribers(engine)}
     assert statuses == {
         "unsub@example.com": "unsubscribed",
         "bounce@example.com": "bounced",
@@ -148,7 +149,7 @@ def test_failed_import_writes_nothing_even_after_some_batches(engine, tmp_path, 
     monkeypatch.setattr(transfer, "_existing_statuses", lambda conn, keys: {})  # the race
     with pytest.raises(SubscriberError, match="changed while importing; nothing was imported"):
         transfer.import_csv(engine, path)
-    assert [s.email for s in subs.iter_subscribers(engine)] == ["taken@example.com"]
+    assert [s.email for s in lookup.iter_subscribers(engine)] == ["taken@example.com"]
 
 
 def test_invalid_rows_abort_before_writing(engine, tmp_path):
@@ -156,7 +157,7 @@ def test_invalid_rows_abort_before_writing(engine, tmp_path):
     with pytest.raises(transfer.ImportAborted) as caught:
         transfer.import_csv(engine, path)
     assert [(p.line, p.value) for p in caught.value.report.invalid] == [(3, "bad"), (4, "also bad")]
-    assert subs.count_by_status(engine)["active"] == 0
+    assert lookup.count_by_status(engine)["active"] == 0
 
 
 # --------------------------------------------------------------------------- properties
@@ -184,7 +185,7 @@ times = st.datetimes(
     min_value=datetime(2000, 1, 1), max_value=datetime(2099, 1, 1), timezones=st.just(UTC)
 )
 attribute_names = st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True).filter(
-    lambda k: subs.attribute_name(k) == k and k not in subs.EXPORT_COLUMNS
+    lambda k: subs.attribute_name(k) == k and k not in model.EXPORT_COLUMNS
 )
 
 
@@ -196,10 +197,10 @@ attribute_names = st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True).filter(
 @settings(max_examples=200, deadline=None)
 def test_normalization_is_idempotent_and_case_insensitive(address, wrap, swap):
     given_text = wrap.format(address.swapcase() if swap else address)
-    parsed = subs.parse_address(given_text)
-    assert parsed.key == subs.parse_address(address).key  # same address, however written
-    assert subs.parse_address(parsed.key).key == parsed.key  # idempotent
-    assert subs.parse_address(parsed.email).key == parsed.key
+    parsed = parse_address(given_text)
+    assert parsed.key == parse_address(address).key  # same address, however written
+    assert parse_address(parsed.key).key == parsed.key  # idempotent
+    assert parse_address(parsed.email).key == parsed.key
     assert parsed.key == parsed.key.lower()
 
 
@@ -207,7 +208,7 @@ subscriber_records = st.fixed_dictionaries(
     {
         "email": addresses,
         "name": st.none() | one_line,
-        "status": st.sampled_from(subs.STATUSES),
+        "status": st.sampled_from(model.STATUSES),
         "source": st.sampled_from(["cli", "web", "import:old list.csv", "import:a;b,c.csv"]),
         "attributes": st.dictionaries(attribute_names, any_text, max_size=3),
         "consented_at": st.none() | times,
@@ -220,7 +221,7 @@ subscriber_records = st.fixed_dictionaries(
 
 
 @given(records=st.lists(subscriber_records, max_size=6,
-                        unique_by=lambda r: subs.parse_address(r["email"]).key))
+                        unique_by=lambda r: parse_address(r["email"]).key))
 @settings(max_examples=25, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_export_import_round_trip(engine, tmp_path, records):
@@ -229,9 +230,9 @@ def test_export_import_round_trip(engine, tmp_path, records):
     now = datetime.now(UTC)
     with engine.begin() as conn:
         for r in records:
-            key = subs.parse_address(r["email"]).key
-            conn.execute(db.subscribers.insert().values(email_key=key, updated_at=now, **r))
-    original = [_comparable(s) for s in subs.iter_subscribers(engine)]
+            key = parse_address(r["email"]).key
+            conn.execute(tables.subscribers.insert().values(email_key=key, updated_at=now, **r))
+    original = [_comparable(s) for s in lookup.iter_subscribers(engine)]
 
     path = tmp_path / "export.csv"
     assert transfer.export_csv(engine, path) == len(records)
@@ -239,7 +240,7 @@ def test_export_import_round_trip(engine, tmp_path, records):
     report = transfer.import_csv(engine, path)
     assert report.added == len(records) and not report.invalid
 
-    assert [_comparable(s) for s in subs.iter_subscribers(engine)] == original
+    assert [_comparable(s) for s in lookup.iter_subscribers(engine)] == original
     # And a second export is byte-identical to the first.
     again = io.StringIO()
     transfer.export_csv(engine, again)
@@ -248,11 +249,11 @@ def test_export_import_round_trip(engine, tmp_path, records):
 
 def _empty(engine) -> None:
     with engine.begin() as conn:
-        conn.execute(sa.delete(db.subscribers))
-        conn.execute(sa.delete(db.suppressions))
+        conn.execute(sa.delete(tables.subscribers))
+        conn.execute(sa.delete(tables.suppressions))
 
 
-def _comparable(sub: subs.Subscriber) -> dict:
+def _comparable(sub: model.Subscriber) -> dict:
     out = sub.as_dict()
     del out["id"], out["updated_at"]
     return out

@@ -18,7 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
-from newsletter.audience.recipient import Recipient, envelope_address
+from newsletter.audience.addresses import envelope_address
+from newsletter.audience.recipient import Recipient
 from newsletter.errors import ConfigError, NewsletterError
 from newsletter.providers import make_transport
 from newsletter.providers._http import RetryPolicy

@@ -3,7 +3,7 @@
 Reading accepts UTF-8 with or without a byte-order mark, a comma or a semicolon as the delimiter
 (whichever the header line uses more of), blank lines anywhere, and reports every row with the
 physical line it starts on. Every problem is a one-line ``SubscriberError`` naming the file.
-Writing is atomic: a reader never sees half a file.
+Writing goes through ``files.atomic_writer``: a reader never sees half a file.
 """
 
 from __future__ import annotations
@@ -11,9 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import os
-import tempfile
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -103,23 +101,6 @@ def _header(path: Path, line: int, cells: list[str]) -> list[str]:
             raise SubscriberError(f"{path}, line {line}: duplicate column {name!r} in the header")
         seen[name.lower()] = number
     return names
-
-
-@contextmanager
-def atomic_writer(path: str | os.PathLike) -> Iterator[TextIO]:
-    """A text file opened for writing that replaces ``path`` only once complete."""
-    path = Path(path)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    except OSError as exc:
-        raise SubscriberError(f"cannot write {path}: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            yield fh
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_rows(fh: TextIO, columns: list[str], rows: Iterable[list[str]]) -> int:

@@ -23,24 +23,22 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import sqlalchemy as sa
 
+from ..clock import utc_now
 from ..errors import SubscriberError
 from ..store.db import begin_write
-from ..store.tables import STATUSES, STOPPED_STATUSES, subscribers, suppressions
-from .subscribers import (
-    CONTROL_CHARS,
+from ..store.tables import subscribers, suppressions
+from ..text import has_control
+from .addresses import Address, clean_name, email_hash, parse_address
+from .lookup import check_status, iter_subscribers
+from .model import (
     EMAIL_COLUMNS,
     ERASED_MESSAGE,
     EXPORT_COLUMNS,
-    Address,
+    STATUSES,
+    STOPPED,
     Subscriber,
-    attribute_name,
-    check_status,
-    clean_name,
-    email_hash,
-    iter_subscribers,
-    parse_address,
-    utc_now,
 )
+from .subscribers import attribute_name
 
 if TYPE_CHECKING:
     from .csvfile import CsvRow
@@ -101,7 +99,8 @@ def export_csv(
 
     A path is replaced atomically. Attributes become one column each. Returns the row count.
     """
-    from .csvfile import atomic_writer, write_rows
+    from ..files import atomic_writer
+    from .csvfile import write_rows
 
     if status is not None:
         check_status(status)
@@ -110,8 +109,11 @@ def export_csv(
     rows = (subscriber_row(sub, keys) for sub in iter_subscribers(engine, status))
     if hasattr(dest, "write"):
         return write_rows(dest, columns, rows)
-    with atomic_writer(dest) as fh:
-        return write_rows(fh, columns, rows)
+    try:
+        with atomic_writer(dest, text=True) as fh:
+            return write_rows(fh, columns, rows)
+    except OSError as exc:
+        raise SubscriberError(f"cannot write {dest}: {exc.strerror}") from None
 
 
 def attribute_keys(engine: sa.Engine, status: str | None = None) -> list[str]:
@@ -297,7 +299,7 @@ def _cell(cells: list[str], index: int) -> str:
 
 
 def _one_line(value: str | None) -> str | None:
-    if value and CONTROL_CHARS.search(value):
+    if value and has_control(value):
         raise _BadCell(value, "source must be a single line")
     return value
 
@@ -329,7 +331,7 @@ def _insert_new(
         status = existing.get(key)
         if email_hash(key) in erased:
             report.not_resubscribed.append(RowProblem(line, values["email"], ERASED_MESSAGE))
-        elif status in STOPPED_STATUSES:
+        elif status in STOPPED:
             reason = f"{status}; not re-subscribed"
             report.not_resubscribed.append(RowProblem(line, values["email"], reason))
         elif status is not None:

@@ -101,20 +101,20 @@ def export_command(app, file: str, status: str | None) -> None:
 @click.pass_obj
 def list_command(app, status: str | None, fmt: str) -> None:
     """List subscribers in id order."""
-    from ..audience import subscribers as subs
+    from ..audience import lookup
 
     engine = _engine(app)
     if status is not None:
-        subs.check_status(status)
+        lookup.check_status(status)
     out = sys.stdout
     if fmt == "csv":
         from ..audience import transfer
 
         transfer.export_csv(engine, out, status=status)
     elif fmt == "json":
-        _write_json(out, (s.as_dict() for s in subs.iter_subscribers(engine, status)))
+        _write_json(out, (s.as_dict() for s in lookup.iter_subscribers(engine, status)))
     else:
-        _print_table(subs.iter_subscribers(engine, status))
+        _print_table(lookup.iter_subscribers(engine, status))
 
 
 def _write_json(out, items) -> None:
@@ -152,13 +152,13 @@ def _print_table(subscribers) -> None:
 @click.pass_obj
 def show_command(app, email: str) -> None:
     """Show one subscriber, with the consent record and attributes."""
-    from ..audience import subscribers as subs
+    from ..audience import lookup
     from ..errors import SubscriberError
 
     engine = _engine(app)
-    sub = subs.get(engine, email)
+    sub = lookup.get(engine, email)
     if sub is None:
-        raise SubscriberError(subs.describe_missing(engine, email))
+        raise SubscriberError(lookup.describe_missing(engine, email))
     for key, value in sub.as_dict().items():
         if key == "attributes":
             value = json.dumps(value, ensure_ascii=False, sort_keys=True)
@@ -171,9 +171,9 @@ def show_command(app, email: str) -> None:
 @click.pass_obj
 def count_command(app, fmt: str) -> None:
     """Count subscribers by status."""
-    from ..audience import subscribers as subs
+    from ..audience import lookup
 
-    counts = subs.count_by_status(_engine(app))
+    counts = lookup.count_by_status(_engine(app))
     counts["total"] = sum(counts.values())
     if fmt == "json":
         click.echo(json.dumps(counts))
@@ -188,13 +188,14 @@ def count_command(app, fmt: str) -> None:
 @click.pass_obj
 def unsubscribe_command(app, email: str, reason: str) -> None:
     """Stop sending to an address (kept on the list as unsubscribed)."""
+    from ..audience import lookup
     from ..audience import subscribers as subs
     from ..errors import SubscriberError
 
     engine = _engine(app)
-    before = subs.get(engine, email)
+    before = lookup.get(engine, email)
     if before is None:
-        raise SubscriberError(subs.describe_missing(engine, email))
+        raise SubscriberError(lookup.describe_missing(engine, email))
     sub = subs.unsubscribe(engine, email, reason=reason)
     if before.status in ("pending", "active"):
         click.echo(f"unsubscribed {sub.email}")

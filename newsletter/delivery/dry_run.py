@@ -8,7 +8,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..audience.subscribers import iter_recipients
+from ..audience.lookup import iter_recipients
 from ..config import Config
 from ..edition.render import render_week
 from ..providers.eml import eml_name

@@ -21,11 +21,12 @@ import socket
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
 from ..audience.recipient import Recipient
+from ..clock import utc_now
 from ..errors import NewsletterError
 from ..store.db import begin_write
 from ..store.tables import deliveries, send_workers, sends, subscribers
@@ -76,10 +77,6 @@ class Outcome:
     retry_after: float | None = None
 
 
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _send_record(row: sa.Row) -> SendRecord:
     return SendRecord(row.id, row.week, row.content_hash, row.status, row.total,
                       row.created_at, row.finished_at, row.abort_reason)
@@ -108,7 +105,7 @@ def open_send(engine: sa.Engine, week: str, content_hash: str, subject: str,
 
 def _open_send(engine: sa.Engine, week: str, content_hash: str, subject: str,
                provider: str) -> tuple[SendRecord, bool]:
-    stamp = now()
+    stamp = utc_now()
     with begin_write(engine) as conn:
         row = conn.execute(sa.select(sends).where(sends.c.week == week)).first()
         if row is not None:
@@ -152,7 +149,7 @@ def register_worker(engine: sa.Engine, send_id: int) -> str:
     On SQLite only one sender may run: a live one makes this raise AlreadyInProgress.
     """
     worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-    stamp = now()
+    stamp = utc_now()
     with begin_write(engine) as conn:
         _forget_dead_workers(conn, stamp)
         if conn.dialect.name == "sqlite":
@@ -206,7 +203,7 @@ def _recover_orphans(conn: sa.Connection, send_id: int, stamp: datetime) -> None
 
 def recover(engine: sa.Engine, send_id: int) -> None:
     """Hand the rows of senders that died meanwhile over as ``unknown``."""
-    stamp = now()
+    stamp = utc_now()
     with begin_write(engine) as conn:
         _forget_dead_workers(conn, stamp)
         _recover_orphans(conn, send_id, stamp)
@@ -215,7 +212,7 @@ def recover(engine: sa.Engine, send_id: int) -> None:
 def heartbeat(engine: sa.Engine, worker_id: str) -> None:
     with engine.begin() as conn:
         conn.execute(send_workers.update().where(send_workers.c.id == worker_id)
-                     .values(heartbeat_at=now()))
+                     .values(heartbeat_at=utc_now()))
 
 
 def unregister_worker(engine: sa.Engine, worker_id: str) -> None:
@@ -227,7 +224,7 @@ def unregister_worker(engine: sa.Engine, worker_id: str) -> None:
 
 def claim(engine: sa.Engine, send_id: int, worker_id: str, limit: int) -> Claim | None:
     """Take up to ``limit`` due pending rows (lowest subscriber ids first) for this worker."""
-    stamp = now()
+    stamp = utc_now()
     d = deliveries.c
     with begin_write(engine) as conn:
         due = (sa.select(d.subscriber_id)
@@ -259,7 +256,7 @@ def claim_unknown(engine: sa.Engine, send_id: int, worker_id: str, *,
     nothing twice. Each repeat counts as an attempt and waits its turn like a retry, so a
     provider whose answers keep getting lost is not asked forever.
     """
-    stamp = now()
+    stamp = utc_now()
     d = deliveries.c
     with begin_write(engine) as conn:
         key = conn.execute(
@@ -312,7 +309,7 @@ def record(engine: sa.Engine, send_id: int, worker_id: str, outcomes: Sequence[O
     """Store one batch's outcomes in one transaction."""
     from ..audience.subscribers import mark_bounced_ids
 
-    stamp = now()
+    stamp = utc_now()
     d = deliveries.c
     with begin_write(engine) as conn:
         attempts = dict(conn.execute(
@@ -390,7 +387,7 @@ def open_rows(engine: sa.Engine, send_id: int, *,
 
 
 def finish(engine: sa.Engine, send_id: int, *, aborted: str | None = None) -> None:
-    stamp = now()
+    stamp = utc_now()
     values = ({"status": "aborted", "abort_reason": aborted} if aborted
               else {"status": "done", "finished_at": stamp, "abort_reason": None})
     with begin_write(engine) as conn:
@@ -401,7 +398,7 @@ def finish(engine: sa.Engine, send_id: int, *, aborted: str | None = None) -> No
 def requeue(engine: sa.Engine, send_id: int, state: str) -> int:
     """Put ``unknown`` or ``failed`` rows back to ``pending`` (by explicit request)."""
     d = deliveries.c
-    stamp = now()
+    stamp = utc_now()
     with begin_write(engine) as conn:
         moved = conn.execute(
             deliveries.update().where(d.send_id == send_id, d.status == state)

@@ -20,10 +20,11 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 import sqlalchemy as sa
 
+from ..clock import utc_now
 from ..config import Config
 from ..providers.base import (
     BatchError,
@@ -47,7 +48,7 @@ class Progress:
     total: int
     done_before: int
     counts: Counter = field(default_factory=Counter)
-    started: datetime = field(default_factory=lambda: datetime.now(UTC))
+    started: datetime = field(default_factory=utc_now)
 
     @property
     def finished(self) -> int:
@@ -198,7 +199,7 @@ class Delivery:
                                       repeat_unknown_below=below)
         wait = IDLE_POLL
         if due is not None:
-            wait = max(0.05, min((due - datetime.now(UTC)).total_seconds(), 5.0))
+            wait = max(0.05, min((due - utc_now()).total_seconds(), 5.0))
         await asyncio.sleep(wait)
         return True
 

@@ -13,7 +13,8 @@ import re
 import secrets
 from urllib.parse import quote
 
-from ..audience.recipient import Recipient, envelope_address
+from ..audience.addresses import envelope_address
+from ..audience.recipient import Recipient
 from ..audience.tokens import make_token
 from ..config import Config
 from ..edition.render import RenderedEdition

@@ -7,6 +7,7 @@ import sys
 import time
 from contextlib import contextmanager
 
+from ..clock import utc_now
 from .loop import Progress
 
 log = logging.getLogger("newsletter.send")
@@ -70,7 +71,5 @@ def _lines(week: str):
 
 
 def _rate(p: Progress) -> float:
-    from datetime import UTC, datetime
-
-    elapsed = (datetime.now(UTC) - p.started).total_seconds()
+    elapsed = (utc_now() - p.started).total_seconds()
     return p.counts["sent"] / elapsed if elapsed > 0 else 0.0

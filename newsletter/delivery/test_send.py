@@ -33,7 +33,7 @@ class TestOutcome:
 
 def send_test(config: Config, week: str | None, addresses: Sequence[str],
               **transport_options) -> list[TestOutcome]:
-    from ..audience.subscribers import parse_address
+    from ..audience.addresses import parse_address
 
     check_sender(config)
     recipients = []

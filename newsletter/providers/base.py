@@ -33,7 +33,8 @@ from email.utils import formataddr
 from enum import StrEnum
 from typing import Any, Protocol
 
-from ..audience.recipient import Recipient, envelope_address
+from ..audience.addresses import envelope_address
+from ..audience.recipient import Recipient
 from ..edition.placeholders import FieldTemplate
 from ..errors import NewsletterError
 

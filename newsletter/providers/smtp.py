@@ -64,7 +64,8 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import aiosmtplib
 
-from ..audience.recipient import Recipient, envelope_address
+from ..audience.addresses import envelope_address
+from ..audience.recipient import Recipient
 from ..config import Config
 from ..errors import ConfigError
 from ._smtp_batch import BatchRun

@@ -28,23 +28,6 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from ..errors import NewsletterError
-from .tables import STATUSES, metadata, subscribers, suppressions
-
-__all__ = [
-    "DatabaseError",
-    "STATUSES",
-    "begin_write",
-    "connect",
-    "current_revision",
-    "dispose_engines",
-    "head_revision",
-    "metadata",
-    "normalize_url",
-    "safe_url",
-    "subscribers",
-    "suppressions",
-    "upgrade_database",
-]
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 10_000

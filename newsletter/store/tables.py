@@ -12,6 +12,9 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
+from ..audience.model import STATUSES
+from ..delivery.states import DELIVERY_STATUSES, SEND_STATUSES
+
 # Stable constraint names, so later migrations (and SQLite batch mode) can refer to them.
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -21,9 +24,6 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-STATUSES = ("pending", "active", "unsubscribed", "bounced", "complained")
-# Statuses that mean "never send again"; only a new, confirmed consent may lift them.
-STOPPED_STATUSES = ("unsubscribed", "bounced", "complained")
 
 
 class UTCDateTime(sa.TypeDecorator):
@@ -119,8 +119,6 @@ suppressions = sa.Table(
 
 # -- the delivery ledger --------------------------------------------------------------------
 
-SEND_STATUSES = ("sending", "done", "aborted")
-DELIVERY_STATUSES = ("pending", "in_flight", "sent", "failed", "unknown", "skipped")
 
 # One send per ISO week, remembering the hash of the content it started with.
 sends = sa.Table(

@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
 
+from ..clock import utc_now
 from ..config import Config
 from ..errors import ConfigError
 
@@ -119,7 +120,7 @@ def fire_times(trigger: CronTrigger, after: datetime) -> Iterator[datetime]:
 
 def next_run_times(config: Config, n: int, now: datetime | None = None) -> list[datetime]:
     """The next ``n`` scheduled times at or after ``now``, in the configured time zone."""
-    now = now or datetime.now(UTC)
+    now = now or utc_now()
     times = fire_times(build_trigger(config), now)
     return [t for t, _ in zip(times, range(n), strict=False)]
 

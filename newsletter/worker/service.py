@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from ..clock import utc_now
 from ..config import Config
 from ..delivery.status import counts_line
 from ..errors import NewsletterError
@@ -88,7 +89,7 @@ class Worker:
                  clock: Callable[[], datetime] | None = None):
         self.config = config
         self.trigger = build_trigger(config)
-        self.clock = clock or (lambda: datetime.now(UTC))
+        self.clock = clock or utc_now
         if send is None:
             from ..delivery.send import send_edition
 
