@@ -1,0 +1,138 @@
+"""Mailgun webhooks: HMAC-SHA256 of timestamp + token with the webhook signing key.
+
+Spec: https://documentation.mailgun.com/docs/mailgun/user-manual/webhooks/securing-webhooks
+(concatenate ``timestamp`` and ``token``, HMAC-SHA256 with the webhook signing key, which is not
+the API key, compare the hex digest with ``signature``); payloads:
+https://documentation.mailgun.com/docs/mailgun/user-manual/webhooks/webhook-payloads ; retries:
+https://help.mailgun.com/hc/en-us/articles/202236504-Webhooks (200 done, 406 refused and never
+retried, anything else retried for about 8 hours).
+
+The body itself is not signed, so the token is single-use: ``ReplayGuard.claim`` refuses a
+token that comes back with a different event. Retries carry the original signature block, so
+the window must outlast Mailgun's retry schedule (10 min ... 4 h, about 8 hours in all): 12
+hours. Only the JSON webhooks are understood (not the pre-2018 form-encoded ones). Every
+refusal is a 406, the only status that stops Mailgun retrying.
+
+Kinds: ``failed`` with ``severity: permanent`` is ``bounced``, ``temporary`` is ``deferred``;
+a failure because Mailgun suppresses the address (reason ``suppress-*``, or codes 605 and 607)
+is ``rejected``; ``complained``, ``unsubscribed``, ``rejected`` and ``delivered`` as named;
+the rest ``unknown``. Our ``v:edition`` and ``v:subscriber_id`` are in ``user-variables``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+
+from .. import ids
+from ..events import (
+    BadSignature,
+    Event,
+    EventKind,
+    MalformedPayload,
+    NotConfigured,
+    ReplayedRequest,
+    digest_id,
+)
+from ..replay import ReplayGuard
+from ..times import from_unix
+from ._common import check_window, load_json, text
+
+PROVIDER = "mailgun"
+REFUSED = 406
+TOLERANCE = timedelta(hours=12)
+_SUPPRESSED_CODES = {"605", "607"}  # previously bounced, previously complained
+_KINDS = {
+    "complained": EventKind.COMPLAINED,
+    "unsubscribed": EventKind.UNSUBSCRIBED,
+    "rejected": EventKind.REJECTED,
+    "delivered": EventKind.DELIVERED,
+}
+
+
+def verify(body: bytes, headers: Mapping[str, str], signing_key: str, *, now: datetime,
+           replay: ReplayGuard, tolerance: timedelta = TOLERANCE) -> None:
+    """Raise (406) unless signed, recent, and the token not used before for another event."""
+    if not signing_key.strip():
+        raise NotConfigured("mailgun webhook: mailgun_webhook_signing_key is not set",
+                            status=REFUSED)
+    payload = load_json(body, PROVIDER, status=REFUSED)
+    block = payload.get("signature") if isinstance(payload, dict) else None
+    fields = [block.get(k) if isinstance(block, dict) else None
+              for k in ("timestamp", "token", "signature")]
+    if not all(isinstance(f, str) and f for f in fields):
+        raise BadSignature("mailgun webhook: signature block missing (only JSON webhooks are "
+                           "supported)", status=REFUSED)
+    timestamp, token, signature = fields
+    expected = hmac.new(signing_key.strip().encode(), f"{timestamp}{token}".encode(),
+                        hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, signature.lower()):
+        raise BadSignature("mailgun webhook: signature does not match", status=REFUSED)
+    signed_at = from_unix(timestamp)
+    if signed_at is None:
+        raise BadSignature("mailgun webhook: timestamp is not Unix seconds", status=REFUSED)
+    check_window(signed_at, now, tolerance, PROVIDER, status=REFUSED)
+    if not replay.claim(PROVIDER, token, _fingerprint(payload.get("event-data")),
+                        signed_at + tolerance):
+        raise ReplayedRequest("mailgun webhook: token already used for another event",
+                              status=REFUSED)
+
+
+def parse(body: bytes, *, received_at: datetime | None = None) -> list[Event]:
+    """The one event of a verified request."""
+    payload = load_json(body, PROVIDER, status=REFUSED)
+    data = payload.get("event-data") if isinstance(payload, dict) else None
+    if not isinstance(data, dict):
+        raise MalformedPayload("mailgun webhook: no event-data object", status=REFUSED)
+    received = received_at or datetime.now(UTC)
+    message = data.get("message") if isinstance(data.get("message"), dict) else {}
+    headers = message.get("headers") if isinstance(message.get("headers"), dict) else {}
+    status = data.get("delivery-status") if isinstance(data.get("delivery-status"), dict) else {}
+    kind = _kind(data, status)
+    mailgun_id = headers.get("message-id")
+    return [Event(
+        provider=PROVIDER,
+        kind=kind,
+        event_id=_event_id(data),
+        recipient=text(data.get("recipient")),
+        occurred_at=from_unix(data.get("timestamp")) or received,
+        reason=_reason(data, status, kind),
+        code=text(status.get("code")),
+        provider_message_id=ids.bare(mailgun_id),
+        message_id=ids.angle(mailgun_id),
+        metadata=ids.metadata_from(data.get("user-variables")),
+        raw=data,
+    )]
+
+
+def _kind(data: dict, status: dict) -> EventKind:
+    name = data.get("event")
+    if name != "failed":
+        return _KINDS.get(name, EventKind.UNKNOWN)
+    if text(data.get("reason")).startswith("suppress-") or text(status.get("code")) in \
+            _SUPPRESSED_CODES:
+        return EventKind.REJECTED
+    return EventKind.BOUNCED if data.get("severity") == "permanent" else EventKind.DEFERRED
+
+
+def _reason(data: dict, status: dict, kind: EventKind) -> str:
+    words = text(status.get("message")) or text(status.get("description"))
+    reason = text(data.get("reason"))
+    if kind == EventKind.UNKNOWN:
+        return f"mailgun event {text(data.get('event'))!r}"
+    return f"{reason}: {words}" if reason and words else reason or words
+
+
+def _event_id(data: dict) -> str:
+    # Mailgun's event id is unique only within a day; with the event's own timestamp it is
+    # unique, and both survive Mailgun's retries of the delivery.
+    event_id, stamp = text(data.get("id")), text(data.get("timestamp"))
+    return f"{event_id}@{stamp}" if event_id else digest_id(PROVIDER, data)
+
+
+def _fingerprint(event_data: object) -> str:
+    canonical = json.dumps(event_data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
