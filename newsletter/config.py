@@ -164,6 +164,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
 def _coerce(name: str, f: dataclasses.Field, value: Any, where: str) -> Any:
     kind = f.type if isinstance(f.type, str) else f.type.__name__
     shown = "(hidden)" if name in SECRET_KEYS else repr(value)
+    if kind == "bool":
+        return _boolean(name, value, shown, where)
+    if kind.startswith("tuple"):
+        return _string_list(name, value, shown, where)
     try:
         if kind == "int":
             if isinstance(value, bool):
@@ -178,6 +182,31 @@ def _coerce(name: str, f: dataclasses.Field, value: Any, where: str) -> Any:
     if isinstance(value, (dict, list, bool)):
         raise ConfigError(f"config key '{name}' must be a string, got {shown} ({where})")
     return str(value)
+
+
+_TRUE = ("true", "yes", "on", "1")
+_FALSE = ("false", "no", "off", "0")
+
+
+def _boolean(name: str, value: Any, shown: str, where: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ConfigError(f"config key '{name}' must be true or false, got {shown} ({where})")
+
+
+def _string_list(name: str, value: Any, shown: str, where: str) -> tuple[str, ...]:
+    """A TOML array of strings, or one string of comma-separated items (what an environment
+    variable can hold)."""
+    if isinstance(value, str):
+        items = value.split(",")
+    elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+        items = value
+    else:
+        raise ConfigError(f"config key '{name}' must be a list of strings or a comma-separated "
+                          f"string, got {shown} ({where})")
+    return tuple(item.strip() for item in items if item.strip())
 
 
 def _resolve_paths(config: Config) -> Config:
