@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DEMO_WEEK := 2026-W47
 MJML_VERSION := 4.15.3
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean system-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,7 +32,11 @@ demo: $(VENV)/.installed
 			mjml@$(MJML_VERSION); \
 	else echo "npm not found: the MJML conformance tests will be skipped"; fi
 
-test: $(VENV)/.installed-test .mjml/node_modules/.bin/mjml
+# Chromium, SpamAssassin and Dovecot, which the tests drive for real (installed when missing).
+system-deps:
+	@scripts/system-deps.sh
+
+test: $(VENV)/.installed-test .mjml/node_modules/.bin/mjml system-deps
 	$(BIN)/ruff check newsletter tests bench
 	$(BIN)/python -m pytest
 
@@ -53,5 +57,5 @@ clean:
 
 .PHONY: test-compose
 # docker-compose.yml proven with real containers (needs root: it runs its own dockerd).
-test-compose:
+test-compose: $(VENV)/.installed-test
 	docker/ci/test-compose.sh
