@@ -40,6 +40,13 @@ test: $(VENV)/.installed-test .mjml/node_modules/.bin/mjml system-deps
 	$(BIN)/ruff check newsletter tests bench
 	$(BIN)/python -m pytest
 
+# The inner loop: everything but the tests marked slow (process-level crash trials, random
+# fault injection, real schedules); `make test` still runs them all.
+.PHONY: test-fast
+test-fast: $(VENV)/.installed-test .mjml/node_modules/.bin/mjml system-deps
+	$(BIN)/ruff check newsletter tests bench
+	$(BIN)/python -m pytest -m "not slow"
+
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check newsletter tests bench
 
@@ -51,6 +58,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/bench_cold_start.py
 	$(BIN)/python bench/bench_transports.py
 	$(BIN)/python bench/bench_delivery.py
+	$(BIN)/python bench/bench_peers.py
 
 clean:
 	rm -rf $(VENV) outbox subscribers/*.db

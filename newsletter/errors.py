@@ -8,8 +8,10 @@ traceback. Anything else is a bug and keeps its traceback.
     ├── ConfigError       a config key is missing or has a bad value (names the key)
     ├── ContentError      a week's folder or an item file is wrong (names the file and line)
     ├── TemplateError     a template is missing or uses an unknown variable
-    ├── HeaderError       a value that becomes a mail header contains CR or LF
-    └── SubscriberError   a subscriber operation cannot be done (names the address or row)
+    ├── HeaderError       a value that becomes a mail header has a control character, or
+    │                     cannot be encoded (names the header, or the subscriber)
+    ├── SubscriberError   a subscriber operation cannot be done (names the address or row)
+    └── OutputError       a file or folder cannot be written (names it, says what to do)
 """
 
 
@@ -34,4 +36,8 @@ class HeaderError(NewsletterError):
 
 
 class SubscriberError(NewsletterError):
+    pass
+
+
+class OutputError(NewsletterError):
     pass

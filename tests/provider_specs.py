@@ -1,6 +1,7 @@
 """Validate what we send (and what fakes answer) against the providers' published specs.
 
-The specs live in ``../shared/provider-specs/`` (beside the repository). Besides JSON-Schema
+The specs travel with the project, in ``tests/provider-specs/`` (sources and licenses in each
+folder's SOURCES.md); ``NEWSLETTER_PROVIDER_SPECS`` points elsewhere. Besides JSON-Schema
 validation, ``strict`` checks that every key we send is a documented property, because most
 specs allow extra properties and a misspelt field would otherwise pass.
 """
@@ -20,17 +21,13 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 SPEC_DIR = Path(
-    os.environ.get(
-        "NEWSLETTER_PROVIDER_SPECS",
-        Path(__file__).resolve().parents[2] / "shared" / "provider-specs",
-    )
+    os.environ.get("NEWSLETTER_PROVIDER_SPECS", Path(__file__).resolve().parent / "provider-specs")
 )
 SPECS = {
     "postmark": "postmark/server-openapi3.yml",
     "resend": "resend/resend.json",
     "sendgrid": "sendgrid/tsg_mail_v3.json",
     "mailgun": "mailgun/openapi.yaml",
-    "brevo": "brevo/swagger_definition_v3.yml",
 }
 URN = "urn:provider-spec"
 

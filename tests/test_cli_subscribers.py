@@ -337,7 +337,8 @@ def test_import_bad_row_values(run, tmp_path):
     one_line_error(result, "3 invalid row(s)")
     assert "line 2: 'gone': unknown status" in result.stderr
     assert "line 3: 'yesterday': consented_at is not an ISO 8601 date/time" in result.stderr
-    assert "line 4: 'two\\nlines': name contains a line break" in result.stderr
+    assert ("line 4: 'two\\nlines': the name contains a control character (a line break"
+            in result.stderr)
     assert counts(run)["total"] == 0
 
 

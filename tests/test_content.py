@@ -16,7 +16,7 @@ def week_dir(project: Path) -> Path:
 
 def test_the_sample_week_loads_in_file_name_order(project):
     edition = load_edition(project / "items", WEEK)
-    assert edition.headline == "Small Teams, Long Memories"
+    assert edition.headline == "Small Teams’ Long Memories"
     assert [item.path.name for item in edition.items] == sorted(
         p.name for p in week_dir(project).glob("0*.md")
     )
@@ -95,7 +95,7 @@ def test_a_misspelt_field_is_reported_not_ignored(project):
 @pytest.mark.parametrize("field", ["headline", "subject"])
 def test_a_line_break_in_a_header_field_is_refused(project, field):
     path = week_dir(project) / "edition.md"
-    text = path.read_text().replace("headline: Small Teams, Long Memories\n", "")
+    text = path.read_text().replace("headline: Small Teams’ Long Memories\n", "")
     if field == "subject":
         text = text.replace("---\n", "---\nheadline: Fine\n", 1)
     path.write_text(text.replace("---\n", f'---\n{field}: "One\\nTwo"\n', 1))
@@ -108,3 +108,85 @@ def test_an_item_url_must_be_a_web_address(project):
     path.write_text(path.read_text().replace("url: https://", "url: javascript://"))
     with pytest.raises(ContentError, match="field 'url' must be an http"):
         load_edition(project / "items", WEEK)
+
+
+# --------------------------------------------------------------------------- front matter values
+
+
+def set_headline(project: Path, line: str) -> Path:
+    path = week_dir(project) / "edition.md"
+    lines = path.read_text().splitlines()
+    assert lines[1].startswith("headline: ")
+    lines[1] = line
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("value", ["2026-02-30", "2026-02-03", "9" * 5000, "yes", "0x1F",
+                                   "1_000", ".inf", "12:30:00", "~no"])
+def test_every_plain_value_is_text_as_written(project, value):
+    set_headline(project, f"headline: {value}")
+    assert load_edition(project / "items", WEEK).headline == value
+
+
+def test_a_list_nested_3000_deep_is_one_error_naming_the_file(project):
+    set_headline(project, "headline: " + "[" * 3000 + "]" * 3000)
+    with pytest.raises(ContentError, match=r"edition\.md: front matter is nested too deeply"):
+        load_edition(project / "items", WEEK)
+
+
+@pytest.mark.parametrize(("line", "kind"), [("headline: [a, b]", "a list"),
+                                            ("headline: {a: b}", "a set of fields")])
+def test_a_list_or_mapping_where_text_belongs_names_the_field(project, line, kind):
+    set_headline(project, line)
+    with pytest.raises(ContentError, match=rf"edition\.md: field 'headline' must be text, "
+                                           rf"got {kind} \(put the value in quotes"):
+        load_edition(project / "items", WEEK)
+
+
+def test_a_headline_with_a_colon_says_to_quote_it(project):
+    set_headline(project, "headline: Scale: Why It Matters")
+    with pytest.raises(ContentError) as err:
+        load_edition(project / "items", WEEK)
+    assert str(err.value).endswith(
+        'edition.md:2: malformed front matter: mapping values are not allowed here; a value '
+        'with a colon must be in quotes: headline: "Scale: Why It Matters"')
+    set_headline(project, 'headline: "Scale: Why It Matters"')
+    assert load_edition(project / "items", WEEK).headline == "Scale: Why It Matters"
+
+
+def test_a_field_given_twice_is_refused(project):
+    path = week_dir(project) / "edition.md"
+    path.write_text(path.read_text().replace("---\n", "---\ndek: first\n", 1))
+    with pytest.raises(ContentError, match=r"edition\.md:\d: field 'dek' is given twice"):
+        load_edition(project / "items", WEEK)
+
+
+@pytest.mark.parametrize("escape", ["\\v", "\\u2028", "\\0", "\\t"])
+def test_a_control_character_in_any_field_is_refused(project, escape):
+    path = week_dir(project) / "02-handoffs.md"
+    lines = path.read_text().splitlines()
+    lines[1] = f'title: "Handoffs{escape}Bcc: x@example.com"'
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ContentError, match=r"02-handoffs\.md: field 'title' must be one line"):
+        load_edition(project / "items", WEEK)
+
+
+# --------------------------------------------------------------------------- what is an item
+
+
+def test_only_numbered_files_are_items_others_are_a_warning(project, caplog):
+    folder = week_dir(project)
+    (folder / "README.md").write_text("notes for editors\n")
+    (folder / "draft.md").write_text("---\ntitle: later\n---\nbody\n")
+    (folder / "._01-evaluation-is-the-product.md").write_bytes(b"\x00\x05\x16\x07 mac")
+    (folder / ".hidden.md").write_text("x")
+    (folder / ".DS_Store").write_bytes(b"\x00\x00")
+    with caplog.at_level("WARNING", logger="newsletter.edition"):
+        edition = load_edition(project / "items", WEEK)
+    assert len(edition.items) == 5
+    warned = sorted(r.getMessage() for r in caplog.records)
+    assert len(warned) == 2
+    assert warned[0].endswith("README.md: not an item (items are files named like "
+                              "01-slug.md); left out")
+    assert "draft.md: not an item" in warned[1]

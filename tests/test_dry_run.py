@@ -115,7 +115,7 @@ def test_preview_writes_html_and_text_beside_it(project, run):
     text = (project / "pv" / "edition.txt").read_text()
     assert html.startswith("<!doctype html>") or html.lower().startswith("<!doctype html>")
     assert "Hi Preview," in html and "Hi Preview," in text
-    assert "Small Teams, Long Memories" in text
+    assert "Small Teams’ Long Memories" in text
 
 
 def test_preview_defaults_to_the_outbox(project, run):

@@ -32,8 +32,8 @@ def test_postfix_hard_bounce(crlf):
     assert event.reason == ("550 5.1.1 <jose@xn--bcher-kva.example>: Recipient address rejected: "
                             "User unknown in virtual mailbox table")
     assert event.message_id == "<2026-W47.42.0123456789@news.example.org>"
-    assert ids.parse_message_id(event.message_id) == ids.MessageRef("2026-W47", 42,
-                                                                    "news.example.org")
+    assert ids.parse_message_id(event.message_id) == ids.MessageRef(
+        "2026-W47", 42, "news.example.org", "0123456789")
     assert event.metadata == {"unsubscribe_token": JOSE_TOKEN}
     assert read_token("test-secret", "unsubscribe", event.metadata["unsubscribe_token"]) == 42
     assert event.occurred_at == datetime(2026, 11, 23, 8, 1, 7, tzinfo=UTC)  # the report's Date

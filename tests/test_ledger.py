@@ -1,8 +1,7 @@
 """The delivery ledger's rules, on SQLite and PostgreSQL."""
 
 import os
-import subprocess
-import sys
+import time
 
 import pytest
 import sqlalchemy as sa
@@ -58,21 +57,35 @@ def test_claims_take_pending_rows_in_order_and_skip_those_who_left(database_url)
                                        4: "in_flight", 5: "in_flight", 6: "in_flight"}
 
 
+def record(engine, send, worker, claim, outcomes, **options):
+    """Record as a sender with an idempotent provider (unknown batches are repeated)."""
+    options = {"max_attempts": 3, "retry_delay": 0, "repeats": ledger.Repeats(5), **options}
+    return ledger.record(engine, send.id, worker, claim, outcomes, **options)
+
+
 def test_recording_moves_rows_to_their_outcome(database_url):
-    engine = seed(database_url, readers(4))
+    engine = seed(database_url, readers(5))
     send, _ = open_week(engine)
     worker = ledger.register_worker(engine, send.id)
-    ledger.claim(engine, send.id, worker, 4)
-    ledger.record(engine, send.id, worker, [
+    claim = ledger.claim(engine, send.id, worker, 5)
+    final = record(engine, send, worker, claim, [
         ledger.Outcome(1, "sent", message_id="m1"),
         ledger.Outcome(2, "failed", code="406", reason="inactive", bad_address=True),
         ledger.Outcome(3, "retry", code="429", reason="slow down"),
         ledger.Outcome(4, "unknown", reason="timeout"),
-    ], max_attempts=3, retry_delay=60)
-    assert states(engine, send.id) == {1: "sent", 2: "failed", 3: "pending", 4: "unknown"}
+        ledger.Outcome(5, "untried", reason="not sent: the send stopped"),
+    ], retry_delay=60, repeats=None)  # no idempotency: an unknown row is final
+    assert states(engine, send.id) == {1: "sent", 2: "failed", 3: "pending", 4: "unknown",
+                                       5: "pending"}
+    assert final == {"sent": 1, "failed": 1, "unknown": 1}, "what is final, for progress"
+    with engine.connect() as conn:
+        untried = conn.execute(sa.select(deliveries).where(deliveries.c.subscriber_id == 5)
+                               ).one()
+    assert (untried.attempts, untried.next_attempt_at) == (0, None), "not an attempt"
     assert lookup.get(engine, "reader2@example.com").status == "bounced"
     assert ledger.next_due(engine, send.id) is not None, "the retry waits for its time"
-    assert ledger.claim(engine, send.id, worker, 10) is None, "not due yet"
+    again = ledger.claim(engine, send.id, worker, 10)
+    assert [r.id for r in again.recipients] == [5], "the retry is not due yet; untried is"
 
 
 def test_a_transient_error_becomes_final_after_max_attempts(database_url):
@@ -80,9 +93,9 @@ def test_a_transient_error_becomes_final_after_max_attempts(database_url):
     send, _ = open_week(engine)
     worker = ledger.register_worker(engine, send.id)
     for _ in range(2):
-        assert ledger.claim(engine, send.id, worker, 1)
-        ledger.record(engine, send.id, worker, [ledger.Outcome(1, "retry", reason="503")],
-                      max_attempts=2, retry_delay=0)
+        claim = ledger.claim(engine, send.id, worker, 1)
+        record(engine, send, worker, claim, [ledger.Outcome(1, "retry", reason="503")],
+               max_attempts=2)
     with engine.connect() as conn:
         row = conn.execute(sa.select(deliveries)).one()
     assert row.status == "failed" and row.error == "gave up after 2 attempts: 503"
@@ -91,13 +104,19 @@ def test_a_transient_error_becomes_final_after_max_attempts(database_url):
 def test_rows_left_in_flight_by_a_dead_process_become_unknown(database_url):
     engine = seed(database_url, readers(3))
     send, _ = open_week(engine)
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True).stdout.strip()
     worker = ledger.register_worker(engine, send.id)
     ledger.claim(engine, send.id, worker, 2)
-    with engine.begin() as conn:  # make it look as if a process now gone had claimed them
-        conn.execute(send_workers.update().values(pid=int(dead)))
+    ledger.abandon_worker(worker)  # its lock goes with it, its records stay
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(send_workers)).scalar() == 1
     ledger.register_worker(engine, send.id)
+    # PostgreSQL drops a closed session's lock once it has seen the connection go: a sender
+    # looking for work asks again, as here.
+    for _ in range(500):
+        if states(engine, send.id)[1] == "unknown":
+            break
+        ledger.recover(engine, send.id)
+        time.sleep(0.01)
     assert states(engine, send.id) == {1: "unknown", 2: "unknown", 3: "pending"}
 
 
@@ -127,22 +146,57 @@ def test_unknown_batches_are_reclaimed_whole_under_their_key(database_url):
     send, _ = open_week(engine)
     worker = ledger.register_worker(engine, send.id)
     claim = ledger.claim(engine, send.id, worker, 3)
-    ledger.record(engine, send.id, worker,
-                  [ledger.Outcome(r.id, "unknown") for r in claim.recipients],
-                  max_attempts=3, retry_delay=0)
+    record(engine, send, worker, claim,
+           [ledger.Outcome(r.id, "unknown") for r in claim.recipients])
     again = ledger.claim_unknown(engine, send.id, worker, max_attempts=5)
-    assert again.batch_key == claim.batch_key
-    assert [r.id for r in again.recipients] == [r.id for r in claim.recipients]
+    assert again.batch_key == claim.batch_key and again.repeat
+    assert again.recipients == claim.recipients, "exactly what the first request carried"
+
+
+def test_a_repeat_that_is_not_answered_stays_unknown_under_its_key(database_url):
+    engine = seed(database_url, readers(2))
+    send, _ = open_week(engine)
+    worker = ledger.register_worker(engine, send.id)
+    claim = ledger.claim(engine, send.id, worker, 2)
+    record(engine, send, worker, claim, [ledger.Outcome(r.id, "unknown")
+                                         for r in claim.recipients])
+    repeat = ledger.claim_unknown(engine, send.id, worker, max_attempts=5)
+    record(engine, send, worker, repeat, [ledger.Outcome(1, "retry", reason="429"),
+                                          ledger.Outcome(2, "untried", reason="stopped")])
+    assert states(engine, send.id) == {1: "unknown", 2: "unknown"}
+    again = ledger.claim_unknown(engine, send.id, worker, max_attempts=5)
+    assert again.batch_key == claim.batch_key, "still the same key"
+
+
+def test_an_unknown_batch_past_its_window_is_not_repeated(database_url):
+    from datetime import timedelta
+
+    from newsletter.clock import utc_now
+    from newsletter.store.tables import batches
+
+    engine = seed(database_url, readers(2))
+    send, _ = open_week(engine)
+    worker = ledger.register_worker(engine, send.id)
+    claim = ledger.claim(engine, send.id, worker, 2)
+    record(engine, send, worker, claim, [ledger.Outcome(r.id, "unknown")
+                                         for r in claim.recipients])
+    with engine.begin() as conn:
+        conn.execute(batches.update().values(created_at=utc_now() - timedelta(hours=23,
+                                                                             minutes=1)))
+    window = timedelta(hours=24)  # less the safety margin of an hour: already past
+    assert ledger.claim_unknown(engine, send.id, worker, max_attempts=5, window=window) is None
+    assert ledger.open_rows(engine, send.id, ledger.Repeats(5, window)) == 0
+    assert ledger.claim_unknown(engine, send.id, worker, max_attempts=5) is not None, \
+        "a provider that never forgets (eml) repeats it"
 
 
 def test_requeue_puts_unknown_or_failed_back(database_url):
     engine = seed(database_url, readers(2))
     send, _ = open_week(engine)
     worker = ledger.register_worker(engine, send.id)
-    ledger.claim(engine, send.id, worker, 2)
-    ledger.record(engine, send.id, worker, [ledger.Outcome(1, "unknown"),
-                                            ledger.Outcome(2, "failed", code="300")],
-                  max_attempts=3, retry_delay=0)
+    claim = ledger.claim(engine, send.id, worker, 2)
+    record(engine, send, worker, claim, [ledger.Outcome(1, "unknown"),
+                                         ledger.Outcome(2, "failed", code="300")])
     assert ledger.requeue(engine, send.id, "unknown") == 1
     assert states(engine, send.id) == {1: "pending", 2: "failed"}
     assert ledger.requeue(engine, send.id, "failed") == 1

@@ -132,3 +132,18 @@ def test_a_lookup_that_times_out_is_a_warning_not_a_verdict():
 
 def test_no_from_address_is_an_error():
     assert codes(check_domain("", resolver=StubResolver({}))) == [("error", "dns.no-domain")]
+
+
+def test_the_published_dkim_key_must_be_the_signing_key():
+    ours = "MIGfMA0GCSqGSIb3DQEB"
+    resolver = StubResolver(zone())
+    found = check_domain(DOMAIN, selector="s1", resolver=resolver, public_key=ours)
+    assert codes(found) == [("note", "dns.found")]
+    # Long keys come split into several strings; the pieces are joined before comparing.
+    split = zone({(f"s1._domainkey.{ACE}", "TXT"): ['"v=DKIM1; k=rsa; p=MIGfMA0G" "CSqGSIb3DQEB"']})
+    assert codes(check_domain(DOMAIN, selector="s1", resolver=StubResolver(split),
+                              public_key=ours)) == [("note", "dns.found")]
+    found = check_domain(DOMAIN, selector="s1", resolver=StubResolver(zone()),
+                         public_key="MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA")
+    assert codes(found)[0] == ("error", "dns.dkim-mismatch")
+    assert "s1._domainkey.xn--bcher-kva.example" in found[0].message

@@ -467,7 +467,7 @@ def test_worker_next_prints_the_next_run_times_and_exits(project):
     stamps = [datetime.fromisoformat(line.split()[0]) for line in lines]
     assert stamps == sorted(stamps) and stamps[0] > datetime.now(UTC)
     assert all(f"{t.astimezone(BERLIN):%a %H:%M}" == "Mon 08:00" for t in stamps)
-    assert all(line.split()[-1] == edition_week(t, "Europe/Berlin")
+    assert all(line.split()[3] == edition_week(t, "Europe/Berlin")
                for line, t in zip(lines, stamps, strict=True))
 
 
@@ -476,3 +476,59 @@ def test_worker_with_a_bad_schedule_is_one_line_and_exit_1(project):
                                 env={"NEWSLETTER_SCHEDULE": "0 8 * * 8"})
     assert result.exit_code == 1
     assert result.output.strip().startswith("error: config key 'schedule'")
+
+
+# -- schedules that never fire, and the first run ---------------------------------------------
+
+@pytest.mark.parametrize("schedule", ["0 8 31 2 *", "0 8 30 2 *", "0 0 31 4 *"])
+def test_a_schedule_that_never_fires_is_refused(project, schedule):
+    with pytest.raises(ConfigError, match="never fires"):
+        build_trigger(cfg(schedule=schedule))
+    result = CliRunner().invoke(cli, ["worker"], env={"NEWSLETTER_SCHEDULE": schedule})
+    assert result.exit_code == 1
+    assert result.output.startswith("error: config key 'schedule'") and "never fires" in \
+        result.output
+
+
+def test_the_first_run_is_computed_from_the_same_now_as_the_start_check(project, weekly):
+    """A fire time after the start-up check but before the scheduler starts is the
+    scheduler's first run, not lost between the two."""
+    from newsletter.worker.service import JOB_ID
+
+    now = MONDAY_8 - timedelta(seconds=1)
+    worker = Worker(weekly, clock=lambda: now)
+    decision = worker.check_start(now)
+    assert decision.action == "missed" and decision.week == "2026-W47"  # last week's
+    scheduler = make_scheduler(worker, now=now, run_now=decision.run_now)
+    scheduler.start(paused=True)
+    try:
+        assert scheduler.get_job(JOB_ID).next_run_time == MONDAY_8
+    finally:
+        scheduler.shutdown(wait=False)
+
+
+def test_serve_takes_the_time_once_for_the_check_and_the_scheduler(project, weekly):
+    calls = []
+
+    def clock():
+        calls.append(1)
+        return MONDAY_8 - timedelta(seconds=1)
+
+    stop = threading.Event()
+    stop.set()  # stops as soon as it is up
+    worker = Worker(weekly, send=lambda *a, **k: None, clock=clock)
+    assert serve(weekly, worker=worker, install_signals=False, stop=stop) == 0
+    assert len(calls) == 1
+
+
+def test_a_cancelled_send_is_left_for_a_person(project, weekly, database_url, caplog):
+    engine = connect(database_url)
+    send, _ = ledger.open_send(engine, "2026-W48", "somehash", "subject", "eml")
+    ledger.cancel_send(engine, "2026-W48")
+    calls = []
+    worker = Worker(weekly, send=lambda *a, **k: calls.append(a),
+                    clock=lambda: MONDAY_8 + timedelta(minutes=1))
+    assert worker.check_start().action == "cancelled"
+    assert worker.run_due().result == "cancelled-before"
+    assert calls == []
+    assert "cancelled" in caplog.text and "newsletter send --week 2026-W48" in caplog.text

@@ -30,7 +30,7 @@ def test_eml_test_send_writes_only_the_given_addresses(project):
     files = sorted((project / "outbox" / f"test-{WEEK}").glob("*.eml"))
     assert len(files) == 2
     msg = email.message_from_bytes(files[0].read_bytes(), policy=policy.default)
-    assert msg["Subject"] == "[TEST] Five Things | Small Teams, Long Memories"
+    assert msg["Subject"] == "[TEST] Five Things | Small Teams’ Long Memories"
     assert not (project / "subscribers" / "newsletter.db").exists(), "no database touched"
 
 

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from newsletter.audience import lookup, model, transfer
+from newsletter.audience import bulk, lookup, model, transfer
 from newsletter.audience import subscribers as subs
 from newsletter.audience.addresses import parse_address
 from newsletter.audience.recipient import Recipient
@@ -145,8 +145,8 @@ def test_failed_import_writes_nothing_even_after_some_batches(engine, tmp_path, 
     subs.add(engine, "taken@example.com")
     rows = [f"u{i}@example.com" for i in range(9)] + ["taken@example.com", "last@example.com"]
     path = write(tmp_path / "l.csv", "email\n" + "\n".join(rows) + "\n")
-    monkeypatch.setattr(transfer, "_CHUNK", 2)  # inserts of 4 rows: two batches go in first
-    monkeypatch.setattr(transfer, "_existing_statuses", lambda conn, keys: {})  # the race
+    monkeypatch.setattr(bulk, "_CHUNK", 2)  # inserts of 4 rows: two batches go in first
+    monkeypatch.setattr(bulk, "existing_statuses", lambda conn, keys: {})  # the race
     with pytest.raises(SubscriberError, match="changed while importing; nothing was imported"):
         transfer.import_csv(engine, path)
     assert [s.email for s in lookup.iter_subscribers(engine)] == ["taken@example.com"]

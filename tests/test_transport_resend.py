@@ -18,7 +18,6 @@ from newsletter.audience.recipient import Recipient
 from newsletter.errors import ConfigError
 from newsletter.providers.base import (
     BatchRejected,
-    BatchRetryable,
     FatalTransportError,
     OutcomeUnknown,
     Status,
@@ -195,9 +194,17 @@ async def test_a_refused_sender_stops_the_send(config, outgoing):
         await send(config, outgoing, lambda r: error(422, "invalid_from_address"))
 
 
-async def test_a_concurrent_request_with_the_same_key_means_retry_later(config, outgoing):
-    with pytest.raises(BatchRetryable):
+async def test_a_concurrent_request_with_the_same_key_is_unknown(config, outgoing):
+    # Only we use the key: a request with it still running at Resend is one of ours, which
+    # may yet be accepted. "Retry later" would put the batch back under a new key.
+    with pytest.raises(OutcomeUnknown, match="concurrent_idempotent_requests"):
         await send(config, outgoing, lambda r: error(409, "concurrent_idempotent_requests"))
+
+
+def test_resend_remembers_a_key_for_a_day():
+    from datetime import timedelta
+
+    assert ResendTransport.idempotency_window == timedelta(hours=24)
 
 
 async def test_a_key_used_for_another_payload_is_unknown(config, outgoing):

@@ -95,3 +95,56 @@ async def test_a_timeout_after_sending_is_unknown_and_not_resent(project, provid
     with pytest.raises(OutcomeUnknown):
         await send(project, provider, handler)
     assert len(calls) == 1, "without an idempotency key the batch must not be sent twice"
+
+
+# -- once an attempt may have been accepted, the request stays "unknown" ----------------------
+
+IDEMPOTENT = [p for p in PROVIDERS if p.cls.idempotent]
+
+
+@pytest.mark.parametrize("provider", IDEMPOTENT, ids=lambda p: p.name)
+@pytest.mark.parametrize("later", [
+    lambda r: httpx.Response(429, headers={"retry-after": "0"}, text="slow down"),
+    lambda r: httpx.Response(503, text="unavailable"),
+    lambda r: (_ for _ in ()).throw(httpx.ConnectError("refused", request=r)),
+], ids=["429", "503", "connect-error"])
+async def test_a_lost_answer_is_not_turned_into_retry_later_by_later_attempts(project, provider,
+                                                                              later):
+    calls = []
+
+    def handler(request):
+        calls.append(request.headers.get("Idempotency-Key"))
+        if len(calls) == 1:
+            raise httpx.ReadTimeout("the answer was lost", request=request)
+        return later(request)
+
+    with pytest.raises(OutcomeUnknown) as err:
+        await send(project, provider, handler)
+    assert len(calls) == 3 and len(set(calls)) == 1
+    assert "no answer after sending" in str(err.value), "the reason is the lost answer"
+
+
+@pytest.mark.parametrize("provider", PROVIDERS, ids=lambda p: p.name)
+async def test_a_request_that_cannot_be_made_stops_the_send_without_showing_the_key(
+        project, provider):
+    from newsletter.providers.base import FatalTransportError
+
+    calls = []
+
+    def handler(request):
+        calls.append(1)
+        raise httpx.LocalProtocolError("Illegal header value b'Bearer secret-key-12345 '")
+
+    import dataclasses
+
+    from tests.transport_fixtures import make_outgoing as outgoing_of
+    from tests.transport_fixtures import send_with
+
+    # A key no header can carry (issue-free configs refuse it; a config built in code may not).
+    config = dataclasses.replace(make_config(project, provider=provider.name, **provider.config),
+                                 provider_api_key="secret-key-12345 ")
+
+    with pytest.raises(FatalTransportError) as err:
+        await send_with(provider.cls, config, outgoing_of(config), handler)
+    assert len(calls) == 1, "the same request would fail the same way: not retried"
+    assert "secret-key-12345" not in str(err.value)

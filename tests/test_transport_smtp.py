@@ -4,218 +4,25 @@ plain, per-recipient refusals, dropped connections, and connection reuse."""
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-import ipaddress
-import socket
-import ssl
-from dataclasses import dataclass, field
 from email import message_from_bytes, policy
-from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from newsletter.audience.recipient import Recipient
 from newsletter.providers import make_transport
 from newsletter.providers.base import BatchRetryable, FatalTransportError, Status
 from newsletter.providers.smtp import SmtpTransport, enhanced_code, is_bad_address
-from tests.transport_fixtures import make_config, make_outgoing, recipients
+from tests.smtp_servers import (
+    SENDER,
+    authenticator,
+    free_port,
+    send,
+    smtp_config,
+    transport_for,
+)
+from tests.transport_fixtures import make_outgoing, recipients
 
-USER = "mailer"
-PASSWORD = "s3cret-smtp-password-42"
-SENDER = "editors@fivethings.example.com"  # from_address in the sample newsletter.toml
-
-
-# --- certificates: a throwaway CA and a server certificate for 127.0.0.1 ---------------------
-
-@dataclass(frozen=True)
-class Certs:
-    ca: Path
-    cert: Path
-    key: Path
-
-    def server_context(self) -> ssl.SSLContext:
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(self.cert, self.key)
-        return context
-
-    def client_context(self) -> ssl.SSLContext:
-        return ssl.create_default_context(cafile=str(self.ca))
-
-
-@pytest.fixture(scope="session")
-def certs(tmp_path_factory) -> Certs:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    folder = tmp_path_factory.mktemp("certs")
-    now = dt.datetime.now(dt.UTC)
-
-    def build(subject, issuer, key, signer, *, ca: bool):
-        public = key.public_key()
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
-            .public_key(public)
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-                signer.public_key()), critical=False)
-        )
-        if ca:
-            builder = builder.add_extension(x509.KeyUsage(
-                digital_signature=True, key_cert_sign=True, crl_sign=True,
-                content_commitment=False, key_encipherment=False, data_encipherment=False,
-                key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
-        else:
-            builder = builder.add_extension(x509.SubjectAlternativeName([
-                x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost"),
-            ]), critical=False).add_extension(
-                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        return builder.sign(signer, hashes.SHA256())
-
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_cert = build("newsletter test CA", "newsletter test CA", ca_key, ca_key, ca=True)
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = build("127.0.0.1", "newsletter test CA", key, ca_key, ca=False)
-    paths = Certs(folder / "ca.pem", folder / "server.pem", folder / "server.key")
-    paths.ca.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    paths.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    paths.key.write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
-    return paths
-
-
-# --- the server ------------------------------------------------------------------------------
-
-@dataclass
-class Handler:
-    """Collects messages; answers RCPT and DATA as told per address."""
-
-    rcpt_replies: dict[str, str] = field(default_factory=dict)
-    data_replies: dict[str, str] = field(default_factory=dict)
-    mail_reply: str = ""
-    mail_ok_limit: int | None = None   # after this many accepted MAILs, refuse the sender
-    drop_at_mail: int = 0              # abort the connection at the next N MAIL commands
-    drop_during_data: set[str] = field(default_factory=set)
-    data_delay: dict[str, float] = field(default_factory=dict)
-    mails: int = 0
-    messages: list[dict] = field(default_factory=list)
-    peers: list = field(default_factory=list)       # one entry per connection that sent mail
-    servers: list = field(default_factory=list)
-    tls: list = field(default_factory=list)
-
-    async def handle_MAIL(self, server, session, envelope, address, mail_options):
-        if session.peer not in self.peers:
-            self.peers.append(session.peer)
-            self.servers.append(server)
-        self.tls.append(session.ssl is not None)
-        if self.drop_at_mail:
-            self.drop_at_mail -= 1
-            server.transport.abort()
-            return "250 OK"
-        if self.mail_reply:
-            return self.mail_reply
-        if self.mail_ok_limit is not None and self.mails >= self.mail_ok_limit:
-            return "550 5.7.0 Daily sending limit exceeded"
-        self.mails += 1
-        envelope.mail_from = address
-        envelope.mail_options.extend(mail_options)
-        return "250 OK"
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        reply = self.rcpt_replies.get(address)
-        if reply:
-            return reply
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):
-        rcpt = envelope.rcpt_tos[0]
-        if rcpt in self.drop_during_data:
-            server.transport.abort()
-            return "250 OK"
-        if rcpt in self.data_delay:
-            await asyncio.sleep(self.data_delay[rcpt])
-        reply = self.data_replies.get(rcpt)
-        if reply:
-            return reply
-        self.messages.append({"from": envelope.mail_from, "to": list(envelope.rcpt_tos),
-                              "content": envelope.original_content,
-                              "authenticated": session.authenticated})
-        return "250 2.0.0 Ok: queued"
-
-    @property
-    def connections(self) -> int:
-        return len(self.peers)
-
-
-def authenticator(server, session, envelope, mechanism, auth_data):
-    ok = (isinstance(auth_data, LoginPassword) and auth_data.login == USER.encode()
-          and auth_data.password == PASSWORD.encode())
-    # A failure must say handled=False, or aiosmtpd leaves the client waiting.
-    return AuthResult(success=True) if ok else AuthResult(success=False, handled=False)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture
-def start_server():
-    controllers = []
-
-    def start(handler: Handler, **kwargs) -> int:
-        port = free_port()
-        controller = Controller(handler, hostname="127.0.0.1", port=port,
-                                server_hostname="mail.test", ready_timeout=5, **kwargs)
-        controller.start()
-        controllers.append(controller)
-        return port
-
-    yield start
-    for controller in controllers:
-        controller.stop()
-
-
-@pytest.fixture
-def handler() -> Handler:
-    return Handler()
-
-
-@pytest.fixture
-def starttls_port(start_server, handler, certs) -> int:
-    """STARTTLS required, AUTH PLAIN/LOGIN offered only after it."""
-    return start_server(handler, tls_context=certs.server_context(), require_starttls=True,
-                        authenticator=authenticator, auth_required=True,
-                        auth_require_tls=True)
-
-
-def smtp_config(project, port: int, **overrides):
-    values = {"provider": "smtp", "smtp_host": "127.0.0.1", "smtp_port": str(port),
-              "smtp_security": "starttls", "smtp_username": USER, "smtp_password": PASSWORD}
-    values.update(overrides)
-    return make_config(project, **values)
-
-
-def transport_for(config, certs: Certs | None, **kwargs) -> SmtpTransport:
-    context = certs.client_context() if certs is not None else None
-    return SmtpTransport(config, tls_context=context, timeout=5, **kwargs)
-
-
-async def send(transport, outgoing, batch):
-    return await transport.send_batch(outgoing, batch, batch_key="b1")
-
+pytest_plugins = ("tests.smtp_fixtures",)  # certs, start_server, handler, starttls_port
 
 # --- the tests -------------------------------------------------------------------------------
 

@@ -2,7 +2,10 @@
 
 The test hook is the schedule itself: six fields put seconds first, so the worker is given a
 schedule due a few seconds from now (``S M H * * *`` in the configured time zone) through
-``NEWSLETTER_SCHEDULE``. Each test takes a few seconds of real time.
+``NEWSLETTER_SCHEDULE``. A worker that takes longer than that to start still sends: the fire
+time is then caught up on start, or is the scheduler's first run. Each test takes a few
+seconds of real time; they wait on the worker's log lines and the fake's records, not on
+sleeps.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from newsletter.worker.schedule import edition_week
 SAMPLE_WEEK = "2026-W47"
 TZ = "Europe/Berlin"
 AHEAD = 6  # seconds between starting a worker and its scheduled run
+pytestmark = pytest.mark.slow
 # Runs the CLI with the worker command registered, whether or not cli.py does it yet.
 BOOT = ("import sys; from newsletter.cli import cli; from newsletter.cli.worker import worker; "
         "'worker' in cli.commands or cli.add_command(worker); "
@@ -162,8 +166,9 @@ def test_the_worker_sends_once_on_schedule_and_not_again_after_a_restart(
 
     second = start(project, workers, schedule)
     second.wait_for(rf"{week}: last run, due .* already sent; nothing to catch up")
+    line = second.wait_for(r"next runs: ")
+    assert f"{due + timedelta(days=1):%Y-%m-%d %H:%M:%S}" in line, "the next run is tomorrow's"
     second.wait_for("worker running")
-    time.sleep(1)
     assert second.stop(signal.SIGINT) == 0
     assert len(fake.recipients()) == ACTIVE, "nothing sent again"
     assert not any("sending" in line for line in second.lines)
@@ -178,7 +183,6 @@ def test_a_missing_edition_is_logged_and_the_worker_stays_up(
     worker = start(project, workers, schedule)
     line = worker.wait_for(rf"{week}: not sent: ", timeout=30)
     assert str(project / "items" / week) in line and "the worker carries on" in line
-    time.sleep(0.5)
     assert worker.proc.poll() is None, "the worker is still alive"
     assert fake.recipients() == []
     assert worker.stop() == 0
@@ -219,9 +223,11 @@ def test_a_stop_during_a_send_is_clean_and_the_restart_finishes_it(
     schedule, due = schedule_soon()
     week = edition_week(due, TZ)
     add_week(project, week)
+    accepted = threading.Event()
+    slow_fake.on_accept = lambda records: accepted.set()
     first = start(project, workers, schedule)
     first.wait_for(rf"{week}: sending")
-    time.sleep(1.0)  # a batch or two out, the rest to come
+    assert accepted.wait(30), "a message out, the rest to come"
     assert first.stop(signal.SIGTERM, timeout=30) == 0
     # The worker asks the send to stop (send_edition's stop_event): the batch in flight is
     # recorded, the rest stays pending, and the process exits 0.

@@ -4,7 +4,13 @@
 An address is validated for syntax only (no network), with email-validator. Its ``key`` is the
 normalized, lower-cased form that makes it unique on the list; ``email`` is kept as given for
 display and sending. ``envelope_address`` gives the form mail is sent to: the domain in its
-ASCII (IDNA) form.
+ASCII form under IDNA 2008 (the ``idna`` package), the same rules the validation used. Python's
+own ``"idna"`` codec is IDNA 2003, which maps ß to ss and ς to σ: another, stranger's domain.
+
+The rules, the same at every door: no control character anywhere (CR, LF, tab, vertical tab,
+form feed, NUL, the Unicode line and paragraph separators), in the address or the name; an
+ASCII part before the @ (a non-ASCII one needs SMTPUTF8, which the providers do not offer);
+a name of at most ``MAX_NAME`` characters.
 """
 
 from __future__ import annotations
@@ -14,11 +20,13 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-from ..errors import SubscriberError
+from ..errors import HeaderError, SubscriberError
 from ..text import has_control
 
 MAX_NAME = 256
 _NAME_ADDR = re.compile(r"^(?P<name>[^<>]*?)\s*<(?P<addr>[^<>]*)>$")
+_QUOTED_PAIR = re.compile(r"\\(.)")
+CONTROL_REASON = "contains a control character (a line break, tab, NUL or the like)"
 
 
 @dataclass(frozen=True)
@@ -40,19 +48,23 @@ def _email_validator():
 
 def parse_address(value: str) -> Address:
     """Validate ``addr`` or ``Name <addr>``; raise SubscriberError saying what is wrong."""
-    ev = _email_validator()
+    if not isinstance(value, str):
+        raise SubscriberError("an address must be text")
+    # Checked before anything is split or stripped: a control character is never part of a
+    # name or an address, and str.strip() or splitlines() would otherwise hide or act on it.
+    if has_control(value):
+        raise SubscriberError(f"the address {CONTROL_REASON}")
     text = value.strip()
     name = None
     match = _NAME_ADDR.match(text)
     if match:
         text = match["addr"].strip()
-        name = clean_name(match["name"].strip().strip('"'))
+        name = clean_name(_unquote(match["name"]))
     if not text:
         raise SubscriberError("empty address")
-    if has_control(text):
-        raise SubscriberError("the address contains a control character")
+    ev = _email_validator()
     try:
-        valid = ev.validate_email(text, check_deliverability=False)
+        valid = ev.validate_email(text, check_deliverability=False, allow_smtputf8=False)
     except ev.EmailNotValidError as exc:
         raise SubscriberError(f"invalid address: {exc}") from None
     # Unicode domain (IDNA-decoded, so "xn--..." and its Unicode form are one address), and the
@@ -61,15 +73,26 @@ def parse_address(value: str) -> Address:
     return Address(email=text, key=key, name=name)
 
 
+def _unquote(name: str) -> str:
+    """A display name as written before ``<addr>``: a quoted string loses its quotes and
+    backslash escapes (``"Ada \\"AL\\" Lovelace"`` is ``Ada "AL" Lovelace``)."""
+    name = name.strip()
+    if len(name) >= 2 and name[0] == name[-1] == '"':
+        return _QUOTED_PAIR.sub(r"\1", name[1:-1])
+    return name
+
+
 def clean_name(name: str | None) -> str | None:
     """A display name fit for a mail header: one line, bounded; None when empty."""
     if name is None:
         return None
-    name = name.strip()
+    if not isinstance(name, str):
+        raise SubscriberError("a name must be text")
     if has_control(name):
-        raise SubscriberError("name contains a line break or control character")
+        raise SubscriberError(f"the name {CONTROL_REASON}")
+    name = name.strip()
     if len(name) > MAX_NAME:
-        raise SubscriberError(f"name is longer than {MAX_NAME} characters")
+        raise SubscriberError(f"the name is longer than {MAX_NAME} characters")
     return name or None
 
 
@@ -79,8 +102,31 @@ def email_hash(key: str) -> str:
 
 
 def envelope_address(email: str) -> str:
-    """The bare address with an internationalized domain in its ASCII (IDNA) form."""
-    local, _, domain = email.strip().rpartition("@")
-    if not domain.isascii():
-        domain = domain.encode("idna").decode("ascii")
-    return f"{local}@{domain}"
+    """The bare address mail is sent to: the domain in its ASCII form (IDNA 2008).
+
+    Raises HeaderError for what no message can carry (a row stored before today's rules).
+    """
+    local, at, domain = email.strip().rpartition("@")
+    if has_control(email):
+        raise HeaderError(f"the address {CONTROL_REASON}")
+    if not at or not local or not domain:
+        raise HeaderError(f"{email!r} is not an email address")
+    if not local.isascii():
+        raise HeaderError(f"{email!r}: internationalized characters before the @ are not "
+                          "supported")
+    return f"{local}@{ascii_domain(domain)}"
+
+
+@functools.lru_cache(maxsize=4096)
+def ascii_domain(domain: str) -> str:
+    """``domain`` as DNS and SMTP see it: IDNA 2008 (UTS 46 mapping, non-transitional, so
+    ß, ς and the joiners are kept, never folded into another name)."""
+    if domain.isascii():
+        return domain
+    import idna
+
+    try:
+        return idna.encode(domain, uts46=True, transitional=False).decode("ascii")
+    except idna.IDNAError as exc:
+        raise HeaderError(f"the domain {domain!r} is not a valid internationalized domain "
+                          f"name: {exc}") from None

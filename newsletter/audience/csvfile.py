@@ -4,6 +4,12 @@ Reading accepts UTF-8 with or without a byte-order mark, a comma or a semicolon 
 (whichever the header line uses more of), blank lines anywhere, and reports every row with the
 physical line it starts on. Every problem is a one-line ``SubscriberError`` naming the file.
 Writing goes through ``files.atomic_writer``: a reader never sees half a file.
+
+A cell that a spreadsheet would run as a formula (it starts with ``=``, ``+``, ``-``, ``@``, a
+tab or a CR: names come from a public form) is written with a ``'`` in front, the usual
+neutralization, which spreadsheets show as text; reading takes that ``'`` off again, so an
+export imports back exactly. (A cell that starts with ``'`` followed by such a cell gets one
+more, so the rule undoes itself whatever the value.)
 """
 
 from __future__ import annotations
@@ -17,6 +23,23 @@ from pathlib import Path
 from typing import TextIO
 
 from ..errors import SubscriberError
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralize(cell: str) -> str:
+    """The cell as written to a CSV file: never a formula to a spreadsheet."""
+    return "'" + cell if _needs_quote(cell) else cell
+
+
+def restore(cell: str) -> str:
+    """``neutralize`` undone."""
+    return cell[1:] if cell.startswith("'") and _needs_quote(cell[1:]) else cell
+
+
+def _needs_quote(cell: str) -> bool:
+    stripped = cell.lstrip("'")
+    return stripped.startswith(FORMULA_STARTS)
 
 
 @dataclass(frozen=True)
@@ -57,7 +80,7 @@ def read_csv(path: str | os.PathLike) -> CsvData:
             if data is None:
                 data = CsvData(path, _header(path, line, cells), header_line=line)
             else:
-                data.rows.append(CsvRow(line, cells))
+                data.rows.append(CsvRow(line, [restore(cell) for cell in cells]))
     except csv.Error as exc:
         raise SubscriberError(f"{path}, line {start}: not valid CSV: {exc}") from None
     assert data is not None  # the text has a non-blank line
@@ -110,6 +133,6 @@ def write_rows(fh: TextIO, columns: list[str], rows: Iterable[list[str]]) -> int
     writer.writerow(columns)
     count = 0
     for row in rows:
-        writer.writerow(row)
+        writer.writerow([neutralize(cell) for cell in row])
         count += 1
     return count

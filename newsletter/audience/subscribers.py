@@ -1,6 +1,8 @@
 """The subscriber list: add, unsubscribe, bounce, complain, confirm, erase.
 
-This is the only code that changes a subscriber's status. The rules it keeps:
+This module and ``audience.signup`` (the changes a subscriber makes on the web: sign-up,
+confirm, unsubscribe, resubscribe) are the only code that changes a subscriber's status.
+The rules this one keeps:
 
 * An address is unique case-insensitively (``email_key``); the address as given is kept for
   display and sending.
@@ -179,15 +181,31 @@ def remove(engine: sa.Engine, email: str) -> bool:
     Returns False if it had already been erased; raises SubscriberError if it was never here.
     """
     address = parse_or_raise(email)
-    digest = email_hash(address.key)
+    return _erase(engine, address.key, f"no subscriber with address {address.email}")
+
+
+def remove_by_id(engine: sa.Engine, subscriber_id: int) -> str:
+    """``remove`` for a row found by id (``subscribers check`` lists rows whose stored address
+    no longer parses); returns the address that was erased."""
+    query = sa.select(subscribers.c.email, subscribers.c.email_key)
+    with engine.connect() as conn:
+        row = conn.execute(query.where(subscribers.c.id == subscriber_id)).first()
+    if row is None:
+        raise SubscriberError(f"no subscriber with id {subscriber_id}")
+    _erase(engine, row.email_key, f"no subscriber with id {subscriber_id}")
+    return row.email
+
+
+def _erase(engine: sa.Engine, key: str, missing: str) -> bool:
+    digest = email_hash(key)
     with begin_write(engine) as conn:
         deleted = conn.execute(
-            subscribers.delete().where(subscribers.c.email_key == address.key)
+            subscribers.delete().where(subscribers.c.email_key == key)
         ).rowcount
         already = suppressed(conn, digest)
         if not already:
             if not deleted:
-                raise SubscriberError(f"no subscriber with address {address.email}")
+                raise SubscriberError(missing)
             conn.execute(
                 suppressions.insert().values(
                     email_hash=digest, reason="erased", created_at=utc_now()

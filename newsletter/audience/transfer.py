@@ -13,7 +13,6 @@ subscriber.
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 from dataclasses import dataclass, field
@@ -26,8 +25,8 @@ import sqlalchemy as sa
 from ..clock import utc_now
 from ..errors import SubscriberError
 from ..store.db import begin_write
-from ..store.tables import subscribers, suppressions
-from ..text import has_control
+from ..text import has_control, strip_spaces
+from . import bulk
 from .addresses import Address, clean_name, email_hash, parse_address
 from .lookup import check_status, iter_subscribers
 from .model import (
@@ -44,7 +43,6 @@ if TYPE_CHECKING:
     from .csvfile import CsvRow
 
 TIME_COLUMNS = ("consented_at", "confirmed_at", "unsubscribed_at", "created_at")
-_CHUNK = 500  # rows per IN (...) lookup and per INSERT batch
 
 
 # --------------------------------------------------------------------------- values
@@ -295,7 +293,8 @@ def _row_values(
 
 
 def _cell(cells: list[str], index: int) -> str:
-    return cells[index].strip() if index < len(cells) else ""
+    # Spaces go, a line break or control character stays (and is refused by the checks).
+    return strip_spaces(cells[index]) if index < len(cells) else ""
 
 
 def _one_line(value: str | None) -> str | None:
@@ -309,10 +308,12 @@ def _parse_time(value: str, column: str) -> datetime | None:
         return None
     try:
         parsed = datetime.fromisoformat(value)
+        # A time without an offset is taken as UTC.
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
     except ValueError:
         raise _BadCell(value, f"{column} is not an ISO 8601 date/time") from None
-    # A time without an offset is taken as UTC.
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is before the year 1 in UTC
+        raise _BadCell(value, f"{column} is out of range (years 1 to 9999, in UTC)") from None
 
 
 def _insert_new(
@@ -323,8 +324,8 @@ def _insert_new(
 ) -> None:
     """Sort candidates into new / unchanged / not re-subscribed; insert the new ones."""
     keys = [values["email_key"] for _, values in candidates]
-    existing = _existing_statuses(conn, keys)
-    erased = _erased_hashes(conn, [email_hash(k) for k in keys])
+    existing = bulk.existing_statuses(conn, keys)
+    erased = bulk.erased_hashes(conn, [email_hash(k) for k in keys])
     new_rows: list[dict[str, Any]] = []
     for line, values in candidates:
         key = values["email_key"]
@@ -340,70 +341,4 @@ def _insert_new(
             new_rows.append(values)
     report.added = len(new_rows)
     if write:
-        _bulk_insert(conn, new_rows)
-
-
-def _bulk_insert(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
-    """INSERT many rows (COPY on PostgreSQL).
-
-    The same as ``conn.execute(subscribers.insert(), rows)``, three times faster at 100k rows:
-    each column's own bind processor (the exact storage format SQLAlchemy uses) is applied here,
-    and a datetime shared by every row (the import time) is converted once, not once per row.
-    """
-    columns = [c for c in subscribers.c if c.name != "id"]
-    dialect = conn.dialect
-    processors = [(c.name, c.type.dialect_impl(dialect).bind_processor(dialect)) for c in columns]
-    mark = "?" if dialect.paramstyle == "qmark" else "%s"
-    sql = (
-        f"INSERT INTO {subscribers.name} ({', '.join(c.name for c in columns)}) "
-        f"VALUES ({', '.join(mark for _ in columns)})"
-    )
-    converted: dict[tuple[str, datetime], Any] = {}
-
-    def bind(name: str, process, value):
-        if process is None or value is None:
-            return value
-        if isinstance(value, datetime):
-            if (name, value) not in converted:
-                converted[name, value] = process(value)
-            return converted[name, value]
-        return process(value)
-
-    tuples = (tuple(bind(name, process, row[name]) for name, process in processors) for row in rows)
-    if dialect.name == "postgresql":
-        # COPY, in this same transaction: several times faster than INSERT on PostgreSQL.
-        names = ", ".join(c.name for c in columns)
-        with conn.connection.dbapi_connection.cursor() as cursor, cursor.copy(
-            f"COPY {subscribers.name} ({names}) FROM STDIN"
-        ) as copy:
-            for values in tuples:
-                copy.write_row(values)
-        return
-    while batch := list(itertools.islice(tuples, _CHUNK * 2)):
-        conn.exec_driver_sql(sql, batch)
-
-
-def _existing_statuses(conn: sa.Connection, keys: list[str]) -> dict[str, str]:
-    c = subscribers.c
-    rows = _lookup(conn, sa.select(c.email_key, c.status), c.email_key, keys)
-    return dict(rows)
-
-
-def _erased_hashes(conn: sa.Connection, digests: list[str]) -> set[str]:
-    c = suppressions.c
-    return {row[0] for row in _lookup(conn, sa.select(c.email_hash), c.email_hash, digests)}
-
-
-def _lookup(conn: sa.Connection, query: sa.Select, column, values: list[str]) -> list[sa.Row]:
-    """``query`` for rows whose ``column`` is one of ``values``, in batches."""
-    found: list[sa.Row] = []
-    if conn.dialect.name == "postgresql":
-        # One array parameter: several times faster than IN with thousands of parameters.
-        for start in range(0, len(values), _CHUNK * 10):
-            batch = sa.bindparam("batch", values[start : start + _CHUNK * 10],
-                                 type_=sa.ARRAY(sa.String))
-            found.extend(conn.execute(query.where(column == sa.any_(batch))).all())
-        return found
-    for start in range(0, len(values), _CHUNK):
-        found.extend(conn.execute(query.where(column.in_(values[start : start + _CHUNK]))).all())
-    return found
+        bulk.insert_rows(conn, new_rows)

@@ -15,13 +15,19 @@ from .context import AppContext
 
 
 class _Group(click.Group):
-    """A group that turns every NewsletterError into one line on stderr and exit status 1."""
+    """A group that turns every NewsletterError into one line on stderr and exit status 1;
+    so too an OSError (a full disk, a folder that cannot be written), naming the file."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except NewsletterError as exc:
             click.echo(f"error: {exc}", err=True)
+            ctx.exit(1)
+        except OSError as exc:
+            where = f"{exc.filename}: " if exc.filename else ""
+            click.echo(f"error: {where}{exc.strerror or exc}; nothing was changed by the "
+                       "step that failed", err=True)
             ctx.exit(1)
 
 
@@ -33,20 +39,32 @@ class _Group(click.Group):
     default=None,
     help="Path to newsletter.toml (default: $NEWSLETTER_CONFIG, then ./newsletter.toml).",
 )
+@click.option("--verbose", "-v", is_flag=True,
+              help="Show informational and debug lines too (e.g. database migrations).")
 @click.version_option(package_name="newsletter")
 @click.pass_context
-def cli(ctx: click.Context, config_path: str | None) -> None:
+def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
     """Deliver a weekly email newsletter kept in git."""
+    from .output import setup_cli_output
+
+    setup_cli_output(verbose)
     ctx.obj = AppContext(config_path)
 
 
 def _register_subcommands() -> None:
+    from .check import check
     from .db import db
+    from .events import register as register_feedback
+    from .project import COMMANDS as project_commands
     from .send import preview, send, status
     from .subscribers import subscribers
+    from .web import web
     from .worker import worker
 
-    for command in (preview, send, status, subscribers, db, worker):
+    for command in (preview, send, status, subscribers, db, worker, web, check):
+        cli.add_command(command)
+    register_feedback(cli)
+    for command in project_commands:
         cli.add_command(command)
 
 

@@ -1,4 +1,11 @@
-"""What every command shares for output: the log format."""
+"""What every command shares for output: warnings on stderr, and the log format.
+
+Every command starts with ``setup_cli_output``: a warning (a file in a week's folder that is
+not an item, an environment variable that is no config key) is one ``warning: ...`` line on
+stderr, and with the global ``--verbose`` so are the informational and debug lines (Alembic's
+migration steps among them). Long-running commands (send, worker, web) switch to
+``setup_logging``: one line per event with the time.
+"""
 
 from __future__ import annotations
 
@@ -8,20 +15,59 @@ import sys
 LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 LOG_DATEFMT = "%Y-%m-%dT%H:%M:%S%z"
 HANDLER_NAME = "newsletter"
+_state = {"verbose": False}
+
+
+class _Stderr(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time (a test runner swaps it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
+class _LevelFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {record.getMessage()}"
+
+
+def setup_cli_output(verbose: bool = False) -> None:
+    """``warning: ...`` lines on stderr; with ``verbose``, ``info:`` and ``debug:`` lines too."""
+    _state["verbose"] = verbose
+    handler = _Stderr()
+    handler.setFormatter(_LevelFormatter())
+    _install(handler, logging.DEBUG if verbose else logging.WARNING)
 
 
 def setup_logging(verbose: bool = False) -> None:
     """One line per event on stderr: ISO time with UTC offset, level, message."""
-    handler = logging.StreamHandler(sys.stderr)
+    verbose = verbose or _state["verbose"]
+    handler = _Stderr()
     handler.setFormatter(logging.Formatter(LOG_FORMAT, LOG_DATEFMT))
-    handler.set_name(HANDLER_NAME)
-    root = logging.getLogger()
-    for old in [h for h in root.handlers if h.get_name() == HANDLER_NAME]:
-        root.removeHandler(old)
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    _install(handler, logging.DEBUG if verbose else logging.INFO)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
     # APScheduler's own lines repeat ours ("Running job", "missed by"): keep its real problems.
     logging.getLogger("apscheduler").setLevel(logging.DEBUG if verbose else logging.WARNING)
     logging.getLogger("apscheduler.executors").setLevel(
         logging.DEBUG if verbose else logging.ERROR)
+
+
+def verbose() -> bool:
+    """Whether the global ``--verbose`` was given."""
+    return _state["verbose"]
+
+
+def _install(handler: logging.Handler, level: int) -> None:
+    handler.set_name(HANDLER_NAME)
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if h.get_name() == HANDLER_NAME]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)

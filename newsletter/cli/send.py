@@ -33,15 +33,31 @@ def preview(app: AppContext, week: str | None, out: str | None) -> None:
               help="Send again to recipients whose messages failed permanently.")
 @click.option("--retry-unknown", is_flag=True,
               help="Send again to recipients whose outcome is unknown (they may get it twice).")
+@click.option("--cancel", is_flag=True,
+              help="End the week's unfinished send for good (pending recipients are not sent); "
+                   "a new send of the week can then be started.")
+@click.option("--force", is_flag=True,
+              help="Start the send even though `newsletter check` finds errors (recorded "
+                   "with the send).")
+@click.option("--resume-paused", is_flag=True,
+              help="Go on with a send the brake paused (bounces or complaints too high).")
 @pass_app
 def send(app: AppContext, week: str | None, dry_run: bool, out: str | None, test: bool,
-         to: tuple[str, ...], retry_failed: bool, retry_unknown: bool) -> None:
+         to: tuple[str, ...], retry_failed: bool, retry_unknown: bool, cancel: bool,
+         force: bool, resume_paused: bool) -> None:
     """Send the week's edition to every active subscriber.
 
-    Every recipient's outcome is recorded; run the same command again after a crash or an
+    A new send is checked first (`newsletter check`) and refused on an error. Every
+    recipient's outcome is recorded; run the same command again after a crash or an
     interruption and it carries on where it stopped, never sending anyone a second copy.
     """
-    if test:
+    if (force or resume_paused) and (cancel or test or to or dry_run or out):
+        raise click.UsageError("--force and --resume-paused go with a real send only")
+    if cancel:
+        if test or to or dry_run or out or retry_failed or retry_unknown:
+            raise click.UsageError("--cancel goes with --week only")
+        _cancel(app, week)
+    elif test:
         if not to:
             raise click.UsageError("--test needs at least one --to EMAIL")
         if dry_run or out or retry_failed or retry_unknown:
@@ -56,7 +72,8 @@ def send(app: AppContext, week: str | None, dry_run: bool, out: str | None, test
     elif out:
         raise click.UsageError("--out goes with --dry-run")
     else:
-        _send(app, week, retry_failed=retry_failed, retry_unknown=retry_unknown)
+        _send(app, week, retry_failed=retry_failed, retry_unknown=retry_unknown, force=force,
+              resume_paused=resume_paused)
 
 
 def _test_send(app: AppContext, week: str | None, to: tuple[str, ...]) -> None:
@@ -78,27 +95,61 @@ def _dry_run(app: AppContext, week: str | None, out: str | None) -> None:
     click.echo(f"wrote {result.count} message(s) to {result.out_dir}")
 
 
-def _send(app: AppContext, week: str | None, *, retry_failed: bool, retry_unknown: bool) -> None:
-    from ..delivery.send import send_edition
+def _send(app: AppContext, week: str | None, *, retry_failed: bool, retry_unknown: bool,
+          force: bool = False, resume_paused: bool = False) -> None:
+    from ..delivery.send import NotReady, send_edition
     from ..delivery.status import counts_line, next_steps
     from ..edition.content import resolve_week
+    from ..preflight import to_text
+    from ..preflight.project import check_week
     from ..providers import transport_class
     from .output import setup_logging
 
     setup_logging()
-    run = send_edition(app.config, week, retry_failed=retry_failed, retry_unknown=retry_unknown)
+    try:
+        run = send_edition(app.config, week, retry_failed=retry_failed,
+                           retry_unknown=retry_unknown, check=check_week, force=force,
+                           resume_paused=resume_paused)
+    except NotReady as exc:
+        click.echo(to_text(exc.report), err=True)
+        raise
     if run is None:
         week_name = resolve_week(week, app.config.timezone)
         click.echo(f"{week_name} was already sent; nothing to do "
                    f"(see `newsletter status --week {week_name}`)")
         return
-    click.echo(f"{run.send.week}: {counts_line(run.counts)}")
-    idempotent = transport_class(app.config.provider).idempotent
-    for hint in next_steps(run.send.week, run.counts, idempotent=idempotent):
+    click.echo(f"{run.send.week}: {counts_line(run.counts)} "
+               f"(this run: sent {run.this_run.get('sent', 0)})")
+    idempotent = transport_class(run.send.provider or app.config.provider).idempotent
+    for hint in next_steps(run.send.week, run.counts, idempotent=idempotent,
+                           status=run.send.status):
         click.echo(hint)
-    if run.stopped:
-        raise NewsletterError(f"{run.stopped}; run the same command to resume"
-                              if not run.aborted else run.stopped)
+    if run.send.forced:
+        click.echo(f"warning: sent past `newsletter check` with --force: {run.send.forced}",
+                   err=True)
+    if run.note:  # an abort that came with the last batch: the send is done all the same
+        click.echo(f"warning: {run.note}", err=True)
+    stopped, name = run.stopped, run.send.week
+    if stopped is not None and stopped.kind == "waiting":
+        click.echo(f"{stopped.detail}; `newsletter send --week {name}` after that sends the "
+                   "rest (the worker does it by itself)")
+    elif stopped is not None and stopped.kind == "paused":
+        raise NewsletterError(str(stopped))
+    elif stopped:
+        raise NewsletterError(f"{stopped}; run the same command to resume"
+                              if not run.aborted else stopped)
+
+
+def _cancel(app: AppContext, week: str | None) -> None:
+    from ..delivery.send import cancel_week
+    from ..delivery.status import counts_line
+    from ..edition.content import resolve_week
+
+    week_name = resolve_week(week, app.config.timezone)
+    send, counts = cancel_week(app.config, week_name)
+    click.echo(f"{send.week}: cancelled; {counts_line(counts)}")
+    click.echo(f"`newsletter send --week {send.week}` starts a new send of the week to every "
+               "active subscriber")
 
 
 @click.command()
@@ -106,7 +157,7 @@ def _send(app: AppContext, week: str | None, *, retry_failed: bool, retry_unknow
 @pass_app
 def status(app: AppContext, week: str | None) -> None:
     """What happened to the week's send: counts per state, times, rate, errors."""
-    from ..delivery.status import counts_line, next_steps, send_status
+    from ..delivery.status import counts_line, gate_lines, next_steps, send_status
     from ..edition.content import resolve_week
 
     report = send_status(app.config, week)
@@ -119,11 +170,26 @@ def status(app: AppContext, week: str | None) -> None:
         click.echo(f"  finished  {s.finished_at:%Y-%m-%d %H:%M:%S %Z}")
     if s.abort_reason:
         click.echo(f"  reason    {s.abort_reason}")
+    if s.forced:
+        click.echo(f"  forced    sent past `newsletter check` with --force: {s.forced}")
+    for line in gate_lines(app.config, s):
+        click.echo(line)
     click.echo(f"  {counts_line(report.counts)}")
     if report.first_sent and report.last_sent and report.last_sent > report.first_sent:
         seconds = (report.last_sent - report.first_sent).total_seconds()
         click.echo(f"  rate      {report.counts.get('sent', 0) / seconds:.0f} messages/s")
     for state, error, n in report.errors:
         click.echo(f"  {n:>6} {state}: {error}")
-    for hint in next_steps(s.week, report.counts, idempotent=report.idempotent):
+    for earlier, counts in report.earlier:
+        started = f"{earlier.created_at:%Y-%m-%d %H:%M %Z}"
+        click.echo(f"  earlier   {earlier.status} send started {started}: "
+                   f"{counts_line(counts)}")
+    for hint in next_steps(s.week, report.counts, idempotent=report.idempotent,
+                           status=s.status):
         click.echo(hint)
+    # What came back: bounces, complaints, unsubscribes (newsletter.feedback.report).
+    from ..feedback.report import feedback_lines
+    from ..store.db import connect
+
+    for line in feedback_lines(connect(app.config.database_url), s.id):
+        click.echo(line)

@@ -203,13 +203,41 @@ def unsubscribe_command(app, email: str, reason: str) -> None:
         click.echo(f"{sub.email} is already {sub.status}; nothing changed")
 
 
-@subscribers.command("remove")
-@click.argument("email")
+@subscribers.command("check")
 @click.pass_obj
-def remove_command(app, email: str) -> None:
+def check_command(app) -> None:
+    """Report rows whose address or name today's rules refuse (exit 1 if any).
+
+    Such a row is never mailed; erase it with `remove --id N` (and `add` it again, fixed).
+    """
+    from ..audience import audit
+
+    found = 0
+    for problem in audit.problems(_engine(app)):
+        click.echo(str(problem))
+        found += 1
+    if found:
+        click.echo(f"{found} subscriber(s) cannot be mailed as stored", err=True)
+        sys.exit(1)
+    click.echo("every subscriber's address and name pass today's rules")
+
+
+@subscribers.command("remove")
+@click.argument("email", required=False)
+@click.option("--id", "subscriber_id", type=int, default=None,
+              help="The row's id instead of EMAIL (for a row `check` reports).")
+@click.pass_obj
+def remove_command(app, email: str | None, subscriber_id: int | None) -> None:
     """Erase an address's personal data; keep only a hash so it is never re-added."""
     from ..audience import subscribers as subs
 
+    if (email is None) == (subscriber_id is None):
+        raise click.UsageError("give EMAIL or --id N")
+    if subscriber_id is not None:
+        erased = subs.remove_by_id(_engine(app), subscriber_id)
+        click.echo(f"removed id {subscriber_id} ({erased!r}): personal data erased, address "
+                   "suppressed (as a hash)")
+        return
     if subs.remove(_engine(app), email):
         click.echo(f"removed {email.strip()}: personal data erased, address suppressed (as a hash)")
     else:

@@ -11,7 +11,8 @@ from .output import setup_logging
 
 @click.command()
 @click.option("--next", "next_count", type=click.IntRange(min=1), default=None, metavar="N",
-              help="Print the next N scheduled run times (and their editions) and exit.")
+              help="Print the next N scheduled run times, the edition each sends and whether it "
+                   "is ready, and exit.")
 @click.option("--verbose", "-v", is_flag=True,
               help="Log debug detail too (tracebacks, APScheduler's own lines).")
 @click.pass_obj
@@ -29,8 +30,14 @@ def worker(app, next_count: int | None, verbose: bool) -> None:
     config = app.config
     build_trigger(config)  # a bad schedule is a one-line ConfigError before anything else
     if next_count:
+        from ..project.readiness import week_readiness
+
+        ready: dict[str, str] = {}  # a daily schedule sends one week seven times
         for t in next_run_times(config, next_count):
-            click.echo(f"{t.isoformat()}  {t:%a %Z}  {edition_week(t, config.timezone)}")
+            week = edition_week(t, config.timezone)
+            if week not in ready:
+                ready[week] = week_readiness(config, week).line
+            click.echo(f"{t.isoformat()}  {t:%a %Z}  {week}  {ready[week]}")
         return
     from ..delivery.send import check_sender
 

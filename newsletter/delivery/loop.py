@@ -1,20 +1,31 @@
-"""The send loop: claim a batch -> send it -> record the outcome, ``concurrency`` at a time.
+"""The send loop: claim a batch -> attempt it -> record the outcome, ``concurrency`` at a time.
 
-Memory is bounded by concurrency x batch size: batches are claimed only when a slot is free.
-Database work runs in threads so that it never stalls the requests in flight.
+It takes its batches from, and records them in, a ``Book`` (the ledger, or the test send's
+list). Memory is bounded by concurrency x batch size: batches are claimed only when a slot is
+free. Book calls run in threads so that they never stall the requests in flight.
+
+Every batch's outcome is collected: nothing a batch raises is lost, and no row is left in
+flight by a run that goes on (``newsletter.delivery.attempt`` turns whatever happened into
+outcomes). A database that says "not now" (locked, connection lost) is asked again: a claim
+until the send is told to stop, a recording until it succeeds or a second signal gives up, so
+the provider's answer is not thrown away.
 
 It stops claiming, lets the batches in flight finish and records them, then returns, when:
-- it is told to stop (Ctrl-C, SIGTERM): the send stays resumable;
-- the provider reports a fatal error (bad credentials, account paused): the send is marked
-  aborted with the reason, every row in a true state;
+- it is told to stop (Ctrl-C, SIGTERM, the worker stopping): the send stays resumable;
+- the provider reports a fatal error, or anything unexpected happens: aborted, with the
+  reason, every row in a true state;
 - too many recipients fail (``max_error_rate`` once at least ``ERROR_RATE_MIN`` outcomes are
-  in): aborted likewise, since something is probably wrong with the list or the content.
+  in): aborted likewise, since something is probably wrong with the list or the content;
+- the gate (``newsletter.delivery.gate``, asked before each claim) says no: the brake paused
+  the send, or its canary slice is out and the wait for what comes back has not ended.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import logging
 import signal
 import threading
 from collections import Counter
@@ -22,28 +33,26 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import sqlalchemy as sa
-
 from ..clock import utc_now
 from ..config import Config
-from ..providers.base import (
-    BatchError,
-    FatalTransportError,
-    Outgoing,
-    Transport,
-    not_sent,
-    results_for,
-)
-from . import ledger
+from ..providers.base import Outgoing, Transport
+from .attempt import attempt, one_line
+from .book import Book
+from .claiming import Claim
 from .ratelimit import RateLimiter
+from .recording import Outcome
+from .states import OutcomeKind
+
+log = logging.getLogger("newsletter.send")
 
 ERROR_RATE_MIN = 200
-IDLE_POLL = 1.0  # seconds between looks for work while other senders hold the rest
+FINAL = ("sent", "failed", "skipped", "unknown", "cancelled")
 
 
 @dataclass
 class Progress:
-    """Counts for this run, updated as batches are recorded."""
+    """Counts for this run (rows that reached a final state), updated as batches are
+    recorded; ``finished`` never exceeds ``total``."""
 
     total: int
     done_before: int
@@ -52,8 +61,7 @@ class Progress:
 
     @property
     def finished(self) -> int:
-        return self.done_before + sum(self.counts[s] for s in ("sent", "failed", "skipped",
-                                                                "unknown"))
+        return self.done_before + sum(self.counts[s] for s in FINAL)
 
 
 @dataclass(frozen=True)
@@ -61,15 +69,18 @@ class StopReason:
     """Why a run ended before the send was done.
 
     ``interrupted`` (a signal) and ``shutdown`` (the worker stopping) leave the send resumable;
-    ``aborted`` (a fatal provider error, too many failures) marks it aborted with ``detail``.
+    ``aborted`` (a fatal provider error, too many failures) marks it aborted with ``detail``;
+    ``paused`` (the brake) waits for ``--resume-paused``; ``waiting`` (the canary's wait)
+    goes on when run again after ``until``.
     """
 
-    kind: str       # interrupted | shutdown | aborted
+    kind: str       # interrupted | shutdown | aborted | paused | waiting
     detail: str
+    until: datetime | None = None
 
     def __str__(self) -> str:
-        if self.kind == "aborted":
-            return f"aborted: {self.detail}"
+        if self.kind in ("aborted", "paused"):
+            return f"{self.kind}: {self.detail.removeprefix('the brake: ')}"
         return self.detail
 
 
@@ -78,10 +89,11 @@ SHUTDOWN = StopReason("shutdown", "stopped: the worker is shutting down")
 
 @dataclass
 class RunResult:
-    send: ledger.SendRecord
+    send: object                    # the SendRecord after this run
     counts: dict[str, int]          # the whole send, from the ledger, after this run
     this_run: Counter
     stopped: StopReason | None = None
+    note: str = ""                  # an abort that came with the last batch: the send is done
 
     @property
     def aborted(self) -> bool:
@@ -89,46 +101,47 @@ class RunResult:
 
 
 class Delivery:
-    def __init__(self, config: Config, engine: sa.Engine, transport: Transport,
-                 outgoing: Outgoing, send: ledger.SendRecord, *,
+    def __init__(self, config: Config, transport: Transport, outgoing: Outgoing, book: Book, *,
                  on_progress: Callable[[Progress], None] | None = None,
-                 stop_event: threading.Event | None = None):
-        self.config = config
-        self.engine = engine
+                 stop_event: threading.Event | None = None, gate=None):
         self.transport = transport
         self.outgoing = outgoing
-        self.send = send
-        self.batch_size = min(config.batch_size, transport.max_batch)
+        self.book = book
+        self.concurrency = max(1, config.concurrency)
+        self.max_error_rate = config.max_error_rate
         self.limiter = RateLimiter(config.rate_limit)
         self.on_progress = on_progress or (lambda p: None)
         self.stop_reason: StopReason | None = None
-        self.worker_id = ""
         self.progress: Progress | None = None
         # Another thread (the scheduled worker's shutdown) may ask the send to stop.
         self.stop_event = stop_event
+        # Asked before each claim whether a new batch may start (gate.Gate: canary, brake).
+        self.gate = gate
+        self._give_up = False        # a second signal: stop retrying the database
+        self._signals_seen = 0
+        self._dead: BaseException | None = None  # not an error: the process is going
+        self._wake: asyncio.Event | None = None
 
     # -- public ---------------------------------------------------------------------------
 
     def stop(self, reason: StopReason = StopReason("interrupted", "interrupted")) -> None:
         if self.stop_reason is None:
             self.stop_reason = reason
+        if self._wake is not None:
+            self._wake.set()
 
     @property
     def aborted(self) -> bool:
         return self.stop_reason is not None and self.stop_reason.kind == "aborted"
 
-    async def run(self) -> RunResult:
-        self.worker_id = await asyncio.to_thread(ledger.register_worker, self.engine,
-                                                 self.send.id)
-        counts = await asyncio.to_thread(ledger.counts, self.engine, self.send.id)
-        done_before = sum(n for s, n in counts.items() if s not in ledger.OPEN_STATES
-                          and not (s == "unknown" and self.transport.idempotent))
-        self.progress = Progress(total=self.send.total, done_before=done_before)
-        helpers = [asyncio.create_task(self._heartbeat())]
+    async def run(self) -> tuple[Counter, StopReason | None]:
+        """Send until done or stopped; return this run's final counts and why it stopped."""
+        self._wake = asyncio.Event()
+        done_before = await self._db(self.book.done_before)
+        self.progress = Progress(total=self.book.total, done_before=done_before)
+        helpers = []
         if self.stop_event is not None:
             helpers.append(asyncio.create_task(self._watch_stop_event(self.stop_event)))
-        if self.stop_event is not None and self.stop_event.is_set():
-            self.stop(SHUTDOWN)
         try:
             with self._signals():
                 await self._loop()
@@ -137,92 +150,127 @@ class Delivery:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            await asyncio.to_thread(ledger.unregister_worker, self.engine, self.worker_id)
             await self.transport.aclose()
-        return await asyncio.to_thread(self._conclude)
-
-    @property
-    def _repeat_below(self) -> int | None:
-        """Unknown rows are repeated (under their key) only with an idempotent provider."""
-        return self.config.max_attempts if self.transport.idempotent else None
+        return self.progress.counts, self.stop_reason
 
     # -- the loop ---------------------------------------------------------------------------
 
-    async def _loop(self) -> None:
-        slots = asyncio.Semaphore(self.config.concurrency)
-        tasks: set[asyncio.Task] = set()
-        while self.stop_reason is None:
-            await slots.acquire()
-            if self.stop_reason is not None:
-                slots.release()
-                break
-            batch = await asyncio.to_thread(self._claim)
-            if batch is None:
-                slots.release()
-                if tasks:
-                    await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-                    continue
-                if not await self._wait_for_work():
-                    break
-                continue
-            task = asyncio.create_task(self._send(batch))
-            tasks.add(task)
-            task.add_done_callback(lambda t: (tasks.discard(t), slots.release()))
-        if tasks:
-            await asyncio.gather(*tasks)
+    def _stopping(self) -> bool:
+        if self.stop_reason is None and self.stop_event is not None and self.stop_event.is_set():
+            self.stop(SHUTDOWN)
+        return self.stop_reason is not None or self._dead is not None
 
-    def _claim(self) -> ledger.Claim | None:
+    async def _loop(self) -> None:
+        slots = asyncio.Semaphore(self.concurrency)
+        tasks: set[asyncio.Task] = set()
+        try:
+            while not self._stopping():
+                await slots.acquire()
+                if self.gate is not None and not self._stopping():
+                    await self._ask_gate()
+                claim = None if self._stopping() else await self._claim()
+                if claim is None:
+                    slots.release()
+                    if self._stopping():
+                        break
+                    if tasks:
+                        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                    elif not await self._wait_for_work():
+                        break
+                    continue
+                task = asyncio.create_task(self._batch(claim))
+                tasks.add(task)
+                task.add_done_callback(functools.partial(self._collect, tasks, slots))
+        finally:
+            if tasks:  # every batch in flight finishes and is recorded
+                await asyncio.wait(tasks)
+        if self._dead is not None:
+            raise self._dead
+
+    def _collect(self, tasks: set, slots: asyncio.Semaphore, task: asyncio.Task) -> None:
+        tasks.discard(task)
+        slots.release()
+        if task.cancelled() or task.exception() is None:
+            return
+        exc = task.exception()
+        if not isinstance(exc, Exception):
+            self._dead = self._dead or exc
+            return
+        log.error("a batch could not be recorded: %s: %s; its rows count as unknown on "
+                  "the next run", type(exc).__name__, one_line(exc))
+        self._abort(f"a batch could not be recorded: {type(exc).__name__}: {one_line(exc)}")
+
+    async def _claim(self) -> Claim | None:
         while True:
-            if self.transport.idempotent:
-                batch = ledger.claim_unknown(self.engine, self.send.id, self.worker_id,
-                                             max_attempts=self.config.max_attempts)
-            else:
-                batch = None
-            if batch is None:
-                batch = ledger.claim(self.engine, self.send.id, self.worker_id, self.batch_size)
-            if batch is None:
+            try:
+                claim = await self._db(self.book.claim)
+            except Exception as exc:
+                if not self._stopping():
+                    self._abort(f"the database failed: {one_line(exc)}")
                 return None
-            if batch.skipped:
-                self._count(Counter(skipped=batch.skipped))
-            if batch.recipients:
-                return batch
+            if claim is None:
+                return None
+            if claim.skipped:
+                self._count(Counter(skipped=claim.skipped))
+            if claim.recipients:
+                return claim
+
+    async def _ask_gate(self) -> None:
+        try:
+            reason = await self._db(self.gate.check)
+        except Exception as exc:
+            if not self._stopping():
+                self._abort(f"the database failed: {one_line(exc)}")
+            return
+        if reason is not None:
+            self.stop(reason)
 
     async def _wait_for_work(self) -> bool:
         """Nothing claimable now: wait for a retry to fall due, or for other senders."""
-        below = self._repeat_below
-        open_now = await asyncio.to_thread(ledger.open_rows, self.engine, self.send.id,
-                                           repeat_unknown_below=below)
-        if not open_now:
+        try:
+            wait = await self._db(self.book.wait_hint)
+        except Exception as exc:
+            if not self._stopping():
+                self._abort(f"the database failed: {one_line(exc)}")
             return False
-        await asyncio.to_thread(ledger.recover, self.engine, self.send.id)
-        due = await asyncio.to_thread(ledger.next_due, self.engine, self.send.id,
-                                      repeat_unknown_below=below)
-        wait = IDLE_POLL
-        if due is not None:
-            wait = max(0.05, min((due - utc_now()).total_seconds(), 5.0))
-        await asyncio.sleep(wait)
+        if wait is None:
+            return False
+        assert self._wake is not None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=max(wait, 0.05))
         return True
 
-    async def _send(self, batch: ledger.Claim) -> None:
-        await self.limiter.acquire(len(batch.recipients))
+    async def _batch(self, claim: Claim) -> None:
         try:
-            results = await self.transport.send_batch(self.outgoing, batch.recipients,
-                                                      batch_key=batch.batch_key)
-        except FatalTransportError as exc:
-            self._abort(str(exc))
-            results = not_sent(batch.recipients, exc)
-        except BatchError as exc:
-            results = results_for(batch.recipients, exc)
-        fatal = next((r for r in results if r.fatal), None)
-        if fatal is not None:
-            self._abort(f"{self.transport.name}: {fatal.reason}")
-        outcomes = [ledger.Outcome(r.recipient_id, str(r.status), r.message_id, r.code,
-                                   r.reason, r.bad_address, r.retry_after) for r in results]
-        await asyncio.to_thread(
-            ledger.record, self.engine, self.send.id, self.worker_id, outcomes,
-            max_attempts=self.config.max_attempts, retry_delay=self.config.retry_delay)
-        self._count(Counter(str(r.status) for r in results))
+            result = await attempt(self.transport, self.outgoing, claim, self.limiter)
+            outcomes, abort = result.outcomes, result.abort
+        except Exception as exc:  # before any request: screening itself failed
+            abort = f"{type(exc).__name__}: {one_line(exc)}"
+            outcomes = [Outcome(r.id, OutcomeKind.UNTRIED, code="error", reason=abort)
+                        for r in claim.recipients]
+        if abort:
+            self._abort(abort)
+        final = await self._db(self.book.record, claim, outcomes, essential=True)
+        self._count(final)
         self._check_error_rate()
+
+    async def _db(self, fn: Callable, *args, essential: bool = False):
+        """``fn(*args)`` in a thread, asked again while the database says "not now": until
+        it answers (``essential``: a recording; a second signal gives up) or the send stops."""
+        delay, warned = 0.05, False
+        while True:
+            try:
+                return await asyncio.to_thread(fn, *args)
+            except Exception as exc:
+                giving_up = self._give_up if essential else self._stopping()
+                if giving_up or not self.book.is_transient(exc):
+                    raise
+                if not warned:
+                    log.warning("the database is busy (%s); %s again until it answers",
+                                one_line(exc), "recording" if essential else "asking")
+                    warned = True
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
     def _count(self, counter: Counter) -> None:
         assert self.progress is not None
@@ -233,7 +281,7 @@ class Delivery:
         assert self.progress is not None
         c = self.progress.counts
         judged = c["sent"] + c["failed"]
-        limit = self.config.max_error_rate
+        limit = self.max_error_rate
         if limit and judged >= ERROR_RATE_MIN and c["failed"] / judged > limit:
             self._abort(f"{c['failed']} of {judged} recipients failed, more than "
                         f"max_error_rate {limit:.0%}; check the list and the provider's "
@@ -242,16 +290,19 @@ class Delivery:
     def _abort(self, reason: str) -> None:
         if not self.aborted:
             self.stop_reason = StopReason("aborted", reason)
-
-    async def _heartbeat(self) -> None:
-        while True:
-            await asyncio.sleep(ledger.HEARTBEAT_EVERY)
-            await asyncio.to_thread(ledger.heartbeat, self.engine, self.worker_id)
+        if self._wake is not None:
+            self._wake.set()
 
     async def _watch_stop_event(self, event: threading.Event) -> None:
         while not event.is_set():
             await asyncio.sleep(0.2)
         self.stop(SHUTDOWN)
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        self._signals_seen += 1
+        if self._signals_seen > 1:
+            self._give_up = True  # a second signal: stop waiting for the database
+        self.stop(StopReason("interrupted", f"interrupted by {sig.name}"))
 
     @contextlib.contextmanager
     def _signals(self):
@@ -259,8 +310,7 @@ class Delivery:
         installed = []
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
-                loop.add_signal_handler(sig, self.stop,
-                                        StopReason("interrupted", f"interrupted by {sig.name}"))
+                loop.add_signal_handler(sig, self._on_signal, sig)
                 installed.append(sig)
             except (NotImplementedError, RuntimeError, ValueError):
                 pass  # not the main thread (tests), or a platform without it
@@ -269,18 +319,3 @@ class Delivery:
         finally:
             for sig in installed:
                 loop.remove_signal_handler(sig)
-
-    def _conclude(self) -> RunResult:
-        send_id = self.send.id
-        if self.aborted:
-            ledger.finish(self.engine, send_id, aborted=self.stop_reason.detail)
-        elif self.stop_reason is None and not ledger.open_rows(
-                self.engine, send_id, repeat_unknown_below=self._repeat_below):
-            ledger.finish(self.engine, send_id)
-        assert self.progress is not None
-        return RunResult(
-            send=ledger.find_send(self.engine, self.send.week) or self.send,
-            counts=ledger.counts(self.engine, send_id),
-            this_run=self.progress.counts,
-            stopped=self.stop_reason,
-        )

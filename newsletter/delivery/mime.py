@@ -24,16 +24,17 @@ import binascii
 import secrets
 import time
 from datetime import UTC, datetime
-from email import policy
-from email.utils import format_datetime, formataddr
+from email.utils import format_datetime
 
+from ..audience.addresses import envelope_address
 from ..edition.placeholders import FieldTemplate
 from ..errors import HeaderError
 from ..providers.base import Personalized, Sender
+from ..text import has_control
+from . import headers
 
 CRLF = b"\r\n"
 SOFT_BREAK = b"=\r\n"
-_HEADER_POLICY = policy.SMTP.clone(max_line_length=78)
 
 
 def dot_stuff(piece: bytes) -> bytes:
@@ -91,12 +92,12 @@ class MessageBuilder:
     def __init__(self, sender: Sender, subject: str, html: FieldTemplate, text: FieldTemplate):
         boundary = f"=_nl_{secrets.token_hex(12)}"
         static = [
-            _fold("From", formataddr((sender.name, sender.address))),
-            _fold("Subject", subject),
+            headers.mailbox("From", sender.name, envelope_address(sender.address)),
+            headers.unstructured("Subject", subject),
             b"MIME-Version: 1.0\r\n",
         ]
         if sender.reply_to:
-            static.append(_fold("Reply-To", sender.reply_to))
+            static.append(headers.mailbox("Reply-To", "", envelope_address(sender.reply_to)))
         static.append(
             f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n'.encode("ascii")
         )
@@ -132,7 +133,8 @@ class MessageBuilder:
             _list_header("Message-ID", person.message_id),
         ]
         for name, value in person.headers.items():
-            out.append(_list_header(name, value))
+            out.append(_named_header(name, value) if name == "List-Id"
+                       else _list_header(name, value))
         out.append(self._text_head)
         out.extend(self._text.encode(person.values, stuffed=dot_stuffed))
         out.append(self._html_head)
@@ -142,31 +144,25 @@ class MessageBuilder:
 
 
 def to_header(person: Personalized) -> bytes:
-    """The To header; plain ASCII names take a fast path, others are RFC 2047 encoded."""
+    """The To header: the display name RFC 2047 encoded where it needs to be."""
     name, email = person.name, person.email
-    if any(c in name or c in email for c in "\r\n"):
-        raise HeaderError(f"subscriber {email!r}: a CR or LF in the name or address")
-    if not name:
-        return f"To: {email}\r\n".encode()
-    if name.isascii() and name.isprintable():
-        quoted = name.replace("\\", "\\\\").replace('"', '\\"')
-        line = f'To: "{quoted}" <{email}>\r\n'
-        if len(line) <= 80:
-            return line.encode()
-    return _fold("To", formataddr((name, email), charset="utf-8"))
+    if has_control(name) or has_control(email) or not email.isascii():
+        raise HeaderError(f"subscriber {email!r}: the name or address cannot be a header "
+                          "(a control character, or a non-ASCII address)")
+    return headers.mailbox("To", name, email)
+
+
+def _named_header(name: str, value: str) -> bytes:
+    """``phrase <id>`` (List-Id): the phrase encoded like a display name."""
+    phrase, _, angle = value.rpartition(" <")
+    return headers.named(name, phrase, "<" + angle) if phrase else _list_header(name, value)
 
 
 def _list_header(name: str, value: str) -> bytes:
     """ASCII structured headers (Message-ID, List-*): folded after commas, never encoded."""
-    if "\r" in value or "\n" in value or not value.isascii():
+    if has_control(value) or not value.isascii():
         raise HeaderError(f"header {name} must be one line of ASCII, got {value!r}")
     line = f"{name}: {value}\r\n"
     if len(line) > 78:
         line = f"{name}: " + value.replace(", ", ",\r\n ") + "\r\n"
     return line.encode("ascii")
-
-
-def _fold(name: str, value: str) -> bytes:
-    if "\r" in value or "\n" in value:
-        raise HeaderError(f"header {name} must be one line, got {value!r}")
-    return _HEADER_POLICY.fold_binary(name, value)

@@ -37,16 +37,18 @@ class Outgoing:
     def personalize(self, recipient: Recipient) -> Personalized:
         return self._personalizer.personalize(recipient)
 
-    def message(self, person: Personalized) -> bytes:
-        return self._builder.build(person)
+    def message(self, person: Personalized, *, dot_stuffed: bool = False) -> bytes:
+        return self._builder.build(person, dot_stuffed=dot_stuffed)
 
 
 def sender_of(config: Config) -> Sender:
     return Sender(config.from_address, config.from_name or config.name, config.reply_to)
 
 
-def prepare(config: Config, rendered: RenderedEdition, *, test: bool = False) -> Outgoing:
-    """The edition ready to send; ``test`` prefixes the subject and varies Message-IDs."""
+def prepare(config: Config, rendered: RenderedEdition, *, test: bool = False,
+            preview: bool = False) -> Outgoing:
+    """The edition ready to send; ``test`` prefixes the subject and varies Message-IDs;
+    ``preview`` (the preview and the dry run) may sign links with the demo key."""
     subject = (TEST_PREFIX if test else "") + rendered.subject
     return Outgoing(sender_of(config), subject, rendered,
-                    Personalizer(config, rendered, test=test))
+                    Personalizer(config, rendered, test=test, preview=preview))

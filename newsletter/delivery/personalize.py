@@ -4,6 +4,10 @@
 HTML-escaped), unsubscribe link, Message-ID and per-message list headers (List-Id,
 List-Unsubscribe, List-Unsubscribe-Post). Every transport, the dry run, the test send and the
 preview take them from here; none builds these itself.
+
+A recipient whose stored name or address breaks today's rules (a row from before them: a
+control character, an address no message can carry) is refused here with a HeaderError naming
+the subscriber, so it is never mailed; ``newsletter subscribers check`` lists such rows.
 """
 
 from __future__ import annotations
@@ -11,38 +15,47 @@ from __future__ import annotations
 import html
 import re
 import secrets
+import unicodedata
 from urllib.parse import quote
 
 from ..audience.addresses import envelope_address
 from ..audience.recipient import Recipient
 from ..audience.tokens import make_token
-from ..config import Config
+from ..config import DEMO_SECRET, Config
 from ..edition.render import RenderedEdition
 from ..errors import HeaderError
 from ..providers.base import Personalized
+from ..text import has_control
 
 NAME_FALLBACK = "there"
 
 
 class Personalizer:
-    def __init__(self, config: Config, rendered: RenderedEdition, *, test: bool = False):
+    """``preview``: links for looking at, not for sending (signed with the demo key when no
+    ``secret_key`` is set, whatever the provider)."""
+
+    def __init__(self, config: Config, rendered: RenderedEdition, *, test: bool = False,
+                 preview: bool = False):
         self.rendered = rendered
         self.test = test
-        self._secret = config.signing_key
+        self._secret = (config.secret_key or DEMO_SECRET) if preview else config.signing_key
         self._base_url = config.base_url.rstrip("/")
-        self._mailto = config.unsubscribe_mailto
+        mailto = config.unsubscribe_mailto
+        self._mailto = envelope_address(mailto) if mailto else ""
         self._domain = config.sender_domain
         self._id_suffix = rendered.content_hash[:10]
         self._attributes = sorted(f for f in rendered.fields if f.startswith("attributes."))
         self.list_id = f"{config.name} <{_slug(config.name)}.{self._domain}>"
 
     def personalize(self, recipient: Recipient) -> Personalized:
+        """Raises HeaderError naming the subscriber when the row cannot make a message."""
+        email = _envelope(recipient)
         token = make_token(self._secret, "unsubscribe", recipient.id)
         url = f"{self._base_url}/unsubscribe/{token}"
         values = self._values(recipient, url)
         return Personalized(
             recipient=recipient,
-            email=envelope_address(recipient.email),
+            email=email,
             name=recipient.name.strip(),
             values=values,
             html_values=_html_values(values),
@@ -52,8 +65,10 @@ class Personalizer:
 
     def _values(self, recipient: Recipient, unsubscribe_url: str) -> dict[str, str]:
         """Raw (unescaped) values for every recipient field the edition uses."""
-        if "\r" in recipient.name or "\n" in recipient.name:
-            raise HeaderError(f"subscriber {recipient.email}: name must be one line")
+        if has_control(recipient.name):
+            raise HeaderError(f"subscriber {recipient.id} ({recipient.email!r}): the name "
+                              "contains a control character; fix or remove the row "
+                              "(see `newsletter subscribers check`)")
         name = recipient.name.strip()
         values = {
             "name": name,
@@ -97,5 +112,15 @@ def _html_values(values: dict[str, str]) -> dict[str, str]:
     return out
 
 
+def _envelope(recipient: Recipient) -> str:
+    try:
+        return envelope_address(recipient.email)
+    except HeaderError as exc:
+        raise HeaderError(f"subscriber {recipient.id}: {exc}; fix or remove the row "
+                          "(see `newsletter subscribers check`)") from None
+
+
 def _slug(name: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "newsletter"
+    """The List-Id's local part: ASCII, accents dropped (Café -> cafe)."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+    return re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-") or "newsletter"

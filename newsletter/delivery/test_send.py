@@ -1,6 +1,7 @@
 """``newsletter send --test``: the edition to the given addresses only, subject "[TEST] ...".
 
-No subscriber, send or ledger row is touched; each run gets fresh batch keys, so an idempotent
+It goes through the same send loop as a real send, with a ledger of its own in memory: no
+subscriber, send or ledger row is touched. Each run gets fresh batch keys, so an idempotent
 provider does not take a second test send for a repeat of the first.
 """
 
@@ -8,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..audience.recipient import Recipient
@@ -17,18 +19,58 @@ from ..config import Config
 from ..edition.render import render_week
 from ..errors import NewsletterError
 from ..providers import make_transport
-from ..providers.base import Outgoing, Status, Transport
+from .claiming import Claim
+from .loop import Delivery
 from .outgoing import prepare
-from .ratelimit import RateLimiter
+from .recording import Outcome
 from .send import check_sender
+from .states import OutcomeKind
 
 
 @dataclass(frozen=True)
 class TestOutcome:
     email: str
-    status: Status
+    status: str
     message_id: str
     reason: str
+
+
+@dataclass
+class MemoryBook:
+    """The test send's ledger: its recipients in batches, each tried once."""
+
+    recipients: list[Recipient]
+    batch_size: int
+    run: str = field(default_factory=lambda: secrets.token_hex(6))
+    outcomes: dict[int, Outcome] = field(default_factory=dict)  # by position
+    _next: int = 0
+
+    @property
+    def total(self) -> int:
+        return len(self.recipients)
+
+    def done_before(self) -> int:
+        return 0
+
+    def claim(self) -> Claim | None:
+        start = self._next
+        if start >= len(self.recipients):
+            return None
+        self._next = start + self.batch_size
+        # Positions go in the claim (test recipients all have id 0): see record.
+        return Claim(f"test.{self.run}.{start}", self.recipients[start:self._next])
+
+    def record(self, claim: Claim, outcomes: Sequence[Outcome]) -> Counter:
+        start = int(claim.batch_key.rsplit(".", 1)[1])
+        for offset, outcome in enumerate(outcomes):
+            self.outcomes[start + offset] = outcome
+        return Counter(o.status for o in outcomes if o.status in ("sent", "failed", "unknown"))
+
+    def wait_hint(self) -> float | None:
+        return None
+
+    def is_transient(self, exc: BaseException) -> bool:
+        return False
 
 
 def send_test(config: Config, week: str | None, addresses: Sequence[str],
@@ -46,26 +88,19 @@ def send_test(config: Config, week: str | None, addresses: Sequence[str],
     rendered = render_week(config, week)
     transport = make_transport(config, out_dir=test_out_dir(config, rendered.week),
                                **transport_options)
-    outgoing = prepare(config, rendered, test=True)
-    return asyncio.run(_send_all(config, outgoing, recipients, transport))
-
-
-async def _send_all(config: Config, outgoing: Outgoing, recipients: list[Recipient],
-                    transport: Transport) -> list[TestOutcome]:
-    limiter = RateLimiter(config.rate_limit)
-    size = min(config.batch_size, transport.max_batch)
+    book = MemoryBook(recipients, min(config.batch_size, transport.max_batch))
+    delivery = Delivery(config, transport, prepare(config, rendered, test=True), book)
+    _, stopped = asyncio.run(delivery.run())
+    if stopped is not None and stopped.kind == "aborted":
+        raise NewsletterError(stopped.detail)
     outcomes = []
-    run = secrets.token_hex(6)
-    try:
-        for start in range(0, len(recipients), size):
-            batch = recipients[start:start + size]
-            await limiter.acquire(len(batch))
-            results = await transport.send_batch(outgoing, batch, batch_key=f"test.{run}.{start}")
-            for recipient, result in zip(batch, results, strict=True):
-                outcomes.append(TestOutcome(recipient.email, result.status, result.message_id,
-                                            result.reason))
-    finally:
-        await transport.aclose()
+    for i, recipient in enumerate(recipients):
+        o = book.outcomes.get(i)
+        if o is None:
+            outcomes.append(TestOutcome(recipient.email, "not sent", "", str(stopped or "")))
+            continue
+        status = "not sent" if o.status == OutcomeKind.UNTRIED else o.status
+        outcomes.append(TestOutcome(recipient.email, status, o.message_id, o.reason))
     return outcomes
 
 

@@ -6,7 +6,11 @@ real services do (and, more simply, SendGrid's ``/v3/mail/send``, Mailgun's
 every message it accepts, and misbehaves on request: latency, 429
 storms, 5xx bursts, connections dropped before or after accepting a batch, answers slower than
 the client's timeout, and per-message failures for addresses containing a marker. Resend's
-``Idempotency-Key`` is honoured: a repeated key returns the first answer and sends nothing.
+``Idempotency-Key`` is honoured as Resend documents it: a repeated key with the same body returns
+the first answer and sends nothing; with another body it is refused (409
+``invalid_idempotent_request``), and while the first request is still running, a second one
+is refused too (409 ``concurrent_idempotent_requests``). ``script`` plays a fixed sequence of
+faults, one per batch request, for tests that need an exact order of events.
 
     python -m newsletter.devtools.fake_provider --port 8025 --latency-ms 20 --record sent.jsonl
 
@@ -20,11 +24,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import random
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -49,6 +55,9 @@ class Faults:
     invalid_marker: str = "invalid"  # addresses containing it fail (Postmark 300)
     fail_first: int = 0         # answer the first N requests with 500 (a burst)
     bad_token: str = ""         # this API token is refused with 401
+    # Comma-separated faults for the 1st, 2nd, ... batch request (ok, 429, 500, drop_before,
+    # drop_after, slow_after); requests after the last one are answered normally.
+    script: str = ""
 
 
 @dataclass
@@ -70,7 +79,11 @@ class FakeProvider:
         self.records: list[Record] = []
         self.requests = 0
         self.bytes_received = 0
-        self._idempotent: dict[str, tuple[int, bytes]] = {}
+        self._idempotent: dict[str, tuple[str, tuple[int, bytes]]] = {}
+        self._running_keys: set[str] = set()
+        # Called with each accepted batch's records before the answer goes out: tests trigger
+        # on it ("once the provider has accepted a batch") instead of on a timer.
+        self.on_accept: Callable[[list[Record]], None] | None = None
         self._lock = threading.Lock()
         self._random = random.Random(seed)
         self._server = _Server((host, port), _handler(self))
@@ -114,14 +127,40 @@ class FakeProvider:
                 with self.record_path.open("a", encoding="utf-8") as fh:
                     for r in records:
                         fh.write(json.dumps(asdict(r)) + "\n")
+        if self.on_accept is not None:
+            self.on_accept(records)
 
-    def idempotent_answer(self, key: str) -> tuple[int, bytes] | None:
-        with self._lock:
-            return self._idempotent.get(key)
+    def scripted(self, number: int) -> str:
+        """The scripted fault for the ``number``-th batch request ('' when none)."""
+        steps = [s.strip() for s in self.faults.script.split(",") if s.strip()]
+        return steps[number - 1] if number <= len(steps) else ""
 
-    def remember(self, key: str, answer: tuple[int, bytes]) -> None:
+    def idempotent_answer(self, key: str, digest: str) -> tuple[int, bytes] | None:
+        """The first answer for ``key``; a 409 when the key is running or carried another
+        body. Marks the key running otherwise (``remember`` or ``release`` ends that)."""
         with self._lock:
-            self._idempotent[key] = answer
+            if key in self._running_keys:
+                return 409, json.dumps({"statusCode": 409, "name": "concurrent_idempotent_"
+                                        "requests", "message": "Same idempotency key used "
+                                        "while original request is still in progress"}).encode()
+            seen = self._idempotent.get(key)
+            if seen is None:
+                self._running_keys.add(key)
+                return None
+            if seen[0] != digest:
+                return 409, json.dumps({"statusCode": 409, "name": "invalid_idempotent_request",
+                                        "message": "Same idempotency key used with a "
+                                        "different request payload"}).encode()
+            return seen[1]
+
+    def remember(self, key: str, digest: str, answer: tuple[int, bytes]) -> None:
+        with self._lock:
+            self._idempotent[key] = (digest, answer)
+            self._running_keys.discard(key)
+
+    def release(self, key: str) -> None:
+        with self._lock:
+            self._running_keys.discard(key)
 
 
 class _Server(ThreadingHTTPServer):
@@ -196,6 +235,7 @@ def _handler(fake: FakeProvider) -> type[BaseHTTPRequestHandler]:
             with fake._lock:
                 fake.requests += 1
                 burst = fake.requests <= fake.faults.fail_first
+                step = fake.scripted(fake.requests)
             if fake.latency:
                 time.sleep(fake.latency)
             faults = fake.faults
@@ -210,31 +250,34 @@ def _handler(fake: FakeProvider) -> type[BaseHTTPRequestHandler]:
             if provider == "resend" and not self.headers.get("Authorization"):
                 return self._json(401, {"statusCode": 401, "name": "missing_api_key",
                                         "message": "Missing API key"})
-            if fake.roll(faults.p429):
+            if step == "429" or fake.roll(faults.p429):
                 return self._json(429, {"message": "rate limited"},
                                   {"Retry-After": str(faults.retry_after)})
-            if burst or fake.roll(faults.p500):
+            if step == "500" or burst or fake.roll(faults.p500):
                 return self._json(500, {"message": "internal error"})
-            if fake.roll(faults.p_drop_before):
+            if step == "drop_before" or fake.roll(faults.p_drop_before):
                 return self._drop()
             key = self.headers.get("Idempotency-Key", "") if provider == "resend" else ""
+            digest = hashlib.sha256(raw).hexdigest()
             if key:
-                cached = fake.idempotent_answer(key)
+                cached = fake.idempotent_answer(key, digest)
                 if cached:
                     return self._send(*cached)
             try:
                 messages = _loads(raw)
             except ValueError:
+                if key:
+                    fake.release(key)
                 return self._json(422 if provider == "postmark" else 400,
                                   {"ErrorCode": 402, "Message": "Received invalid JSON input."})
             status, answer, records = _answer(provider, messages, faults, key)
             fake.accept(records)
             payload = json.dumps(answer).encode()
             if key:
-                fake.remember(key, (status, payload))
-            if fake.roll(faults.p_drop_after):
+                fake.remember(key, digest, (status, payload))
+            if step == "drop_after" or fake.roll(faults.p_drop_after):
                 return self._drop()
-            if fake.roll(faults.p_slow_after):
+            if step == "slow_after" or fake.roll(faults.p_slow_after):
                 time.sleep(faults.slow_seconds)
             self._send(status, payload)
 
@@ -314,18 +357,39 @@ def _answer_resend(messages: list, key: str):
     return 200, {"data": data}, records
 
 
+FAULT_HELP = {
+    "p429": "share of requests answered 429 with Retry-After (0 to 1)",
+    "p500": "share of requests answered 500, accepting nothing (0 to 1)",
+    "p_drop_before": "share of connections closed before accepting anything (0 to 1)",
+    "p_drop_after": "share of batches accepted, then the connection closed unanswered",
+    "p_slow_after": "share of batches accepted, then answered after --slow-seconds",
+    "slow_seconds": "how late a slow answer comes (default: %(default)s)",
+    "retry_after": "the Retry-After seconds of a 429 (default: %(default)s)",
+    "bounce_marker": "addresses containing this fail as bounced (default: %(default)s)",
+    "invalid_marker": "addresses containing this fail as invalid (default: %(default)s)",
+    "fail_first": "answer the first N requests with 500, a burst (default: 0)",
+    "bad_token": "refuse this API token with 401",
+    "script": "comma-separated faults for the 1st, 2nd, ... batch request (ok, 429, 500, "
+              "drop_before, drop_after, slow_after); later requests are answered normally",
+}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m newsletter.devtools.fake_provider",
                                      description=__doc__.split("\n\n")[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8025)
-    parser.add_argument("--latency-ms", type=float, default=0.0)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on "
+                        "(default: %(default)s)")
+    parser.add_argument("--port", type=int, default=8025,
+                        help="port to listen on; 0 picks a free one (default: %(default)s)")
+    parser.add_argument("--latency-ms", type=float, default=0.0,
+                        help="wait this long before answering each request (default: 0)")
     parser.add_argument("--record", type=Path, default=None, help="append accepted messages "
                         "to this JSON-lines file")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed for the random faults, so a run can be repeated")
     for f in fields(Faults):
         parser.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default),
-                            default=f.default)
+                            default=f.default, help=FAULT_HELP.get(f.name))
     args = parser.parse_args(argv)
     faults = Faults(**{f.name: getattr(args, f.name) for f in fields(Faults)})
     fake = FakeProvider(host=args.host, port=args.port, latency=args.latency_ms / 1000,

@@ -7,24 +7,30 @@ Layout::
     items/2026-W47/01-slug.md    front matter: title (required), take, source, url
                                  body: the item (required)
 
-Items are ordered by file name. Every error names the file, and the line where there is one.
+Items are ordered by file name. Only files named like ``01-slug.md`` are items; dot files
+(``.DS_Store``, macOS's ``._01-slug.md``) are ignored, and any other file or folder
+(``README.md``, ``draft.md``) is logged as a warning and left out. Every error names the file,
+and the line where there is one.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
-import yaml
+from ..errors import ContentError
+from . import frontmatter
 
-from ..errors import ContentError, HeaderError
+log = logging.getLogger("newsletter.edition")
 
 WEEK_RE = re.compile(r"^(\d{4})-W(\d{2})$")
+ITEM_NAME = re.compile(r"^\d+-[^.].*\.md$")
 EDITION_FIELDS = {"headline": True, "dek": False, "preheader": False, "subject": False}
 ITEM_FIELDS = {"title": True, "take": False, "source": False, "url": False}
-HEADER_FIELDS = ("headline", "subject")
+HEADER_FIELDS = frontmatter.HEADER_FIELDS
 
 
 @dataclass(frozen=True)
@@ -82,11 +88,25 @@ def load_edition(items_dir: Path, week: str) -> Edition:
     if not edition_path.is_file():
         raise ContentError(f"{edition_path}: missing (every week needs an edition.md)")
     meta, intro = read_markdown(edition_path, EDITION_FIELDS)
-    item_paths = sorted(p for p in folder.glob("*.md") if p.name != "edition.md")
+    item_paths = item_files(folder)
     if not item_paths:
         raise ContentError(f"{folder}: no item files (expected files like 01-slug.md)")
     items = tuple(_load_item(p) for p in item_paths)
     return Edition(week=week, folder=folder, items=items, intro=intro, **meta)
+
+
+def item_files(folder: Path) -> list[Path]:
+    """The week's item files in order; a warning for each other file."""
+    items = []
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(".") or path.name == "edition.md":
+            continue
+        if ITEM_NAME.match(path.name) and path.is_file():
+            items.append(path)
+        else:
+            log.warning("%s: not an item (items are files named like 01-slug.md); left out",
+                        path)
+    return items
 
 
 def _load_item(path: Path) -> Item:
@@ -105,6 +125,8 @@ def read_markdown(path: Path, fields: dict[str, bool]) -> tuple[dict[str, str], 
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ContentError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise ContentError(f"{path}: cannot read: {exc.strerror}") from None
     text = text.replace("\r\n", "\n")
     lines = text.split("\n")
     if not lines or lines[0].strip() != "---":
@@ -113,35 +135,6 @@ def read_markdown(path: Path, fields: dict[str, bool]) -> tuple[dict[str, str], 
         end = next(i for i in range(1, len(lines)) if lines[i].strip() == "---")
     except StopIteration:
         raise ContentError(f"{path}: front matter is not closed by a '---' line") from None
-    meta = _parse_front_matter(path, "\n".join(lines[1:end]), fields)
+    meta = frontmatter.parse(path, "\n".join(lines[1:end]), fields)
     body = "\n".join(lines[end + 1 :]).strip()
     return meta, body
-
-
-def _parse_front_matter(path: Path, source: str, fields: dict[str, bool]) -> dict[str, str]:
-    try:
-        data = yaml.safe_load(source) if source.strip() else {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 2 if mark is not None else 1  # +1 for the '---' line, +1 one-based
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ContentError(f"{path}:{line}: malformed front matter: {problem}") from None
-    if not isinstance(data, dict):
-        raise ContentError(f"{path}:2: front matter must be 'key: value' lines")
-    meta: dict[str, str] = {}
-    for key, value in data.items():
-        if key not in fields:
-            allowed = ", ".join(fields)
-            raise ContentError(f"{path}: unknown field {key!r} (allowed: {allowed})")
-        if value is None:
-            continue
-        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-            raise ContentError(f"{path}: field {key!r} must be text")
-        meta[key] = str(value).strip()
-    for key, required in fields.items():
-        if required and not meta.get(key):
-            raise ContentError(f"{path}: missing required field {key!r}")
-    for key in HEADER_FIELDS:
-        if key in meta and ("\n" in meta[key] or "\r" in meta[key]):
-            raise HeaderError(f"{path}: field {key!r} must be one line (it becomes a header)")
-    return meta

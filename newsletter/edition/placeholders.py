@@ -5,7 +5,9 @@ Templates see ``recipient.name``, ``recipient.first_name``, ``recipient.email``,
 each of these yields a marker ``@@<nonce>:<field>@@``; MJML and CSS inlining carry markers
 through untouched, and the rendered output is then split into literal text and field names.
 The nonce derives from the edition's content, so no item text can forge a marker.
-Recipient values are substituted verbatim: Jinja filters on them see the marker, not the value.
+Recipient values are substituted verbatim: Jinja filters on them would see the marker, not the
+value, so ``recipient_uses`` refuses them, and ``FieldTemplate.split`` refuses any rendered
+text in which a marker was altered or cut, so that none can ever be mailed.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from markupsafe import Markup
+
+from ..errors import TemplateError
 
 RECIPIENT_FIELDS = ("name", "first_name", "email", "unsubscribe_url")
 
@@ -47,6 +51,28 @@ class RecipientMarkers:
         raise AttributeError(key)
 
 
+class WebReader:
+    """What templates see as ``recipient`` in the web version of an edition (the archive):
+    nobody's data, no token; the unsubscribe link becomes the sign-up page."""
+
+    name = ""
+    email = ""
+    first_name = "there"
+
+    def __init__(self, subscribe_url: str):
+        self.unsubscribe_url = subscribe_url
+        self.attributes = _NoAttributes()
+
+
+class _NoAttributes:
+    def __getattr__(self, key: str) -> str:
+        if key.startswith("_"):
+            raise AttributeError(key)
+        return ""
+
+    __getitem__ = __getattr__
+
+
 @dataclass(frozen=True, slots=True)
 class FieldTemplate:
     """Rendered text split at recipient fields: literal, field, literal, ..., literal."""
@@ -55,9 +81,21 @@ class FieldTemplate:
     fields: tuple[str, ...]
 
     @classmethod
-    def split(cls, rendered: str, nonce: str) -> FieldTemplate:
+    def split(cls, rendered: str, nonce: str, source: str = "the template") -> FieldTemplate:
+        """Raise TemplateError naming ``source`` when a marker did not survive intact (a
+        filter changed it, a transform cut or escaped it): it would be mailed as it is."""
         parts = re.split(rf"@@{re.escape(nonce)}:([A-Za-z0-9_.\-]+)@@", rendered)
-        return cls(literals=tuple(parts[0::2]), fields=tuple(parts[1::2]))
+        literals = tuple(parts[0::2])
+        probe = nonce[:8].lower()
+        for literal in literals:
+            at = literal.lower().find(probe)
+            if at >= 0:
+                line = rendered[: rendered.find(literal) + at].count("\n") + 1
+                raise TemplateError(
+                    f"{source}: a recipient field was altered while rendering (output line "
+                    f"{line}: {literal[max(0, at - 2): at + 40]!r}); print recipient.* as it "
+                    "is, without filters: its value is filled in per message")
+        return cls(literals=literals, fields=tuple(parts[1::2]))
 
     def fill(self, values: Mapping[str, str]) -> str:
         out = [self.literals[0]]

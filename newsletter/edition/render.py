@@ -1,15 +1,15 @@
 """Render an Edition once: Jinja2 -> MJML -> HTML with CSS inlined, plus the plain-text part.
 
-Templates live in ``templates_dir``: ``edition.mjml.j2`` (autoescaped), ``edition.txt.j2`` and
-``edition.css``. Classes carry the styling: css-inline applies ``edition.css`` to the HTML MJML
-produces, keeping MJML's own ``<style>`` blocks and every ``@media`` rule, because the mobile
-layout lives there. (mjml-python ignores ``mj-style inline="inline"``, hence css-inline.)
+Templates are ``edition.mjml.j2`` (autoescaped), ``edition.txt.j2`` and ``edition.css``, each
+taken from ``templates_dir`` when the project has it, else from the package (``templates.py``).
+Classes carry the styling: css-inline applies ``edition.css`` to the HTML MJML produces,
+keeping MJML's own ``<style>`` blocks and every ``@media`` rule: the mobile layout and the
+dark-mode colours live there. (mjml-python ignores ``mj-style inline="inline"``, hence css-inline.)
 """
 
 from __future__ import annotations
 
 import hashlib
-import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -20,8 +20,10 @@ from markupsafe import Markup
 from ..config import Config
 from ..errors import TemplateError
 from . import markdown as mdtext
+from . import masthead, recipient_uses, template_errors
 from .content import Edition, load_edition, resolve_week
-from .placeholders import FieldTemplate, RecipientMarkers
+from .placeholders import FieldTemplate, RecipientMarkers, WebReader
+from .templates import list_sources, read_file, template_loader, where
 
 HTML_TEMPLATE = "edition.mjml.j2"
 TEXT_TEMPLATE = "edition.txt.j2"
@@ -48,20 +50,19 @@ def render_week(config: Config, week: str | None) -> RenderedEdition:
     return render_edition(config, load_edition(config.items_dir, week))
 
 
-def render_edition(config: Config, edition: Edition) -> RenderedEdition:
-    templates_dir = Path(config.templates_dir)
-    if not templates_dir.is_dir():
-        raise TemplateError(
-            f"templates folder not found: {templates_dir} (config key 'templates_dir')"
-        )
-    env = _environment(templates_dir)
-    nonce = _nonce(edition, templates_dir)
-    context = _context(config, edition, RecipientMarkers(nonce))
+def render_edition(config: Config, edition: Edition, audience: str = "email") -> RenderedEdition:
+    """``audience="web"`` renders the archive's web version: no recipient fields at all (the
+    templates see ``web`` true, and a ``recipient`` whose link is the sign-up page)."""
+    env = _environment(_templates_dir(config))
+    nonce = _nonce(edition, env)
+    web = audience == "web"
+    reader = WebReader(_links(config)["subscribe_url"]) if web else RecipientMarkers(nonce)
+    context = _context(config, edition, reader)
     mjml_source = _render_template(env, HTML_TEMPLATE, context)
     text = _render_template(env, TEXT_TEMPLATE, context)
-    html = _ascii(_inline_css(_mjml_to_html(mjml_source), templates_dir / CSS_FILE))
-    html_t = FieldTemplate.split(html, nonce)
-    text_t = FieldTemplate.split(_tidy_text(text), nonce)
+    html = _ascii(_inline_css(_mjml_to_html(mjml_source), env))
+    html_t = FieldTemplate.split(html, nonce, _filename(env, HTML_TEMPLATE))
+    text_t = FieldTemplate.split(_tidy_text(text), nonce, _filename(env, TEXT_TEMPLATE))
     digest = hashlib.sha256()
     for part in (context["subject"], html, text):
         digest.update(part.encode("utf-8"))
@@ -76,9 +77,44 @@ def render_edition(config: Config, edition: Edition) -> RenderedEdition:
     )
 
 
+def render_message(config: Config, html_template: str, text_template: str,
+                   context: dict) -> tuple[str, str]:
+    """Any template pair (e.g. the sign-up confirmation) through the edition's path: Jinja2
+    -> MJML -> HTML with ``edition.css`` inlined, and the tidied text part. The templates see
+    ``newsletter`` as editions do, plus ``context``; values are final (no placeholders)."""
+    env = _environment(_templates_dir(config))
+    context = {"newsletter": _newsletter(config), "web": False, **context}
+    mjml_source = _render_template(env, html_template, context)
+    text = _render_template(env, text_template, context)
+    html = _ascii(_inline_css(_mjml_to_html(mjml_source, html_template), env))
+    return html, _tidy_text(text)
+
+
+def _templates_dir(config: Config) -> Path:
+    """The project's templates; a file missing there (or the whole folder) is the package's."""
+    return Path(config.templates_dir)
+
+
+def _links(config: Config) -> dict[str, str]:
+    """The web app's public pages, for templates (empty where there is no base_url)."""
+    base = config.base_url.rstrip("/")
+    archive = f"{base}/archive" if base and config.archive else ""
+    return {"subscribe_url": f"{base}/subscribe" if base else "", "archive_url": archive}
+
+
+def _newsletter(config: Config) -> SimpleNamespace:
+    return SimpleNamespace(
+        name=config.name,
+        from_name=config.from_name or config.name,
+        postal_address=config.postal_address,
+        base_url=config.base_url.rstrip("/"),
+        **_links(config),
+    )
+
+
 def _environment(templates_dir: Path) -> jinja2.Environment:
     return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(templates_dir)),
+        loader=template_loader(templates_dir),
         undefined=jinja2.StrictUndefined,
         autoescape=lambda name: bool(name) and not name.endswith(".txt.j2"),
         keep_trailing_newline=True,
@@ -87,17 +123,24 @@ def _environment(templates_dir: Path) -> jinja2.Environment:
     )
 
 
-def _nonce(edition: Edition, templates_dir: Path) -> str:
+def _nonce(edition: Edition, env: jinja2.Environment) -> str:
     """A marker prefix that depends on every input, so content cannot contain it."""
     digest = hashlib.sha256()
     paths = [edition.folder / "edition.md", *(item.path for item in edition.items)]
-    paths += sorted(p for p in templates_dir.iterdir() if p.is_file())
     for path in paths:
         digest.update(path.read_bytes())
+    for _name, source in list_sources(env.loader):
+        digest.update(source.encode("utf-8"))
     return "nl" + digest.hexdigest()[:12]
 
 
-def _context(config: Config, edition: Edition, recipient: RecipientMarkers) -> dict:
+def _filename(env: jinja2.Environment, name: str) -> str:
+    """Where a template was found (the project's copy or the package's), for errors."""
+    return read_file(env.loader, name)[1]
+
+
+def _context(config: Config, edition: Edition,
+             recipient: RecipientMarkers | WebReader) -> dict:
     items = [
         SimpleNamespace(
             title=item.title,
@@ -106,19 +149,24 @@ def _context(config: Config, edition: Edition, recipient: RecipientMarkers) -> d
             url=item.url,
             body_html=_lead_into_body(item.title, mdtext.to_html(item.body)),
             body_text=mdtext.to_text(item.body),
+            number=number,
         )
-        for item in edition.items
+        for number, item in enumerate(edition.items, 1)
     ]
+    archive = _links(config)["archive_url"]
+    day = masthead.week_monday(edition.week)
+    first_week = config.first_week or masthead.first_week_in(config.items_dir)
     return {
-        "newsletter": SimpleNamespace(
-            name=config.name,
-            from_name=config.from_name or config.name,
-            postal_address=config.postal_address,
-            base_url=config.base_url.rstrip("/"),
-        ),
+        "newsletter": _newsletter(config),
         # A namespace, not a dict: ``edition.items`` must not resolve to dict.items.
         "edition": SimpleNamespace(
             week=edition.week,
+            # The masthead: the week's Monday, the issue number (None before the first week).
+            date=day,
+            date_text=masthead.date_text(day),
+            issue=masthead.issue_number(edition.week, first_week, config.issue_start),
+            # "View in your browser": this edition's page in the archive, when it is on.
+            archive_url=f"{archive}/{edition.week}" if archive else "",
             headline=edition.headline,
             dek=edition.dek,
             intro_html=Markup(mdtext.to_html(edition.intro)),
@@ -128,6 +176,7 @@ def _context(config: Config, edition: Edition, recipient: RecipientMarkers) -> d
         "subject": edition.subject or f"{config.name} | {edition.headline}",
         "preheader": edition.preheader or edition.dek,
         "recipient": recipient,
+        "web": isinstance(recipient, WebReader),
     }
 
 
@@ -141,37 +190,29 @@ def _lead_into_body(title: str, body_html: str) -> Markup:
 
 def _render_template(env: jinja2.Environment, name: str, context: dict) -> str:
     try:
+        recipient_uses.check(env, name)
         return env.get_template(name).render(context)
-    except jinja2.TemplateNotFound:
-        folder = Path(env.loader.searchpath[0])
-        raise TemplateError(f"template not found: {folder / name}") from None
+    except jinja2.TemplateNotFound as exc:
+        raise TemplateError(f"template not found: {exc.name} (in {where(env.loader)})") from None
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateError(f"{exc.filename or name}:{exc.lineno}: {exc.message}") from None
     except jinja2.UndefinedError as exc:
-        raise TemplateError(f"{_template_location(exc, name)}: {exc.message}") from None
+        raise TemplateError(template_errors.undefined_message(exc, name)) from None
 
 
-def _template_location(exc: BaseException, name: str) -> str:
-    """Jinja rewrites tracebacks so template frames carry the template's file and line."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.endswith(".j2")]
-    if frames:
-        return f"{frames[-1].filename}:{frames[-1].lineno}"
-    return name
-
-
-def _mjml_to_html(source: str) -> str:
+def _mjml_to_html(source: str, template: str = HTML_TEMPLATE) -> str:
     import mjml
 
     try:
         return mjml.mjml2html(source)
     except Exception as exc:  # mjml-python raises plain exceptions for invalid MJML
-        raise TemplateError(f"{HTML_TEMPLATE}: MJML could not render it: {exc}") from None
+        raise TemplateError(f"{template}: MJML could not render it: {exc}") from None
 
 
-def _inline_css(html: str, css_path: Path) -> str:
+def _inline_css(html: str, env: jinja2.Environment) -> str:
     import css_inline
 
-    extra_css = css_path.read_text(encoding="utf-8") if css_path.is_file() else None
+    extra_css = read_file(env.loader, CSS_FILE)[0]
     inliner = css_inline.CSSInliner(
         keep_style_tags=True,
         keep_at_rules=True,

@@ -32,6 +32,7 @@ class MessageRef:
     week: str
     subscriber_id: int
     domain: str
+    content_hash: str = ""  # the first characters of the edition's content hash
 
 
 def angle(message_id: object) -> str:
@@ -54,7 +55,7 @@ def parse_message_id(message_id: str) -> MessageRef | None:
     match = _OUR_MESSAGE_ID.match(angle(message_id))
     if match is None:
         return None
-    return MessageRef(match[1], int(match[2]), match[4])
+    return MessageRef(match[1], int(match[2]), match[4], match[3])
 
 
 def edition_from_tag(value: str) -> str:

@@ -17,6 +17,7 @@ from .inputs import CheckInputs
 from .links import check_links
 from .markers import check_markers
 from .message import check_message
+from .signature import check_signature
 from .spam import SpamAssassin, SpamResult, check_spam
 
 Scorer = Callable[[bytes], SpamResult]
@@ -45,12 +46,13 @@ def run_checks(inputs: CheckInputs, *, dns: bool = False, resolver=None,
         *check_images(doc),
         *_clients(doc, catalog, today or date.today()),
         *check_message(inputs.message, settings, html_text=doc.text, text=inputs.text),
+        *check_signature(inputs.message, settings),
     ]
     if spam is not None:
         findings += check_spam(inputs.message, spam)
     if dns:
         findings += check_domain(settings.from_domain, selector=settings.dkim_selector,
-                                 resolver=resolver)
+                                 resolver=resolver, public_key=settings.dkim_public_key)
     else:
         findings.append(note("dns.skipped", "Sending domain not checked.",
                              "Run the check with --dns to look up SPF, DKIM, DMARC and MX."))

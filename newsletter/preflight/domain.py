@@ -10,6 +10,7 @@ lookup falls back to its last two labels, a stand-in for the organizational doma
 from __future__ import annotations
 
 import re
+from functools import partial
 
 import dns.exception
 import dns.name
@@ -51,7 +52,10 @@ def ascii_domain(domain: str) -> str:
     return dns.name.from_unicode(domain.strip().rstrip(".")).to_text(omit_final_dot=True)
 
 
-def check_domain(domain: str, *, selector: str = "", resolver=None) -> list[Finding]:
+def check_domain(domain: str, *, selector: str = "", resolver=None,
+                 public_key: str = "") -> list[Finding]:
+    """``public_key``: the p= value of the key the messages are signed with, when known
+    (the SMTP path's own key); the published one must be it."""
     if not domain:
         return [error("dns.no-domain", "No From address, so no domain to check.",
                       "Set from_address.")]
@@ -65,7 +69,7 @@ def check_domain(domain: str, *, selector: str = "", resolver=None) -> list[Find
     name = ascii_domain(domain)
     findings: list[Finding] = []
     good: list[str] = []
-    for check in (_spf, _dkim, _dmarc, _mx):
+    for check in (_spf, partial(_dkim, public_key=public_key), _dmarc, _mx):
         found, ok = check(lookup, name, domain, selector)
         findings += found
         if ok:
@@ -93,7 +97,7 @@ def _spf(lookup: _Lookup, name: str, shown: str, _selector: str):
     return [], "SPF"
 
 
-def _dkim(lookup: _Lookup, name: str, shown: str, selector: str):
+def _dkim(lookup: _Lookup, name: str, shown: str, selector: str, *, public_key: str = ""):
     if not selector:
         return [note("dns.dkim-unknown", "DKIM not checked: no selector known.",
                      "Your provider signs with its own selector; its domain settings show the "
@@ -109,6 +113,13 @@ def _dkim(lookup: _Lookup, name: str, shown: str, selector: str):
     if re.search(r"(^|;)\s*p=\s*(;|$)", keys[0]):
         return [error("dns.dkim-revoked", f"The DKIM key at {at} is empty (revoked).",
                       "Publish the current key.")], ""
+    published = re.search(r"(?:^|;)\s*p=([^;]*)", keys[0])
+    if public_key and "".join(published.group(1).split()) != public_key:
+        return [error("dns.dkim-mismatch",
+                      f"The DKIM key at {at} is not the key in dkim_private_key: receivers "
+                      "will find every signature broken.",
+                      f"Publish the public half of dkim_private_key at {at} "
+                      "(the README's DKIM section shows the command that prints it).")], ""
     return [], f"DKIM ({selector})"
 
 

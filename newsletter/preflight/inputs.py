@@ -15,6 +15,8 @@ class Settings:
     postal_address: str = ""
     unsubscribe_mailto: str = ""
     dkim_selector: str = ""
+    dkim_public_key: str = ""  # the p= of the configured signing key, for the DNS check
+    provider: str = ""         # "smtp": this project signs the messages itself
 
     @property
     def from_domain(self) -> str:

@@ -5,7 +5,15 @@
   jitter, waiting at least what Retry-After / X-RateLimit-Reset / RateLimit-Reset ask for.
 - Timeout or broken connection after the request was sent, or a 504: the outcome is unknown.
   Resent only when the request carries an idempotency key; otherwise ``OutcomeUnknown``.
+  Once any attempt's outcome was unknown the request stays unknown, whatever later attempts
+  answer: a 429 after a lost answer does not mean the first attempt was refused, and "retry
+  later" would put the batch back under a new key.
+- A request that cannot be made at all (a header no request can carry, such as an API key
+  with a trailing space): ``FatalTransportError``, nothing sent, every request would fail.
 - Any other response is returned for the provider module to parse.
+
+``watch_requests()`` tells the caller whether a request may have left: the send loop uses it
+to record a batch truthfully when something unexpected is raised.
 
 Tests inject an ``httpx.MockTransport`` (or any ``httpx.AsyncBaseTransport``) and a fake
 ``sleep``; nothing here is patched.
@@ -16,7 +24,9 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -27,6 +37,28 @@ import orjson
 from .base import BatchRetryable, FatalTransportError, OutcomeUnknown, TransportError
 
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+
+
+@dataclass
+class RequestWatch:
+    """What the HTTP requests made inside ``watch_requests()`` came to."""
+
+    used: bool = False   # a request was begun (its body built)
+    sent: bool = False   # a request was handed to the network: it may have arrived
+
+
+_watch: ContextVar[RequestWatch | None] = ContextVar("newsletter_request_watch", default=None)
+
+
+@contextmanager
+def watch_requests() -> Iterator[RequestWatch]:
+    """Watch the requests made in this context (an asyncio task keeps its own)."""
+    watch = RequestWatch()
+    token = _watch.set(watch)
+    try:
+        yield watch
+    finally:
+        _watch.reset(token)
 
 
 @dataclass(frozen=True)
@@ -74,6 +106,9 @@ class HttpClient:
                       **kwargs) -> httpx.Response:
         """Send with the retry rules above. ``json_items`` is a JSON array given item by item:
         each is serialized as it comes, so a batch's messages never all exist as objects."""
+        watch = _watch.get()
+        if watch is not None:
+            watch.used = True
         pieces: list[bytes] | None = None
         if json is not None:
             # orjson: a batch of 500 full messages is ~15 MB of JSON; the stdlib takes twice
@@ -86,10 +121,13 @@ class HttpClient:
         if json is not None or json_items is not None:
             kwargs["headers"] = {"Content-Type": "application/json", **kwargs.get("headers", {})}
         last: TransportError | None = None
+        unknown: TransportError | None = None  # the first attempt that may have been accepted
         for attempt in range(1, self.retry.attempts + 1):
             wait: float | None = None
             if pieces is not None:  # a fresh stream for every attempt
                 kwargs["content"] = _stream(pieces)
+            if watch is not None:
+                watch.sent = True
             try:
                 response = await self._client.request(method, url, **kwargs)
                 # httpx keeps a response and its stream in a reference cycle, so a finished
@@ -97,20 +135,26 @@ class HttpClient:
                 response.stream = httpx.ByteStream(response.content)
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
                 last = self.error(BatchRetryable, f"could not connect: {type(exc).__name__}")
+            except (httpx.LocalProtocolError, httpx.UnsupportedProtocol) as exc:
+                # Refused by the client itself before a byte left (h11 checks the headers).
+                raise _stop(self.error(FatalTransportError,
+                                       f"the request cannot be made: {exc}"), unknown) from None
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
                 last = self.error(OutcomeUnknown, f"no answer after sending: {type(exc).__name__}")
+                unknown = unknown or last
                 if not idempotent:
                     raise last from None
             else:
                 status = response.status_code
                 if status == 504:
                     last = self.error(OutcomeUnknown, "gateway timeout", response)
+                    unknown = unknown or last
                     if not idempotent:
                         raise last
                 elif (status == 429 or status >= 500) and self._is_fatal and \
                         self._is_fatal(response):
-                    raise self.error(FatalTransportError, "provider refuses further sending",
-                                     response)
+                    raise _stop(self.error(FatalTransportError,
+                                           "provider refuses further sending", response), unknown)
                 elif status == 429 or status >= 500:
                     wait = retry_after(response)
                     last = self.error(BatchRetryable, "provider asked to retry later", response,
@@ -124,7 +168,7 @@ class HttpClient:
                 break
             await self._sleep(delay)
         assert last is not None
-        raise last
+        raise unknown or last
 
     def _backoff(self, attempt: int) -> float:
         ceiling = min(self.retry.max_delay, self.retry.base_delay * 2 ** (attempt - 1))
@@ -132,6 +176,13 @@ class HttpClient:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+def _stop(error: TransportError, unknown: TransportError | None) -> TransportError:
+    """A fatal error ends the send; after an attempt that may have been accepted it says so
+    (``maybe_accepted``), so the batch is recorded unknown, not as never sent."""
+    error.maybe_accepted = unknown is not None
+    return error
 
 
 def _array_pieces(items: Iterable[Any]) -> list[bytes]:

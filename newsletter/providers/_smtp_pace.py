@@ -4,12 +4,15 @@ One ``Pacer`` is shared by every connection of a send. Each message first takes 
 common timeline (``rate_limit`` a second; none when it is 0), so concurrent connections do not
 burst together: a relay that counts messages per second sees an even stream.
 
-A throttling reply (421, or 4xx with an enhanced code 4.7.x, see ``smtp.is_throttling``) makes
-everyone pause (1 s, doubling while replies keep throttling, at most 60 s) and cuts the rate to
-half of what the relay accepted over the last few seconds; each accepted message then raises it
-again by about one message a second per second (additive increase, multiplicative decrease, as
-TCP does), never above ``rate_limit``. Replies to messages that were already under way when the
-rate was cut count as the same event, so four connections throttled at once halve it once.
+A throttling reply to a message (421, or 4xx with an enhanced code 4.7.x; see
+``_smtp_wire.is_throttling``) makes every connection pause (1 s, doubling while replies keep
+throttling, at most 60 s) and cuts the rate to half of what the relay accepted over the last
+few seconds (1 a second if nothing was accepted yet); each accepted message then raises it by
+about one message a second per second (additive increase, multiplicative decrease, as TCP
+does), never above ``rate_limit``. Replies to messages that were already under way when the
+rate was cut count as the same event, so four connections throttled at once halve it once. A
+connection refused with a throttling reply only pauses: too many connections is no reason to
+send each message slower.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from collections.abc import Awaitable, Callable
 FIRST_PAUSE = 1.0
 MAX_PAUSE = 60.0
 MIN_RATE = 0.2      # messages a second: the slowest it goes
+FIRST_RATE = 1.0    # the rate after a throttle when nothing was accepted yet to measure
 WINDOW = 5.0        # seconds of acceptances that measure the relay's rate
 
 
@@ -78,15 +82,17 @@ class Pacer:
             if self.ceiling > 0:
                 self.limit = min(self.limit, self.ceiling)
 
-    def throttled(self, ticket: int) -> float:
-        """The relay asked a message sent with ``ticket`` to slow down. Returns the seconds
-        until sending resumes, for the message's ``retry_after``."""
+    def throttled(self, ticket: int, *, slower: bool = True) -> float:
+        """The relay asked a message sent with ``ticket`` to slow down (``slower=False``: only
+        to wait, as for a refused connection). Returns the seconds until sending resumes, for
+        the message's ``retry_after``."""
         now = self._clock()
         if ticket == self._epoch:
             self._epoch += 1
             self.pause = min(max(self.pause * 2, FIRST_PAUSE), MAX_PAUSE)
-            base = self._measured(now) or self.limit
-            self.limit = max(MIN_RATE, base / 2) if base > 0 else MIN_RATE
+            if slower:
+                base = self._measured(now) or self.limit
+                self.limit = max(MIN_RATE, base / 2) if base > 0 else FIRST_RATE
             self._resume_at = self._next = now + self.pause
         return max(0.0, self._resume_at - now)
 

@@ -74,13 +74,6 @@ def is_throttling(code: int, text: str) -> bool:
             and "greylist" not in lowered and "graylist" not in lowered)
 
 
-def dot_stuff(message: bytes) -> bytes:
-    """RFC 5321 section 4.5.2 for a message of CRLF lines: double each line-leading dot."""
-    if message.startswith(b"."):
-        message = b"." + message
-    return message.replace(b"\n.", b"\n..")
-
-
 class ReplyReader:
     """Collects bytes from the server and hands out complete replies, in order."""
 
@@ -137,6 +130,15 @@ def mail_command(sender: str, *, utf8: bool) -> bytes:
 def rcpt_command(recipient: str, *, utf8: bool) -> bytes:
     recipient = _address(recipient, "recipient")
     return f"RCPT TO:<{recipient}>\r\n".encode("utf-8" if utf8 else "ascii")
+
+
+def unstuff(message: bytes) -> bytes:
+    """A dot-stuffed message as the receiving server delivers it (RFC 5321 section 4.5.2):
+    the first dot of each line that starts with one removed. ``message`` starts with a
+    header, never with a dot."""
+    if b"\n." not in message:
+        return message
+    return message.replace(b"\n..", b"\n.")
 
 
 def check_address(address: str, what: str) -> None:

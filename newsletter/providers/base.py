@@ -59,6 +59,9 @@ class SendResult:
     # The provider answered for this message with an error that will fail every message
     # (an account or sender problem): record the batch, then stop the send.
     fatal: bool = False
+    # Never handed to the provider: the batch stopped before this message (``not_sent``).
+    # Sent again later as if for the first time, with no retry wait.
+    untried: bool = False
 
 
 class TransportError(NewsletterError):
@@ -111,9 +114,11 @@ def results_for(recipients: Sequence[Recipient], error: BatchError) -> list[Send
 
 
 def not_sent(recipients: Iterable[Recipient], cause: TransportError) -> list[SendResult]:
-    """``retry`` for recipients never attempted because ``cause`` stopped the batch first."""
+    """``retry`` for recipients never attempted because ``cause`` stopped the batch first
+    (``untried``: their attempt is not counted, and they wait for no retry delay)."""
     return [SendResult(r.id, Status.RETRY, code=str(cause.status or ""),
-                       reason=f"not sent: {cause}", retry_after=cause.retry_after)
+                       reason=f"not sent: {cause}", retry_after=cause.retry_after,
+                       untried=True)
             for r in recipients]
 
 
@@ -173,8 +178,9 @@ class Outgoing(Protocol):
 
     def personalize(self, recipient: Recipient) -> Personalized: ...
 
-    def message(self, person: Personalized) -> bytes:
-        """The complete RFC 5322 message, for providers that take raw messages."""
+    def message(self, person: Personalized, *, dot_stuffed: bool = False) -> bytes:
+        """The complete RFC 5322 message, for providers that take raw messages; with
+        ``dot_stuffed``, ready to follow SMTP's DATA as it is (RFC 5321 section 4.5.2)."""
         ...
 
 
@@ -186,7 +192,9 @@ def filled(outgoing: Outgoing, person: Personalized) -> tuple[str, str]:
 def personalize_batch(outgoing: Outgoing, recipients: Sequence[Recipient],
                       provider: str) -> list[Personalized]:
     """Each recipient's values and headers; an address twice in one batch is refused, since
-    providers that substitute per recipient key their variables by address."""
+    providers that substitute per recipient key their variables by address. (The send loop
+    fails such a recipient on its own before the batch reaches a transport, so in a send this
+    guard never fires; it keeps the request from ever being built wrong.)"""
     seen: set[str] = set()
     out = []
     for recipient in recipients:

@@ -2,7 +2,8 @@
 
 Useful for staging and for the demo: everything the real providers do (batches, ledger,
 resume) works the same, and the result can be opened in any mail client. Writing a file
-again gives the same file, so it is safe to repeat.
+again gives the same file, so it is safe to repeat. A subscriber whose stored address or name
+cannot make a message is that recipient's permanent failure, with the reason; the batch goes on.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..audience.recipient import Recipient
+from ..errors import HeaderError
 from ..files import atomic_write, safe_filename
 from .base import Outgoing, SendResult, Status, check_batch
 
@@ -33,8 +35,14 @@ class EmlTransport:
         results = []
         for recipient in recipients:
             path = self.out_dir / eml_name(recipient)
-            person = outgoing.personalize(recipient)
-            atomic_write(path, outgoing.message(person))
+            try:
+                person = outgoing.personalize(recipient)
+                message = outgoing.message(person)
+            except HeaderError as exc:
+                results.append(SendResult(recipient.id, Status.FAILED, code="invalid",
+                                          reason=str(exc)))
+                continue
+            atomic_write(path, message)
             results.append(SendResult(recipient.id, Status.SENT, message_id=person.message_id,
                                       raw=str(path)))
         return results

@@ -7,7 +7,9 @@ digits already.
 
 Every request carries an ``Idempotency-Key`` made from the edition key and the batch key, so
 a resend of the same batch (after a timeout, or by a later run within Resend's 24 hours)
-returns the first answer instead of sending again: the transport is idempotent. The batch is
+returns the first answer instead of sending again: the transport is idempotent, for
+``idempotency_window`` (a day), provided the repeat carries exactly the same body (another body
+under a used key is refused with 409 ``invalid_idempotent_request``). The batch is
 validated strictly (Resend's default, asked for explicitly with ``x-batch-validation``): one
 invalid message refuses the whole request, and nothing of it is sent.
 
@@ -20,6 +22,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterator, Sequence
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -29,7 +32,6 @@ from ..config import Config
 from ._http import HttpClient, api_client, raise_for_status
 from .base import (
     BatchRejected,
-    BatchRetryable,
     FatalTransportError,
     OutcomeUnknown,
     Outgoing,
@@ -127,11 +129,10 @@ def check_error(client: HttpClient, response: httpx.Response) -> None:
         raise client.error(FatalTransportError, name or "endpoint not found (check "
                            "provider_base_url)", response)
     if status == 409:
-        if name == "concurrent_idempotent_requests":
-            # The first request with this key is still running; ask again later.
-            raise client.error(BatchRetryable, name, response)
-        # invalid_idempotent_request: this key already sent a different payload, which may
-        # or may not have held these recipients.
+        # concurrent_idempotent_requests: a request with this key, which only we use, is
+        # still running at Resend and may yet be accepted; invalid_idempotent_request: the key
+        # already carried another body, which may or may not have held these recipients.
+        # Either way the outcome is unknown, and only a repeat under the same key is safe.
         raise client.error(OutcomeUnknown, name or "idempotency conflict", response)
     if status in (400, 422):
         raise client.error(BatchRejected, name or "request refused", response)
@@ -142,6 +143,9 @@ class ResendTransport:
     name = NAME
     max_batch = MAX_BATCH
     idempotent = True
+    # Resend remembers an idempotency key for 24 hours: a batch first sent longer ago than
+    # that is repeated only on request, as a plain unknown.
+    idempotency_window = timedelta(hours=24)
 
     def __init__(self, config: Config, *, transport: httpx.AsyncBaseTransport | None = None,
                  **client_options):

@@ -14,7 +14,9 @@ over ``_smtp_session`` so that, where the server offers PIPELINING (RFC 2920), a
 one write and one round trip (``_smtp_batch``); otherwise each command waits for its reply.
 Each message is ``Outgoing.message(person)``, dot-stuffed by the builder, sent with envelope
 from ``from_address`` and envelope to the recipient's address (domain in IDNA form; a
-non-ASCII local part needs the server's SMTPUTF8). Every connection shares one ``Pacer``:
+non-ASCII local part needs the server's SMTPUTF8). With ``dkim_selector`` and
+``dkim_private_key`` set, each message is DKIM-signed (``_dkim``) as the receiver will see
+it, and dot-stuffed after, signature field included. Every connection shares one ``Pacer``:
 at most ``rate_limit`` messages a second, and slower for a while after a throttling reply.
 
 Outcomes, the same on every connection:
@@ -38,7 +40,8 @@ Outcomes, the same on every connection:
         4xx at MAIL, RCPT or DATA                       retry (421 also closes the connection);
                                                         a throttling one (421, 4.7.x) also
                                                         slows every connection down
-        a reply that is not SMTP, or out of place       retry; the connection is closed
+        a reply out of place (before the content)       retry; the connection is closed
+        a reply out of place after the content          unknown; the connection is closed
         connection lost before the content was sent     nothing was accepted: reconnect and
                                                         send this message again, once
         connection lost or timeout after the content    unknown for this recipient: the
@@ -57,10 +60,10 @@ whose outcome is unknown is resent.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 
 import aiosmtplib
 
@@ -68,15 +71,15 @@ from ..audience.addresses import envelope_address
 from ..audience.recipient import Recipient
 from ..config import Config
 from ..errors import ConfigError
+from ._dkim import DkimSigner, signer_for
 from ._smtp_batch import BatchRun
 from ._smtp_pace import Pacer
 from ._smtp_session import Session
-from ._smtp_wire import check_address, dot_stuff, enhanced_code, is_bad_address, is_throttling
+from ._smtp_wire import check_address, enhanced_code, is_bad_address, is_throttling, unstuff
 from .base import (
     BatchRetryable,
     FatalTransportError,
     Outgoing,
-    Personalized,
     SendResult,
     TransportError,
     check_batch,
@@ -111,19 +114,6 @@ async def _greet(smtp: aiosmtplib.SMTP) -> None:
         await smtp.helo()
 
 
-def stuffed_messages(outgoing: Outgoing) -> Callable[[Personalized], bytes]:
-    """How to get a message ready to follow DATA: ``outgoing.message(person,
-    dot_stuffed=True)`` when the Outgoing offers it (the builder stuffs each piece once),
-    else its message with the dots doubled here (its lines are CRLF already)."""
-    try:
-        offers = "dot_stuffed" in inspect.signature(outgoing.message).parameters
-    except (TypeError, ValueError):
-        offers = False
-    if offers:
-        return lambda person: outgoing.message(person, dot_stuffed=True)
-    return lambda person: dot_stuff(outgoing.message(person))
-
-
 class SmtpTransport:
     name = NAME
     max_batch = MAX_BATCH
@@ -152,12 +142,12 @@ class SmtpTransport:
         self.idle_limit = idle_limit
         self.max_connections = config.smtp_max_connections or config.concurrency
         self.secrets = tuple(s for s in (config.smtp_password,) if s)
+        self.signer: DkimSigner | None = signer_for(config)
         self.pacer = Pacer(config.rate_limit, clock=clock, sleep=sleep)
         self.connections = 0  # opened so far
         self._clock = clock
         self._idle: list[Session] = []
         self._slots = asyncio.Semaphore(self.max_connections)
-        self._messages: tuple[Outgoing, Callable] | None = None
 
     # --- errors -----------------------------------------------------------------------------
 
@@ -181,7 +171,7 @@ class SmtpTransport:
                 if attempt == CONNECT_TRIES or not (
                         exc.status and is_throttling(exc.status, exc.body)):
                     raise
-                self.pacer.throttled(ticket)
+                self.pacer.throttled(ticket, slower=False)
         raise AssertionError("unreachable")
 
     async def _connect(self) -> Session:
@@ -253,10 +243,9 @@ class SmtpTransport:
     async def send_batch(self, outgoing: Outgoing, recipients: Sequence[Recipient], *,
                          batch_key: str) -> list[SendResult]:
         check_batch(self, recipients)
-        if self._messages is None or self._messages[0] is not outgoing:
-            self._messages = (outgoing, stuffed_messages(outgoing))
         async with self._slots:
-            run = BatchRun(self, outgoing, recipients, self._take_idle(), self._messages[1])
+            run = BatchRun(self, outgoing, recipients, self._take_idle(),
+                           self._message_maker(outgoing))
             clean = False
             try:
                 results = await run.run()
@@ -265,6 +254,20 @@ class SmtpTransport:
             finally:
                 # A batch cut short (cancelled) may leave replies due: never reuse that one.
                 self._give_back(run.session, clean and run.in_data is None)
+
+    def _message_maker(self, outgoing: Outgoing) -> Callable:
+        """person -> the message as it goes after DATA: signed (if configured), dot-stuffed."""
+        if self.signer is None:
+            return partial(outgoing.message, dot_stuffed=True)
+        header = self.signer.header
+
+        def signed(person) -> bytes:
+            # Signed as the receiver sees it, unstuffed; the signature field itself needs no
+            # stuffing (its lines start with a name or a space).
+            stuffed = outgoing.message(person, dot_stuffed=True)
+            return header(unstuff(stuffed)) + stuffed
+
+        return signed
 
     async def aclose(self) -> None:
         idle, self._idle = self._idle, []

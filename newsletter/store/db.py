@@ -17,6 +17,7 @@ before it writes should use :func:`begin_write`, which takes the write lock up f
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from collections import OrderedDict
@@ -28,6 +29,8 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from ..errors import NewsletterError
+
+log = logging.getLogger("newsletter.store")
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -163,7 +166,7 @@ def _upgrade(engine: sa.Engine) -> None:
     try:
         # One transaction for the whole upgrade, holding a lock so that a second process
         # starting at the same moment waits, then finds the work done.
-        with begin_write(engine) as conn:
+        with begin_write(engine) as conn, _quiet_alembic():
             if conn.dialect.name == "postgresql":
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
             cfg.attributes["connection"] = conn
@@ -172,6 +175,21 @@ def _upgrade(engine: sa.Engine) -> None:
         raise DatabaseError(
             f"cannot migrate {safe_url(str(engine.url))}: {_first_line(exc)}"
         ) from None
+    log.debug("database %s migrated to %s", safe_url(str(engine.url)), head_revision())
+
+
+@contextmanager
+def _quiet_alembic() -> Iterator[None]:
+    """Alembic's step-by-step INFO lines only when debug logging is on (``--verbose``): on a
+    new database's first command they are nine lines of noise."""
+    alembic_log = logging.getLogger("alembic")
+    before = alembic_log.level
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):
+        alembic_log.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        alembic_log.setLevel(before)
 
 
 def _engine(url: str) -> sa.Engine:
@@ -225,7 +243,12 @@ def _create_engine(url: str) -> sa.Engine:
 def _sqlite_engine(url: sa.URL) -> sa.Engine:
     database = url.database or ""
     if database and database != ":memory:" and not database.startswith("file:"):
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(database).expanduser().parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DatabaseError(f"cannot create the folder {folder} for the database: "
+                                f"{exc.strerror}; create it, or set database_url") from None
     # The driver's timeout is the same busy timeout, in force from the first statement
     # (SQLAlchemy's own first-connect queries run before the "connect" event below).
     engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
@@ -252,7 +275,40 @@ def _sqlite_engine(url: sa.URL) -> sa.Engine:
         mode = conn.get_execution_options().get("sqlite_begin", "")
         conn.exec_driver_sql(f"BEGIN {mode}".strip())
 
+    @event.listens_for(engine, "handle_error")
+    def _on_error(context) -> None:
+        problem = sqlite_problem(context.original_exception, database)
+        if problem is not None:
+            # The transaction is rolled back as the error leaves it: nothing half-written.
+            raise DatabaseError(problem)
+
     return engine
+
+
+# What SQLite says -> what to do about it. Each is a state of the file or the machine, not a
+# bug: one line naming the file instead of a traceback.
+_SQLITE_PROBLEMS = (
+    ("readonly database", "is read-only: make the file and its folder writable for this user, "
+                          "or point database_url at a writable place"),
+    ("database is locked", "is locked by another process (waited {seconds:g} s); let it "
+                           "finish, e.g. a send in progress, then run this again"),
+    ("disk is full", "cannot be written: the disk is full; free some space and run this again "
+                     "(nothing was changed)"),
+    ("disk i/o error", "cannot be written: a disk I/O error (a full or failing disk); free some "
+                       "space or check the disk, then run this again (nothing was changed)"),
+    ("unable to open database file", "cannot be opened: check that its folder exists and this "
+                                     "user may write there"),
+)
+
+
+def sqlite_problem(exc: BaseException, database: str) -> str | None:
+    """The one-line explanation of a SQLite error about the file or the disk, else None."""
+    text = str(exc).lower()
+    for fragment, advice in _SQLITE_PROBLEMS:
+        if fragment in text:
+            advice = advice.format(seconds=SQLITE_BUSY_TIMEOUT_MS / 1000)
+            return f"the database {database or '(in memory)'} {advice}"
+    return None
 
 
 def _first_line(exc: BaseException) -> str:

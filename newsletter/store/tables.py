@@ -14,6 +14,9 @@ import sqlalchemy as sa
 
 from ..audience.model import STATUSES
 from ..delivery.states import DELIVERY_STATUSES, SEND_STATUSES
+from ..feedback.events import EventKind
+
+EVENT_KINDS = tuple(EventKind)
 
 # Stable constraint names, so later migrations (and SQLite batch mode) can refer to them.
 NAMING_CONVENTION = {
@@ -117,10 +120,60 @@ suppressions = sa.Table(
 )
 
 
+# The rest of a subscriber's consent record, for consent given or withdrawn through the web
+# app (or a mailbox): from which address and browser, the sign-up form's wording, and how the
+# unsubscribe came (one-click, page, mailto), so that a surge of unexplained unsubscribes can
+# be looked into. One row per subscriber at most, erased with it.
+consent_details = sa.Table(
+    "consent_details",
+    metadata,
+    sa.Column("subscriber_id", sa.Integer,
+              sa.ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("consent_ip", sa.Text, nullable=True),
+    sa.Column("consent_user_agent", sa.Text, nullable=True),
+    sa.Column("consent_text", sa.Text, nullable=True),
+    sa.Column("unsubscribe_method", sa.String(16), nullable=True),
+    sa.Column("unsubscribe_ip", sa.Text, nullable=True),
+    sa.Column("unsubscribe_user_agent", sa.Text, nullable=True),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+
+# -- the confirmation outbox (double opt-in) -------------------------------------------------
+
+# One row per confirmation mail to send, written in the sign-up's own transaction, so a mail
+# is never lost between "pending" and the provider; rows erase with their subscriber. The
+# rows of a subscriber are also the per-address cooldown's memory.
+confirmations = sa.Table(
+    "confirmations",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("subscriber_id", sa.Integer,
+              sa.ForeignKey("subscribers.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+    sa.Column("claimed_until", UTCDateTime, nullable=True),
+    sa.Column("message_id", sa.Text, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("sent_at", UTCDateTime, nullable=True),
+    sa.CheckConstraint(
+        "status IN ('pending', 'sent', 'failed', 'cancelled')", name="status"
+    ),
+    # Serves the drain (WHERE status = 'pending' AND next_attempt_at <= ?) and the cooldown.
+    sa.Index(None, "status", "next_attempt_at"),
+    sa.Index(None, "subscriber_id", "created_at"),
+)
+
+
 # -- the delivery ledger --------------------------------------------------------------------
 
 
-# One send per ISO week, remembering the hash of the content it started with.
+# A send per ISO week, remembering the hash of the content it started with and the provider
+# and endpoint it goes through (a resume elsewhere is refused). One live send per week: a
+# cancelled one stays as a record beside the week's next.
 sends = sa.Table(
     "sends",
     metadata,
@@ -135,10 +188,23 @@ sends = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("finished_at", UTCDateTime, nullable=True),
-    sa.UniqueConstraint("week"),
+    sa.Column("endpoint", sa.Text, nullable=True),
+    # The canary and the brake (migration 0006): what `--force` sent past (the check's
+    # verdict), the size of the canary slice, when its wait ends, and since when the brake
+    # judges (set by `--resume-paused`; NULL: the whole send). A paused send's reason and
+    # figures are in abort_reason.
+    sa.Column("forced", sa.Text, nullable=True),
+    sa.Column("canary_size", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("canary_until", UTCDateTime, nullable=True),
+    sa.Column("brake_since", UTCDateTime, nullable=True),
     sa.CheckConstraint(
         "status IN ({})".format(", ".join(f"'{s}'" for s in SEND_STATUSES)), name="status"
     ),
+    # One live send per week: unique among the sends not cancelled. PostgreSQL has the same
+    # predicate (migration 0003); ``postgresql_where`` is left out here because naming it
+    # imports the PostgreSQL dialect on every start, which the SQLite CLI does not need.
+    sa.Index("ux_sends_week_live", "week", unique=True,
+             sqlite_where=sa.text("status != 'cancelled'")),
 )
 
 # One row per (send, subscriber). No foreign key to subscribers: the row outlives an erased
@@ -158,15 +224,35 @@ deliveries = sa.Table(
     sa.Column("error_code", sa.String(64), nullable=True),
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+    # In the send's canary slice: sent first, then the send waits for bounces (0006).
+    sa.Column("canary", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.CheckConstraint(
         "status IN ({})".format(", ".join(f"'{s}'" for s in DELIVERY_STATUSES)), name="status"
     ),
     # Serves claiming: WHERE send_id = ? AND status = 'pending' ORDER BY subscriber_id.
     sa.Index(None, "send_id", "status", "subscriber_id"),
+    # Serves the canary phase: its rows still open, and claiming only them.
+    sa.Index(None, "send_id", "canary", "status"),
 )
 
-# The processes sending right now, with a heartbeat: rows claimed by a worker that stopped
-# beating are recovered as "unknown".
+# One row per request a send made, by its key: what an unknown batch's repeat must carry
+# (``members``: each recipient's id, address, name and attributes as first sent, kept only
+# while a repeat may still be needed) and when it was first sent (a provider remembers an
+# idempotency key for a limited time). Claiming a repeat locks this row, so a key's rows are
+# always taken together.
+batches = sa.Table(
+    "batches",
+    metadata,
+    sa.Column("key", sa.String(32), primary_key=True),
+    sa.Column("send_id", sa.Integer, sa.ForeignKey("sends.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("members", JSONType(), nullable=True),
+    sa.Index(None, "send_id", "created_at"),
+)
+
+# The processes sending right now. Whether one is alive is asked of a lock the system
+# releases when it dies (newsletter.delivery.senders), not of the heartbeat column.
 send_workers = sa.Table(
     "send_workers",
     metadata,
@@ -177,4 +263,58 @@ send_workers = sa.Table(
     sa.Column("pid", sa.Integer, nullable=False),
     sa.Column("started_at", UTCDateTime, nullable=False),
     sa.Column("heartbeat_at", UTCDateTime, nullable=False),
+)
+
+
+# -- the feedback loop ----------------------------------------------------------------------
+
+# Every event providers and the feedback mailbox report, in one vocabulary (feedback.events),
+# each stored once per (provider, event_id). ``raw`` is the payload as JSON text (NUL and
+# other control characters as JSON escapes, which PostgreSQL's JSONB and text would refuse).
+# subscriber_id has no foreign key, like the ledger's; ``effect`` is NULL until the event's
+# effect on the subscriber has been applied, so an interrupted request applies it on retry.
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("provider", sa.String(16), nullable=False),
+    sa.Column("event_id", sa.Text, nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("recipient", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("code", sa.Text, nullable=False),
+    sa.Column("provider_message_id", sa.Text, nullable=False),
+    sa.Column("message_id", sa.Text, nullable=False),
+    sa.Column("meta", JSONType(), nullable=False),
+    sa.Column("raw", sa.Text, nullable=False),
+    sa.Column("occurred_at", UTCDateTime, nullable=False),
+    sa.Column("received_at", UTCDateTime, nullable=False),
+    sa.Column("subscriber_id", sa.Integer, nullable=True),
+    sa.Column("send_id", sa.Integer, sa.ForeignKey("sends.id", ondelete="SET NULL"),
+              nullable=True),
+    sa.Column("matched_by", sa.String(16), nullable=False),
+    sa.Column("effect", sa.String(32), nullable=True),
+    sa.Column("applied_at", UTCDateTime, nullable=True),
+    sa.UniqueConstraint("provider", "event_id"),
+    sa.CheckConstraint(
+        "kind IN ({})".format(", ".join(f"'{k}'" for k in EVENT_KINDS)), name="kind"
+    ),
+    # Serves `status` and `events --week` (per send, per kind) and the soft-bounce streak.
+    sa.Index(None, "send_id", "kind"),
+    sa.Index(None, "subscriber_id", "occurred_at"),
+)
+
+# Provider events name the message by the id the provider answered the send with: matching
+# them looks the ledger up by it (feedback.matching).
+sa.Index("ix_deliveries_message_id", deliveries.c.message_id)
+
+# Mailgun's single-use webhook tokens (feedback.store.DatabaseReplayGuard), until they expire.
+webhook_tokens = sa.Table(
+    "webhook_tokens",
+    metadata,
+    sa.Column("provider", sa.String(16), primary_key=True),
+    sa.Column("token", sa.String(255), primary_key=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Index(None, "expires_at"),
 )

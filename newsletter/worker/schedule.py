@@ -29,6 +29,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from ..clock import utc_now
 from ..config import Config
+from ..delivery.states import SendStatus
 from ..errors import ConfigError
 
 # -- the schedule -----------------------------------------------------------------------------
@@ -101,9 +102,17 @@ def build_trigger(config: Config) -> CronTrigger:
     """
     fields = schedule_fields(config.schedule)
     try:
-        return CronTrigger(**fields, timezone=ZoneInfo(config.timezone))
+        trigger = CronTrigger(**fields, timezone=ZoneInfo(config.timezone))
     except ValueError as exc:
         raise _bad_schedule(config.schedule, f"is not a valid cron expression ({exc})") from None
+    # A date that no year has (31 February): a worker would wait for ever, sending nothing.
+    # Without a year field, a schedule that fires at all fires within eight years (29 Feb).
+    if trigger.get_next_fire_time(None, _EPOCH) is None:
+        raise _bad_schedule(config.schedule, "never fires (no month has that day)")
+    return trigger
+
+
+_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 def fire_times(trigger: CronTrigger, after: datetime) -> Iterator[datetime]:
@@ -160,7 +169,8 @@ def grace_seconds(config: Config) -> int | None:
 class StartDecision:
     """What to do on start about the most recent scheduled run."""
 
-    action: str                 # none | done | aborted | run | resume | missed
+    action: str                 # none | done | aborted | cancelled | paused | run | resume |
+    #                             missed
     week: str | None = None
     scheduled: datetime | None = None
     late: timedelta | None = None
@@ -179,10 +189,10 @@ def decide_on_start(scheduled: datetime | None, now: datetime, grace: int | None
     if scheduled is None:
         return StartDecision("none")
     late = now.astimezone(UTC) - scheduled.astimezone(UTC)
-    if send_status == "done":
+    if send_status == SendStatus.DONE:
         action = "done"
-    elif send_status == "aborted":
-        action = "aborted"
+    elif send_status in (SendStatus.ABORTED, SendStatus.CANCELLED, SendStatus.PAUSED):
+        action = send_status  # left for a person
     elif send_status is not None:
         action = "resume"  # started and interrupted: finish it, however late
     elif not grace or late <= timedelta(seconds=grace):

@@ -2,16 +2,23 @@
 signals, the main thread's wait). The arithmetic is in ``newsletter.worker.schedule``.
 
 Idempotency
-    Every run asks the delivery ledger first. A week already sent is a no-op, an aborted one
-    is left for a person, one being sent elsewhere is shared (PostgreSQL, SKIP LOCKED) or
-    skipped (SQLite: AlreadyInProgress). So the fall-back hour's double fire, a restart or a
-    second worker never start an edition twice.
+    Every run asks the delivery ledger first. A week already sent is a no-op, an aborted or
+    cancelled one is left for a person, one being sent elsewhere is shared (PostgreSQL, SKIP
+    LOCKED) or skipped (SQLite: AlreadyInProgress). So the fall-back hour's double fire, a
+    restart or a second worker never start an edition twice.
+
+Canary and brake
+    A send whose canary slice is out stops, ``waiting``; the worker runs it again when the
+    wait ends (a one-off job; on start, a waiting send is resumed and so rescheduled). A send
+    the brake paused, like an aborted one, is left for a person (``--resume-paused``). A new
+    week is checked first (``newsletter check``); an edition with errors is not sent.
 
 Down at send time
     APScheduler's in-memory job store knows nothing of fire times before the process started,
     so on start the worker applies ``decide_on_start`` itself and logs what it does (sends now,
     resumes, or says the edition was missed and how to send it by hand). The same grace applies
-    while running (a process paused past a fire time).
+    while running (a process paused past a fire time). The check and the scheduler's first run
+    are computed from one ``now``: a fire time between the two is the first run, not lost.
 """
 
 from __future__ import annotations
@@ -30,8 +37,10 @@ from zoneinfo import ZoneInfo
 
 from ..clock import utc_now
 from ..config import Config
+from ..delivery.states import SendStatus
 from ..delivery.status import counts_line
 from ..errors import NewsletterError
+from . import housekeeping
 from .schedule import (
     StartDecision,
     build_trigger,
@@ -75,7 +84,7 @@ class JobOutcome:
 
     week: str | None
     result: str        # sent | stopped | aborted | already-sent | aborted-before |
-    #                    in-progress | error | not-started
+    #                    cancelled-before | in-progress | error | not-started
     detail: str = ""
 
 
@@ -90,11 +99,15 @@ class Worker:
         self.config = config
         self.trigger = build_trigger(config)
         self.clock = clock or utc_now
+        self._check = None  # the preflight report a new send must pass (the real send only)
         if send is None:
             from ..delivery.send import send_edition
+            from ..preflight.project import check_week
 
-            send = send_edition
+            send, self._check = send_edition, check_week
         self._send = send
+        self.scheduler = None   # set by make_scheduler: where a canary's resume is scheduled
+        self.resumes: dict[str, datetime] = {}  # week -> when its canary wait ends
         self.stop_event = threading.Event()  # set: the worker is stopping; asks a send to stop
         self.current_week: str | None = None
         self._lock = threading.Lock()
@@ -129,6 +142,10 @@ class Worker:
             log.info("%s: last run, due %s, already sent; nothing to catch up", week, due)
         elif decision.action == "aborted":
             self._log_aborted(week, send)
+        elif decision.action == "cancelled":
+            self._log_cancelled(week)
+        elif decision.action == "paused":
+            self._log_paused(week, send)
         elif decision.action == "resume":
             log.info("%s: the send due %s is unfinished; resuming it now", week, due)
         elif decision.action == "run":
@@ -143,6 +160,15 @@ class Worker:
     def grace_text(self) -> str:
         grace = grace_seconds(self.config)
         return format_duration(grace) if grace else "no limit"
+
+    def _log_cancelled(self, week: str) -> None:
+        log.warning("%s: the send was cancelled; not restarted automatically. To send the week "
+                    "anew: newsletter send --week %s", week, week)
+
+    def _log_paused(self, week: str, send) -> None:
+        log.warning("%s: paused by the brake (%s); not resumed automatically. Look into it "
+                    "(newsletter status --week %s), then: newsletter send --week %s "
+                    "--resume-paused", week, one_line(send.abort_reason or "?"), week, week)
 
     def _log_aborted(self, week: str, send) -> None:
         log.warning("%s: the send was aborted (%s); not retried automatically. Fix the cause, "
@@ -176,13 +202,19 @@ class Worker:
             return JobOutcome(week, "not-started")
         try:
             send = self._find_send(week)
-            if send is not None and send.status == "done":
+            if send is not None and send.status == SendStatus.DONE:
                 log.info("%s: already sent (finished %s); nothing to do", week,
                          _utc(send.finished_at))
                 return JobOutcome(week, "already-sent")
-            if send is not None and send.status == "aborted":
+            if send is not None and send.status == SendStatus.ABORTED:
                 self._log_aborted(week, send)
                 return JobOutcome(week, "aborted-before", send.abort_reason or "")
+            if send is not None and send.status == SendStatus.CANCELLED:
+                self._log_cancelled(week)
+                return JobOutcome(week, "cancelled-before")
+            if send is not None and send.status == SendStatus.PAUSED:
+                self._log_paused(week, send)
+                return JobOutcome(week, "paused-before", send.abort_reason or "")
             when = f" (scheduled {format_time(scheduled, self.config.timezone)})" \
                 if scheduled else ""
             log.info("%s: sending%s", week, when)
@@ -203,7 +235,9 @@ class Worker:
         return self._report(week, result, time.monotonic() - started)
 
     def _call_send(self, week: str):
-        return self._send(self.config, week, interactive=False, stop_event=self.stop_event)
+        extra = {"check": self._check} if self._check is not None else {}
+        return self._send(self.config, week, interactive=False, stop_event=self.stop_event,
+                          **extra)
 
     def _report(self, week: str, result, seconds: float) -> JobOutcome:
         counts = dict(result.counts)
@@ -214,16 +248,38 @@ class Worker:
             log.error("%s: aborted: %s; %s. Fix the cause, then: newsletter send --week %s",
                       week, one_line(stopped.detail), summary, week)
             return JobOutcome(week, "aborted", one_line(stopped))
+        if stopped is not None and stopped.kind == "paused":
+            log.error("%s: %s; %s. Look into it (newsletter status --week %s), then: "
+                      "newsletter send --week %s --resume-paused", week, one_line(stopped),
+                      summary, week, week)
+            return JobOutcome(week, "paused", one_line(stopped))
+        if stopped is not None and stopped.kind == "waiting":
+            log.info("%s: %s; %s; the rest goes out then", week, one_line(stopped.detail),
+                     summary)
+            self._resume_at(week, stopped.until)
+            return JobOutcome(week, "waiting", one_line(stopped.detail))
         if stopped is not None:
             why = one_line(stopped.detail).removeprefix("stopped: ")
             log.warning("%s: stopped: %s; %s; resumes on the next start (or: newsletter send "
                         "--week %s)", week, why, summary, week)
             return JobOutcome(week, "stopped", one_line(stopped))
         log.info("%s: sent: %s", week, summary)
+        if getattr(result, "note", ""):  # an abort that came with the last batch
+            log.warning("%s: %s", week, one_line(result.note))
         if counts.get("failed") or counts.get("unknown"):
             log.warning("%s: %d failed, %d unknown; see: newsletter status --week %s", week,
                         counts.get("failed", 0), counts.get("unknown", 0), week)
         return JobOutcome(week, "sent")
+
+    def _resume_at(self, week: str, when: datetime | None) -> None:
+        """Run the week's send again when its canary wait ends."""
+        if when is None:
+            return
+        self.resumes[week] = when
+        if self.scheduler is not None:
+            self.scheduler.add_job(self.run_week, trigger="date", run_date=when, args=[week],
+                                   id=f"canary-{week}", name=f"{week} after its canary",
+                                   replace_existing=True, misfire_grace_time=None)
 
     def _next_text(self) -> str:
         upcoming = next_run_times(self.config, 1, self.clock() + timedelta(seconds=1))
@@ -253,23 +309,31 @@ def _utc(t: datetime | None) -> str:
 
 # -- the long-running worker ------------------------------------------------------------------
 
-def make_scheduler(worker: Worker, *, run_now: bool = False):
-    """A BackgroundScheduler with the weekly job: one thread, coalesced, one at a time."""
+def make_scheduler(worker: Worker, *, now: datetime | None = None, run_now: bool = False):
+    """A BackgroundScheduler with the weekly job (one thread, coalesced, one at a time) and
+    the housekeeping jobs (``worker.housekeeping``) in threads of their own.
+
+    Its first run is computed from ``now`` (the start-up check's): at once for ``run_now``,
+    else the first fire time after ``now``, even if that has passed by the time the scheduler
+    starts (it then runs at once, or is reported missed past the grace)."""
     from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
     from apscheduler.executors.pool import ThreadPoolExecutor
     from apscheduler.schedulers.background import BackgroundScheduler
 
     config = worker.config
     scheduler = BackgroundScheduler(timezone=ZoneInfo(config.timezone),
-                                    executors={"default": ThreadPoolExecutor(max_workers=1)})
+                                    executors={"default": ThreadPoolExecutor(max_workers=1),
+                                               "housekeeping": ThreadPoolExecutor(max_workers=2)})
     scheduler.add_listener(worker.on_missed, EVENT_JOB_MISSED)
     scheduler.add_listener(worker.on_max_instances, EVENT_JOB_MAX_INSTANCES)
-    options = {}
-    if run_now:
-        options["next_run_time"] = worker.clock()
+    now = now or worker.clock()
+    first = now if run_now else worker.trigger.get_next_fire_time(None, now)
+    options = {"next_run_time": first} if first is not None else {}
     scheduler.add_job(worker.run_due, trigger=worker.trigger, id=JOB_ID, name="weekly send",
                       coalesce=True, max_instances=1,
                       misfire_grace_time=grace_seconds(config), **options)
+    housekeeping.add_jobs(scheduler, config)
+    worker.scheduler = scheduler
     return scheduler
 
 
@@ -312,12 +376,13 @@ def serve(config: Config, *, worker: Worker | None = None, install_signals: bool
         for sig in (signal.SIGTERM, signal.SIGINT):
             previous[sig] = signal.signal(sig, on_signal)
     try:
-        log_start(config, worker, worker.clock())
-        decision = worker.check_start()
+        now = worker.clock()  # one now for the check and the first run: nothing falls between
+        log_start(config, worker, now)
+        decision = worker.check_start(now)
         if signals or stop.is_set():
             log.info("worker stopped (%s) before it started", signals[0] if signals else "stop")
             return 0
-        scheduler = make_scheduler(worker, run_now=decision.run_now)
+        scheduler = make_scheduler(worker, now=now, run_now=decision.run_now)
         scheduler.start()
         log.info("worker running (pid %d); SIGTERM or Ctrl-C stops it", os.getpid())
         last_wake = time.monotonic()

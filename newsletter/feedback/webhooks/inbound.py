@@ -54,14 +54,17 @@ class Inbound:
                                              transport=transport)
         self._http = httpx.AsyncClient(transport=transport, timeout=5.0, follow_redirects=False)
 
-    async def receive(self, provider: str, body: bytes, headers: Mapping[str, str]) -> Received:
+    async def receive(self, provider: str, body: bytes, headers: Mapping[str, str], *,
+                      replay: ReplayGuard | None = None) -> Received:
+        """``replay`` stands in for the guard given at construction, for this request only
+        (the web app's guard settles its claims in the transaction that stores the events)."""
         now, s = self.clock(), self.settings
         if provider == "sendgrid":
             sendgrid.verify(body, headers, s.sendgrid_webhook_public_key, now=now)
             return Received(sendgrid.parse(body, received_at=now))
         if provider == "mailgun":
             mailgun.verify(body, headers, s.mailgun_webhook_signing_key, now=now,
-                           replay=self.replay)
+                           replay=replay or self.replay)
             return Received(mailgun.parse(body, received_at=now))
         if provider == "resend":
             resend.verify(body, headers, s.resend_webhook_secret, now=now)

@@ -1,0 +1,294 @@
+"""The confirmation outbox: double opt-in mails written with the sign-up, sent from there.
+
+A web sign-up and its confirmation mail are one transaction (``request_confirmation``): the
+pending subscriber and an outbox row commit together or not at all, so a mail can never be
+lost between the two. ``drain_outbox`` (the web process runs it in the background, the worker
+calls it too) claims due rows, renders ``confirm.mjml.j2``/``confirm.txt.j2`` once per drain
+through the edition's render path, and sends through the configured provider, outside the
+weekly ledger. A failure is retried with a doubling delay; a row claimed by a process that
+died is taken again once its lease runs out. Delivery is at least once: a crash between the
+provider's answer and the commit can send a confirmation twice, never zero times.
+
+The outbox is also the per-address cooldown's memory: a pending address is mailed again only
+when its last confirmation is older than ``COOLDOWN``, and at most ``DAILY_LIMIT`` a day, so a
+sign-up form cannot be used to mail-bomb a stranger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from ..audience import signup
+from ..audience.addresses import Address, envelope_address
+from ..audience.recipient import Recipient
+from ..audience.tokens import make_token
+from ..clock import utc_now
+from ..config import Config
+from ..edition.placeholders import FieldTemplate, RecipientMarkers
+from ..edition.render import render_message
+from ..providers import make_transport
+from ..providers.base import BatchError, Personalized, Status, Transport, TransportError
+from ..store.db import begin_write
+from ..store.tables import confirmations, subscribers
+from .mime import MessageBuilder
+from .outgoing import sender_of
+
+log = logging.getLogger("newsletter.confirmations")
+
+HTML_TEMPLATE = "confirm.mjml.j2"
+TEXT_TEMPLATE = "confirm.txt.j2"
+COOLDOWN = timedelta(minutes=10)
+DAILY_LIMIT = 3
+LEASE = timedelta(minutes=5)    # a claimed row is taken again after this (its sender died)
+MAX_ATTEMPTS = 8
+FIRST_RETRY = 30.0              # seconds, doubling, at most MAX_RETRY
+MAX_RETRY = 3600.0
+
+
+# -- writing the outbox -----------------------------------------------------------------------
+
+
+def may_mail(conn: sa.Connection, subscriber_id: int, now: datetime) -> bool:
+    """The cooldown: no confirmation in the last COOLDOWN, fewer than DAILY_LIMIT in a day."""
+    c = confirmations.c
+    last, today = conn.execute(
+        sa.select(sa.func.max(c.created_at),
+                  sa.func.count().filter(c.created_at > now - timedelta(days=1)))
+        .where(c.subscriber_id == subscriber_id)
+    ).one()
+    if last is None:
+        return True
+    if last.tzinfo is None:  # aggregates bypass the column type on SQLite
+        last = last.replace(tzinfo=now.tzinfo)
+    return now - last >= COOLDOWN and today < DAILY_LIMIT
+
+
+def enqueue(conn: sa.Connection, subscriber_id: int, now: datetime) -> None:
+    conn.execute(confirmations.insert().values(
+        subscriber_id=subscriber_id, status="pending", attempts=0, next_attempt_at=now,
+        created_at=now, updated_at=now))
+
+
+def request_confirmation(engine: sa.Engine, address: Address, name: str | None,
+                         consent: signup.Consent, now: datetime) -> bool:
+    """A web sign-up and, when one may be sent, its confirmation mail: one transaction.
+
+    True when a mail was queued (the caller wakes the sender); the person is told the same
+    thing either way.
+    """
+    with begin_write(engine) as conn:
+        subscriber_id = signup.sign_up(conn, address, name, consent, now,
+                                       may_mail=lambda sid: may_mail(conn, sid, now))
+        if subscriber_id is None:
+            return False
+        enqueue(conn, subscriber_id, now)
+        return True
+
+
+def resend(engine: sa.Engine, subscriber_id: int, now: datetime) -> bool:
+    """A new confirmation mail for a still-pending subscriber whose link expired."""
+    with begin_write(engine) as conn:
+        status = conn.execute(sa.select(subscribers.c.status)
+                              .where(subscribers.c.id == subscriber_id)).scalar()
+        if status != "pending" or not may_mail(conn, subscriber_id, now):
+            return False
+        enqueue(conn, subscriber_id, now)
+        return True
+
+
+# -- the mail ---------------------------------------------------------------------------------
+
+
+class ConfirmationMail:
+    """The confirmation, rendered once per drain, as a transport's ``Outgoing``: each
+    recipient's link is a placeholder filled in per message, like an edition's fields."""
+
+    def __init__(self, config: Config, now: datetime):
+        self._config = config
+        self._now = now
+        self._base_url = config.base_url.rstrip("/")
+        self._domain = config.sender_domain
+        nonce = "nlc" + secrets.token_hex(8)
+        markers = RecipientMarkers(nonce)
+        context = {"recipient": markers, "confirm_url": markers.marker("confirm_url"),
+                   "max_age_days": max(1, config.confirm_max_age // 86400)}
+        page, text = render_message(config, HTML_TEMPLATE, TEXT_TEMPLATE, context)
+        self.sender = sender_of(config)
+        self.subject = f"Confirm your subscription to {config.name}"
+        self.edition_key = "confirm"
+        self.content_hash = ""
+        self.html = FieldTemplate.split(page, nonce)
+        self.text = FieldTemplate.split(text, nonce)
+        self._builder = MessageBuilder(self.sender, self.subject, self.html, self.text)
+
+    def confirm_url(self, subscriber_id: int) -> str:
+        token = make_token(self._config.signing_key, "confirm", subscriber_id,
+                           issued_at=self._now)
+        return f"{self._base_url}/confirm/{token}"
+
+    def personalize(self, recipient: Recipient) -> Personalized:
+        name = recipient.name.strip()
+        known = {"name": name, "first_name": name.split()[0] if name else "there",
+                 "email": recipient.email, "confirm_url": self.confirm_url(recipient.id)}
+        fields = set(self.html.fields) | set(self.text.fields)
+        values = {field: known.get(field, "") for field in fields}
+        html_values = {k: html.escape(v).encode("ascii", "xmlcharrefreplace").decode("ascii")
+                       for k, v in values.items()}
+        message_id = f"<confirm.{recipient.id}.{secrets.token_hex(6)}@{self._domain}>"
+        return Personalized(recipient=recipient, email=envelope_address(recipient.email),
+                            name=name, values=values, html_values=html_values, headers={},
+                            message_id=message_id)
+
+    def message(self, person: Personalized) -> bytes:
+        return self._builder.build(person)
+
+
+# -- draining the outbox ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Due:
+    row_id: int
+    attempts: int
+    recipient: Recipient | None  # None: no longer pending (confirmed, stopped or erased)
+
+
+def drain_outbox(config: Config, engine: sa.Engine, transport: Transport | None = None, *,
+                 limit: int = 100, clock: Callable[[], datetime] = utc_now) -> int:
+    """Send what is due in the outbox; return how many mails the provider accepted.
+
+    ``transport`` is the seam tests inject; by default the configured provider's (the ``eml``
+    provider writes to ``<outbox_dir>/confirmations/``).
+    """
+    return asyncio.run(adrain_outbox(config, engine, transport, limit=limit, clock=clock))
+
+
+async def adrain_outbox(config: Config, engine: sa.Engine, transport: Transport | None = None,
+                        *, limit: int = 100, clock: Callable[[], datetime] = utc_now,
+                        **transport_options) -> int:
+    """``drain_outbox`` for a running event loop (the web process)."""
+    now = clock()
+    due = await asyncio.to_thread(_claim, engine, now, limit)
+    if not due:
+        return 0
+    own = transport is None
+    if own:
+        transport = make_transport(config, out_dir=Path(config.outbox_dir) / "confirmations",
+                                   **transport_options)
+    try:
+        return await _send(config, engine, transport, due, now, clock)
+    finally:
+        if own:
+            await transport.aclose()
+
+
+def _claim(engine: sa.Engine, now: datetime, limit: int) -> list[_Due]:
+    c, s = confirmations.c, subscribers.c
+    with begin_write(engine) as conn:
+        query = (
+            sa.select(c.id, c.attempts, c.subscriber_id)
+            .where(c.status == "pending", c.next_attempt_at <= now,
+                   sa.or_(c.claimed_until.is_(None), c.claimed_until < now))
+            .order_by(c.next_attempt_at, c.id).limit(limit)
+        )
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        rows = conn.execute(query).all()
+        if not rows:
+            return []
+        conn.execute(confirmations.update().where(c.id.in_([r.id for r in rows]))
+                     .values(claimed_until=now + LEASE, attempts=c.attempts + 1, updated_at=now))
+        people = {r.id: r for r in conn.execute(
+            sa.select(s.id, s.email, s.name).where(
+                s.id.in_([r.subscriber_id for r in rows]), s.status == "pending"))}
+    due, seen = [], set()
+    for row in rows:
+        person = people.get(row.subscriber_id)
+        if person is None or person.id in seen:
+            # Confirmed or stopped since, or a second row for the same person: one is enough.
+            due.append(_Due(row.id, row.attempts + 1, None))
+            continue
+        seen.add(person.id)
+        due.append(_Due(row.id, row.attempts + 1,
+                        Recipient(person.id, person.email, person.name or "")))
+    return due
+
+
+async def _send(config: Config, engine: sa.Engine, transport: Transport, due: list[_Due],
+                now: datetime, clock: Callable[[], datetime]) -> int:
+    results: dict[int, tuple[str, str, str]] = {}  # row id -> (state, message id, error)
+    for d in due:
+        if d.recipient is None:
+            results[d.row_id] = ("cancelled", "", "no longer pending")
+    live = [d for d in due if d.recipient is not None]
+    if live:
+        try:
+            mail = ConfirmationMail(config, now)
+        except Exception as exc:  # a broken template must not stop the drain loop for good
+            log.error("confirmation mail cannot be rendered: %s", exc)
+            for d in live:
+                results[d.row_id] = ("retry", "", str(exc))
+            live = []
+        size = max(1, min(config.batch_size, transport.max_batch))
+        for start in range(0, len(live), size):
+            batch = live[start:start + size]
+            results.update(await _send_batch(transport, mail, batch))
+    await asyncio.to_thread(_record, engine, due, results, clock())
+    return sum(1 for state, _, _ in results.values() if state == "sent")
+
+
+async def _send_batch(transport: Transport, mail: ConfirmationMail,
+                      batch: Sequence[_Due]) -> dict[int, tuple[str, str, str]]:
+    recipients = [d.recipient for d in batch]
+    key = f"confirm-{batch[0].row_id}-{batch[0].attempts}-{secrets.token_hex(4)}"
+    try:
+        sent = await transport.send_batch(mail, recipients, batch_key=key)
+    except (BatchError, TransportError) as exc:
+        log.warning("confirmation mails not sent (%d), will retry: %s", len(batch), exc)
+        return {d.row_id: ("retry", "", str(exc)) for d in batch}
+    out = {}
+    for d, result in zip(batch, sent, strict=True):
+        if result.status == Status.SENT:
+            out[d.row_id] = ("sent", result.message_id, "")
+        elif result.status == Status.FAILED:
+            out[d.row_id] = ("failed", "", f"{result.code} {result.reason}".strip())
+        else:
+            out[d.row_id] = ("retry", "", f"{result.code} {result.reason}".strip())
+    return out
+
+
+def _record(engine: sa.Engine, due: list[_Due], results: dict[int, tuple[str, str, str]],
+            now: datetime) -> None:
+    c = confirmations.c
+    with begin_write(engine) as conn:
+        for d in due:
+            state, message_id, error = results[d.row_id]
+            values = dict(claimed_until=None, updated_at=now, error=error or None)
+            if state == "sent":
+                values.update(status="sent", sent_at=now, message_id=message_id or None)
+            elif state == "retry" and d.attempts < MAX_ATTEMPTS:
+                delay = min(FIRST_RETRY * 2 ** (d.attempts - 1), MAX_RETRY)
+                values.update(next_attempt_at=now + timedelta(seconds=delay))
+            else:
+                values.update(status="failed" if state != "cancelled" else "cancelled")
+            conn.execute(confirmations.update().where(c.id == d.row_id).values(values))
+
+
+def next_due(engine: sa.Engine) -> datetime | None:
+    """When the earliest pending row is due (the web's sender sleeps until then)."""
+    c = confirmations.c
+    with engine.connect() as conn:
+        value = conn.execute(sa.select(sa.func.min(c.next_attempt_at))
+                             .where(c.status == "pending")).scalar()
+    if value is not None and value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value

@@ -1,0 +1,61 @@
+"""Where templates come from: the project's ``templates_dir`` first, then the package's own.
+
+Every template a message or page is made from (the edition, the confirmation mail, the web
+pages and their stylesheet) is looked up here, one file at a time: a project overrides only
+the files it has, and a project without the folder uses the defaults shipped in
+``newsletter/templates/``. ``templates_dir`` naming a file rather than a folder is an error.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import jinja2
+
+from ..errors import TemplateError
+
+# Web pages live in this subfolder, beside the mail templates.
+WEB = "web"
+
+
+def package_templates() -> Path:
+    """The default templates shipped inside the package."""
+    return Path(str(resources.files("newsletter") / "templates"))
+
+
+def template_loader(templates_dir: str | Path, subfolder: str = "") -> jinja2.BaseLoader:
+    """A Jinja loader over ``templates_dir/subfolder``, falling back file by file to the
+    package's defaults (``subfolder`` is ``"web"`` for the web pages, ``""`` for mail)."""
+    project = Path(templates_dir)
+    if project.exists() and not project.is_dir():
+        raise TemplateError(f"config key 'templates_dir' names {project}, which is a file; "
+                            "it must be a folder (or not exist, for the package's templates)")
+    return jinja2.ChoiceLoader([
+        jinja2.FileSystemLoader(str(project / subfolder)),
+        jinja2.FileSystemLoader(str(package_templates() / subfolder)),
+    ])
+
+
+def read_file(loader: jinja2.BaseLoader, name: str) -> tuple[str, str]:
+    """The text of a non-template file (a stylesheet, a script) found as templates are, and
+    where it came from."""
+    try:
+        source, filename, _ = loader.get_source(jinja2.Environment(), name)
+    except jinja2.TemplateNotFound:
+        raise TemplateError(f"template file not found: {name} (in {where(loader)})") from None
+    return source, filename or name
+
+
+def where(loader: jinja2.BaseLoader) -> str:
+    """The folders a loader looks in, for error messages."""
+    folders: list[str] = []
+    for inner in getattr(loader, "loaders", [loader]):
+        folders += [str(p) for p in getattr(inner, "searchpath", [])]
+    return " or ".join(folders) or "the templates"
+
+
+def list_sources(loader: jinja2.BaseLoader) -> list[tuple[str, str]]:
+    """(name, text) of every file the loader can see, project copies shadowing defaults."""
+    env = jinja2.Environment()
+    return [(name, loader.get_source(env, name)[0]) for name in sorted(loader.list_templates())]

@@ -1,0 +1,33 @@
+"""Small SQL helpers for both databases: insert-or-ignore, storable text, one-line errors."""
+
+from __future__ import annotations
+
+import re
+
+import sqlalchemy as sa
+
+# What neither database stores in text: NUL (PostgreSQL refuses it) and lone surrogates (not
+# encodable as UTF-8).
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def insert_ignoring_duplicates(conn: sa.Connection, table: sa.Table, keys: list[str]):
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table).on_conflict_do_nothing(index_elements=keys)
+
+
+def error_line(exc: BaseException) -> str:
+    """A database error in one line, fit for a log: the driver's own first line, not
+    SQLAlchemy's message, which repeats the statement and its parameters (addresses, payloads).
+    """
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip()
+    return f"{type(orig).__name__}: {text.splitlines()[0]}" if text else type(orig).__name__
+
+
+def storable(value: object) -> bool:
+    """False for text a query could not even send (a lookup value no row can hold)."""
+    return not (isinstance(value, str) and UNSTORABLE.search(value))

@@ -1,0 +1,167 @@
+"""The Starlette app, assembled in one place: ``create_app(config) -> Starlette``.
+
+Routes::
+
+    GET  /healthz                      200 when the database answers, else 503
+    GET  /unsubscribe/{token}          the unsubscribe page (changes nothing)
+    POST /unsubscribe/{token}          RFC 8058 one-click, or the page's buttons
+    GET  /  and  /subscribe            the sign-up form;  POST /subscribe  sends it
+    GET  /embed/subscribe              the same form, framable by other sites
+    GET  /api/subscribe                a form token (and challenge) for scripts
+    POST /api/subscribe                JSON sign-up, through the same gate (CORS: any origin)
+    GET  /confirm/{token}              "Confirm subscription" (changes nothing)
+    POST /confirm/{token}              confirms (or sends a fresh link when expired)
+    GET  /archive, /archive/{week}, /feed.xml    the sent editions (unless archive = false)
+    GET  /static/{name}                the pages' stylesheet and proof-of-work script
+    POST /webhooks/{provider}          provider events (``web.webhooks``, when present)
+
+``request.app.state`` holds, under these names, what every endpoint (and ``web.webhooks``)
+may use:
+
+    config          the Config
+    engine          the SQLAlchemy engine (schema migrated)
+    clock           a callable returning an aware UTC now (tests move it)
+    http_transport  an ``httpx.AsyncBaseTransport`` for outgoing HTTP, or None (the seam
+                    tests inject; the confirmation mails' provider requests use it)
+
+and, for this package: ``web`` (pages, keys), ``gate`` (the sign-up bot gate), ``archive``
+(the page cache), ``outbox`` (the confirmation mails' background sender, run by the
+lifespan) and ``unsubscribes`` (the group commit of unsubscribe requests).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import importlib.util
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+import sqlalchemy as sa
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from ..audience import signup
+from ..clock import utc_now
+from ..config import Config
+from ..store.db import connect
+from . import archive, confirm, subscribe, unsubscribe
+from .access_log import AccessLog
+from .archive import Archive
+from .common import WebState, in_thread, message, not_found
+from .gate import Gate
+from .group_commit import GroupCommit
+from .outbox import OutboxSender
+from .pages import Pages
+from .security import MAX_BODY, SecurityHeaders, TrustedProxies, origin_of
+
+log = logging.getLogger("newsletter.web")
+
+
+def create_app(config: Config, *, engine: sa.Engine | None = None, transport=None,
+               clock: Callable[[], datetime] | None = None) -> Starlette:
+    """The app for ``config``; ``engine``, ``transport`` (httpx) and ``clock`` are seams."""
+    engine = engine or connect(config.database_url)
+    clock = clock or utc_now
+    app = Starlette(
+        routes=_routes(config),
+        middleware=[
+            Middleware(TrustedProxies, networks=config.trusted_proxies),
+            Middleware(AccessLog),
+            Middleware(SecurityHeaders),
+        ],
+        exception_handlers={404: _not_found, 405: _not_allowed},
+        lifespan=_lifespan,
+        max_body_size=MAX_BODY,
+    )
+    state = app.state
+    state.config, state.engine, state.clock, state.http_transport = (
+        config, engine, clock, transport)
+    keys = list(config.verification_keys)
+    state.web = WebState(Pages(config), keys, origin_of(config.base_url))
+    state.gate = Gate(keys, clock, captcha=config.subscribe_captcha)
+    state.archive = Archive(config, engine, clock)
+    state.outbox = OutboxSender(state)
+    state.unsubscribes = GroupCommit(lambda batch: signup.unsubscribe_many(engine, batch))
+    return app
+
+
+def _routes(config: Config) -> list[Route]:
+    routes = [
+        Route("/healthz", healthz, methods=["GET", "HEAD"]),
+        Route("/unsubscribe/{token}", unsubscribe.page, methods=["GET"]),
+        Route("/unsubscribe/{token}", unsubscribe.act, methods=["POST"]),
+        Route("/", subscribe.form_page, methods=["GET"]),
+        Route("/subscribe", subscribe.form_page, methods=["GET"]),
+        Route("/subscribe", subscribe.submit, methods=["POST"]),
+        Route("/embed/subscribe", subscribe.embed_page, methods=["GET"]),
+        Route("/api/subscribe", subscribe.api_fields, methods=["GET"]),
+        Route("/api/subscribe", subscribe.api_submit, methods=["POST"]),
+        Route("/api/subscribe", subscribe.api_preflight, methods=["OPTIONS"]),
+        Route("/confirm/{token}", confirm.page, methods=["GET"]),
+        Route("/confirm/{token}", confirm.act, methods=["POST"]),
+        Route("/static/{name}", _static, methods=["GET"]),
+    ]
+    if config.archive:
+        routes += [
+            Route("/archive", archive.index, methods=["GET"]),
+            Route("/archive/{week}", archive.edition, methods=["GET"]),
+            Route("/feed.xml", archive.feed, methods=["GET"]),
+        ]
+    if importlib.util.find_spec("newsletter.web.webhooks") is not None:
+        from . import webhooks
+
+        routes.append(Route("/webhooks/{provider}", webhooks.receive, methods=["POST", "HEAD"],
+                            max_body_size=getattr(webhooks, "MAX_BODY", MAX_BODY)))
+    return routes
+
+
+async def healthz(request: Request) -> Response:
+    try:
+        await in_thread(_ping, request.app.state.engine)
+    except Exception as exc:
+        log.warning("healthz: database unavailable: %s", " ".join(str(exc).split())[:200])
+        return PlainTextResponse("database unavailable\n", status_code=503,
+                                 headers={"Cache-Control": "no-store"})
+    return PlainTextResponse("ok\n", headers={"Cache-Control": "no-store"})
+
+
+def _ping(engine: sa.Engine) -> None:
+    with engine.connect() as conn:
+        conn.execute(sa.text("SELECT 1"))
+
+
+async def _static(request: Request) -> Response:
+    return request.app.state.web.pages.static(request)
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    return not_found(request)
+
+
+async def _not_allowed(request: Request, exc: Exception) -> Response:
+    return message(request, 405, "Not allowed", "This page cannot be used that way.")
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: Starlette):
+    app.state.outbox.start()
+    # Everything made so far (modules, the engine, templates) lives as long as the process:
+    # kept out of the garbage collector's full passes, which otherwise walk it all and stall
+    # every request in flight for a tenth of a second or more.
+    gc.freeze()
+    try:
+        yield
+    finally:
+        await app.state.outbox.stop()
+        app.state.unsubscribes.close()
+        if importlib.util.find_spec("newsletter.web.webhooks") is not None:
+            from . import webhooks
+
+            close = getattr(webhooks, "close", None)
+            if close is not None:
+                await close(app)

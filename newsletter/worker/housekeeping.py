@@ -1,0 +1,68 @@
+"""The worker's small recurring jobs beside the weekly send: send the confirmation mails the
+web app queued (its durable outbox), and read the feedback mailbox when one is configured.
+
+Each runs in its own scheduler thread, so a slow IMAP server never delays the weekly send, and
+each run is independent: whatever one run could not do (a provider or a mailbox down) the next
+one retries. A problem is one log line; the worker carries on.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from ..config import Config
+from ..errors import NewsletterError
+
+log = logging.getLogger("newsletter.worker")
+
+OUTBOX_EVERY = 30.0      # seconds: a confirmation mail should arrive while the reader waits
+MAILBOX_EVERY = 300.0    # seconds: bounces and unsubscribe mails are not urgent
+
+
+def _one_line(exc: BaseException) -> str:
+    return re.sub(r"\s+", " ", str(exc)).strip() or type(exc).__name__
+
+
+def drain_confirmations(config: Config) -> int:
+    """Send the due confirmation mails; how many the provider accepted."""
+    from ..delivery.confirmations import drain_outbox
+    from ..store.db import connect
+
+    try:
+        sent = drain_outbox(config, connect(config.database_url))
+    except NewsletterError as exc:
+        log.warning("confirmation mails: not sent now: %s; retried in %.0f s",
+                    _one_line(exc), OUTBOX_EVERY)
+        return 0
+    if sent:
+        log.info("confirmation mails: %d sent", sent)
+    return sent
+
+
+def poll_mailbox(config: Config) -> None:
+    """Read the feedback mailbox once and log what was taken in."""
+    from ..feedback.mailbox_job import poll_once
+    from ..store.db import connect
+
+    try:
+        summary = poll_once(config, connect(config.database_url))
+    except NewsletterError as exc:
+        log.warning("mailbox: not read: %s; retried in %.0f s", _one_line(exc), MAILBOX_EVERY)
+        return
+    if summary.processed or summary.failed:
+        log.info("mailbox: %s", summary.line())
+
+
+def add_jobs(scheduler, config: Config) -> list[str]:
+    """Add the recurring jobs to an APScheduler scheduler; return their names."""
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    jobs = [("confirmation mails", drain_confirmations, OUTBOX_EVERY)]
+    if config.imap_host:
+        jobs.append(("mailbox", poll_mailbox, MAILBOX_EVERY))
+    for name, function, every in jobs:
+        scheduler.add_job(function, IntervalTrigger(seconds=every), args=[config], name=name,
+                          id=name.replace(" ", "-"), executor="housekeeping", coalesce=True,
+                          max_instances=1)
+    return [name for name, _, _ in jobs]

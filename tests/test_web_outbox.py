@@ -1,0 +1,146 @@
+"""The confirmation outbox: written with the sign-up, retried, surviving a restart."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from newsletter.delivery import confirmations
+from newsletter.delivery.confirmations import drain_outbox
+from newsletter.providers import make_transport
+from newsletter.store.db import connect
+from tests.web_helpers import (
+    PUBLIC,
+    Clock,
+    field,
+    main_text,
+    make_app,
+    outbox_rows,
+    row,
+    sign_up,
+    web_client,
+    web_config,
+)
+
+
+class FakePostmark:
+    """Postmark's batch endpoint as a MockTransport handler: down, then up."""
+
+    def __init__(self):
+        self.up = False
+        self.mails: list[dict] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if not self.up:
+            return httpx.Response(503, text="down for maintenance")
+        batch = json.loads(request.content)
+        self.mails.extend(batch)
+        return httpx.Response(200, json=[{"ErrorCode": 0, "Message": "OK", "To": m["To"],
+                                          "MessageID": f"pm-{len(self.mails)}"} for m in batch])
+
+
+async def _no_sleep(_seconds: float) -> None:
+    return None
+
+
+@pytest.fixture
+def postmark(project, database_url):
+    config = web_config(project, database_url, provider="postmark", provider_api_key="pm-key",
+                        provider_base_url="https://postmark.test",
+                        from_address="editors@fivethings.example.com")
+    return config, connect(database_url), Clock(), FakePostmark()
+
+
+def transport(config, fake):
+    return make_transport(config, transport=httpx.MockTransport(fake), sleep=_no_sleep)
+
+
+def test_a_failed_mail_is_retried_later_and_survives_a_restart(postmark):
+    config, engine, clock, fake = postmark
+    first_process = web_client(make_app(config, clock, engine=engine))
+    sign_up(first_process, clock, "Zoe@example.com", name="Zoë")
+    assert drain_outbox(config, engine, transport(config, fake), clock=clock) == 0
+    (queued,) = outbox_rows(engine)
+    assert queued["status"] == "pending" and queued["attempts"] == 1
+    assert "503" in queued["error"] and queued["next_attempt_at"] > clock.now
+    # The process stops; a new one (the web app restarted, or the worker) takes over.
+    del first_process
+    fake.up = True
+    assert drain_outbox(config, engine, transport(config, fake), clock=clock) == 0  # not yet
+    clock.advance(seconds=31)
+    assert drain_outbox(config, engine, transport(config, fake), clock=clock) == 1
+    (sent,) = outbox_rows(engine)
+    assert sent["status"] == "sent" and sent["message_id"] == "pm-1"
+    (mail,) = fake.mails
+    assert mail["To"].endswith("<Zoe@example.com>") and "Confirm" in mail["Subject"]
+    link = re.search(r"https://\S+/confirm/[\w.-]+", mail["TextBody"]).group(0)
+    second_process = web_client(make_app(config, clock, engine=engine))
+    path = link[len(PUBLIC):]
+    page = second_process.get(path)
+    second_process.post(path, data={"action": "confirm", "csrf": field(page.text, "csrf")})
+    assert row(engine, "zoe@example.com")["status"] == "active"
+
+
+def test_a_mail_claimed_by_a_process_that_died_is_sent_after_the_lease(postmark):
+    config, engine, clock, fake = postmark
+    fake.up = True
+    sign_up(web_client(make_app(config, clock, engine=engine)), clock, "a@example.com")
+    confirmations._claim(engine, clock.now, 10)  # claimed, then the process is killed
+    assert drain_outbox(config, engine, transport(config, fake), clock=clock) == 0
+    clock.advance(minutes=6)
+    assert drain_outbox(config, engine, transport(config, fake), clock=clock) == 1
+    assert len(fake.mails) == 1
+
+
+def test_a_mail_is_given_up_after_its_attempts_and_one_refused_for_good_is_failed(postmark):
+    config, engine, clock, fake = postmark
+    sign_up(web_client(make_app(config, clock, engine=engine)), clock, "a@example.com")
+    for _ in range(confirmations.MAX_ATTEMPTS):
+        drain_outbox(config, engine, transport(config, fake), clock=clock)
+        clock.advance(hours=2)
+    (row_,) = outbox_rows(engine)
+    assert row_["status"] == "failed" and row_["attempts"] == confirmations.MAX_ATTEMPTS
+
+
+def test_a_mail_for_someone_no_longer_pending_is_cancelled(postmark):
+    config, engine, clock, fake = postmark
+    fake.up = True
+    client = web_client(make_app(config, clock, engine=engine))
+    sign_up(client, clock, "a@example.com")
+    from newsletter.audience import subscribers
+
+    subscribers.remove(engine, "a@example.com")  # erased: its outbox rows go with it
+    assert outbox_rows(engine) == []
+    clock.advance(minutes=11)
+    sign_up(client, clock, "b@example.com")
+    subscribers.unsubscribe(engine, "b@example.com")
+    assert drain_outbox(config, engine, transport(config, fake), clock=clock) == 0
+    assert [r["status"] for r in outbox_rows(engine)] == ["cancelled"] and fake.mails == []
+
+
+def test_the_sign_up_and_its_mail_are_one_transaction(project, database_url):
+    config = web_config(project, database_url)
+    engine = connect(database_url)
+    clock = Clock()
+    with engine.begin() as conn:  # the outbox cannot be written: the sign-up must not stick
+        conn.execute(sa.text("ALTER TABLE confirmations RENAME TO confirmations_gone"))
+    client = web_client(make_app(config, clock, engine=engine), raise_server_exceptions=False)
+    assert sign_up(client, clock, "a@example.com").status_code == 500
+    assert row(engine, "a@example.com") is None
+
+
+def test_the_web_process_sends_in_the_background_when_someone_signs_up(project, database_url):
+    config = web_config(project, database_url)
+    engine = connect(database_url)
+    clock = Clock()
+    app = make_app(config, clock, engine=engine)
+    with web_client(app) as client:  # runs the lifespan: the background sender starts
+        page = sign_up(client, clock, "bg@example.com")
+        assert "Check your inbox" in main_text(page.text)
+        assert app.state.outbox.sent.wait(timeout=30)
+    assert [r["status"] for r in outbox_rows(engine)] == ["sent"]
+    assert len(list((project / "outbox" / "confirmations").glob("*.eml"))) == 1
