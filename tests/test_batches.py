@@ -20,6 +20,7 @@ from newsletter.devtools.fake_provider import FakeProvider, Faults
 from newsletter.store.db import connect
 from newsletter.store.tables import deliveries
 from newsletter.store.tables import subscribers as subscriber_table
+from tests import ledger_helpers
 from tests.seeding import readers, seed
 from tests.sending import WEEK, make_config, send, states, stop_after_first_batch
 
@@ -94,14 +95,14 @@ def test_two_postgres_senders_never_split_one_key_between_them(postgres_url):
     with every row it carried."""
     engine = seed(postgres_url, readers(240))
     send_record, _ = ledger.open_send(engine, WEEK, "h" * 64, "Subject", "resend")
-    setup = ledger.register_worker(engine, send_record.id)
+    setup = ledger_helpers.register_worker(engine, send_record.id)
     originals = {}
     while (claim := ledger.claim(engine, send_record.id, setup, 3)) is not None:
         originals[claim.batch_key] = sorted(r.id for r in claim.recipients)
     with engine.begin() as conn:  # every request's answer was lost
         conn.execute(deliveries.update().values(status="unknown", claimed_by=None,
                                                 next_attempt_at=None))
-    workers = [ledger.register_worker(engine, send_record.id) for _ in range(2)]
+    workers = [ledger_helpers.register_worker(engine, send_record.id) for _ in range(2)]
     barrier = threading.Barrier(2)
     taken: list[tuple[str, str, list[int]]] = []
     got: dict[str, bool] = {}
@@ -129,4 +130,4 @@ def test_two_postgres_senders_never_split_one_key_between_them(postgres_url):
     assert {key: ids for _, key, ids in taken} == originals, "each key whole"
     assert {w for w, _, _ in taken} == set(workers), "both senders took part"
     for worker_id in [setup, *workers]:
-        ledger.unregister_worker(engine, worker_id)
+        ledger_helpers.unregister_worker(engine, worker_id)

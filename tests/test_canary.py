@@ -19,8 +19,8 @@ from starlette.testclient import TestClient
 
 from newsletter.cli.main import cli
 from newsletter.delivery.canary import Canary, Phase, parse_canary, phase, pick, seed_of
+from newsletter.delivery.ledger.sends import SendError, find_send
 from newsletter.delivery.send import NotReady
-from newsletter.delivery.sends import SendError, find_send
 from newsletter.devtools.fake_provider import FakeProvider
 from newsletter.preflight import Report, Severity
 from newsletter.preflight.findings import Finding
@@ -278,7 +278,8 @@ def test_send_prints_the_report_and_force_says_so(project, database_url):
 # -- the worker -------------------------------------------------------------------------------
 
 def test_the_worker_goes_on_after_the_wait_by_itself_across_a_restart(project, database_url):
-    from newsletter.worker.service import Worker, make_scheduler
+    from newsletter.worker.job import Worker
+    from newsletter.worker.service import make_scheduler
 
     seed(database_url, readers(30))
     with FakeProvider() as fake:
@@ -306,7 +307,7 @@ def test_the_worker_goes_on_after_the_wait_by_itself_across_a_restart(project, d
 
 
 def test_the_worker_leaves_a_paused_send_for_a_person(project, database_url, caplog):
-    from newsletter.worker.service import Worker
+    from newsletter.worker.job import Worker
 
     seed(database_url, readers(20))
     with FakeProvider() as fake:

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from newsletter.audience import lookup, subscribers
 from newsletter.delivery import ledger
 from newsletter.store.tables import deliveries, send_workers
+from tests import ledger_helpers
 from tests.seeding import readers, seed
 
 WEEK = "2026-W47"
@@ -46,7 +47,7 @@ def test_claims_take_pending_rows_in_order_and_skip_those_who_left(database_url)
     engine = seed(database_url, readers(6))
     send, _ = open_week(engine)
     subscribers.unsubscribe(engine, "reader2@example.com")
-    worker = ledger.register_worker(engine, send.id)
+    worker = ledger_helpers.register_worker(engine, send.id)
     first = ledger.claim(engine, send.id, worker, 3)
     assert [r.email for r in first.recipients] == ["reader1@example.com", "reader3@example.com"]
     assert first.skipped == 1
@@ -66,7 +67,7 @@ def record(engine, send, worker, claim, outcomes, **options):
 def test_recording_moves_rows_to_their_outcome(database_url):
     engine = seed(database_url, readers(5))
     send, _ = open_week(engine)
-    worker = ledger.register_worker(engine, send.id)
+    worker = ledger_helpers.register_worker(engine, send.id)
     claim = ledger.claim(engine, send.id, worker, 5)
     final = record(engine, send, worker, claim, [
         ledger.Outcome(1, "sent", message_id="m1"),
@@ -91,7 +92,7 @@ def test_recording_moves_rows_to_their_outcome(database_url):
 def test_a_transient_error_becomes_final_after_max_attempts(database_url):
     engine = seed(database_url, readers(1))
     send, _ = open_week(engine)
-    worker = ledger.register_worker(engine, send.id)
+    worker = ledger_helpers.register_worker(engine, send.id)
     for _ in range(2):
         claim = ledger.claim(engine, send.id, worker, 1)
         record(engine, send, worker, claim, [ledger.Outcome(1, "retry", reason="503")],
@@ -104,12 +105,12 @@ def test_a_transient_error_becomes_final_after_max_attempts(database_url):
 def test_rows_left_in_flight_by_a_dead_process_become_unknown(database_url):
     engine = seed(database_url, readers(3))
     send, _ = open_week(engine)
-    worker = ledger.register_worker(engine, send.id)
+    worker = ledger_helpers.register_worker(engine, send.id)
     ledger.claim(engine, send.id, worker, 2)
-    ledger.abandon_worker(worker)  # its lock goes with it, its records stay
+    ledger_helpers.abandon_worker(worker)  # its lock goes with it, its records stay
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(send_workers)).scalar() == 1
-    ledger.register_worker(engine, send.id)
+    ledger_helpers.register_worker(engine, send.id)
     # PostgreSQL drops a closed session's lock once it has seen the connection go: a sender
     # looking for work asks again, as here.
     for _ in range(500):
@@ -123,17 +124,17 @@ def test_rows_left_in_flight_by_a_dead_process_become_unknown(database_url):
 def test_a_second_sqlite_sender_is_refused_while_the_first_lives(tmp_path):
     engine = seed(f"sqlite:///{tmp_path / 'n.db'}", readers(2))
     send, _ = open_week(engine)
-    ledger.register_worker(engine, send.id)
+    ledger_helpers.register_worker(engine, send.id)
     with pytest.raises(ledger.AlreadyInProgress, match=f"already in progress \\(pid {os.getpid()}"):
-        ledger.register_worker(engine, send.id)
+        ledger_helpers.register_worker(engine, send.id)
 
 
 @pytest.mark.postgres
 def test_postgres_senders_share_a_send_without_overlap(postgres_url):
     engine = seed(postgres_url, readers(10))
     send, _ = open_week(engine)
-    a = ledger.register_worker(engine, send.id)
-    b = ledger.register_worker(engine, send.id)
+    a = ledger_helpers.register_worker(engine, send.id)
+    b = ledger_helpers.register_worker(engine, send.id)
     first = ledger.claim(engine, send.id, a, 6)
     second = ledger.claim(engine, send.id, b, 6)
     ids_a = {r.id for r in first.recipients}
@@ -144,7 +145,7 @@ def test_postgres_senders_share_a_send_without_overlap(postgres_url):
 def test_unknown_batches_are_reclaimed_whole_under_their_key(database_url):
     engine = seed(database_url, readers(5))
     send, _ = open_week(engine)
-    worker = ledger.register_worker(engine, send.id)
+    worker = ledger_helpers.register_worker(engine, send.id)
     claim = ledger.claim(engine, send.id, worker, 3)
     record(engine, send, worker, claim,
            [ledger.Outcome(r.id, "unknown") for r in claim.recipients])
@@ -156,7 +157,7 @@ def test_unknown_batches_are_reclaimed_whole_under_their_key(database_url):
 def test_a_repeat_that_is_not_answered_stays_unknown_under_its_key(database_url):
     engine = seed(database_url, readers(2))
     send, _ = open_week(engine)
-    worker = ledger.register_worker(engine, send.id)
+    worker = ledger_helpers.register_worker(engine, send.id)
     claim = ledger.claim(engine, send.id, worker, 2)
     record(engine, send, worker, claim, [ledger.Outcome(r.id, "unknown")
                                          for r in claim.recipients])
@@ -176,7 +177,7 @@ def test_an_unknown_batch_past_its_window_is_not_repeated(database_url):
 
     engine = seed(database_url, readers(2))
     send, _ = open_week(engine)
-    worker = ledger.register_worker(engine, send.id)
+    worker = ledger_helpers.register_worker(engine, send.id)
     claim = ledger.claim(engine, send.id, worker, 2)
     record(engine, send, worker, claim, [ledger.Outcome(r.id, "unknown")
                                          for r in claim.recipients])
@@ -193,7 +194,7 @@ def test_an_unknown_batch_past_its_window_is_not_repeated(database_url):
 def test_requeue_puts_unknown_or_failed_back(database_url):
     engine = seed(database_url, readers(2))
     send, _ = open_week(engine)
-    worker = ledger.register_worker(engine, send.id)
+    worker = ledger_helpers.register_worker(engine, send.id)
     claim = ledger.claim(engine, send.id, worker, 2)
     record(engine, send, worker, claim, [ledger.Outcome(1, "unknown"),
                                          ledger.Outcome(2, "failed", code="300")])
@@ -207,6 +208,6 @@ def test_erasing_a_subscriber_keeps_the_ledger_consistent(database_url):
     engine = seed(database_url, readers(2))
     send, _ = open_week(engine)
     assert subscribers.remove(engine, "reader1@example.com")
-    worker = ledger.register_worker(engine, send.id)
+    worker = ledger_helpers.register_worker(engine, send.id)
     claim = ledger.claim(engine, send.id, worker, 5)
     assert [r.id for r in claim.recipients] == [2] and claim.skipped == 1

@@ -2,12 +2,7 @@
 
 import pytest
 
-from newsletter.preflight.content import (
-    check_preheader,
-    check_size,
-    check_subject,
-    check_text_part,
-)
+from newsletter.preflight.content import check_preheader, check_size, check_subject, check_text_part
 from newsletter.preflight.findings import Severity
 from newsletter.preflight.htmlscan import parse
 from newsletter.preflight.markers import check_markers

@@ -12,10 +12,10 @@ import pytest
 from click.testing import CliRunner
 
 from newsletter.cli import cli
-from newsletter.config import Config, load_config
+from newsletter.config import Config, key_fields, load_config
 from newsletter.edition.content import current_week, load_edition
 from newsletter.edition.templates import package_templates
-from newsletter.project.config_file import config_fields, notes, render_config
+from newsletter.project.config_file import notes, render_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -124,15 +124,15 @@ def test_a_bad_name_and_a_file_as_the_folder_are_one_line(here):
 # -- newsletter.toml: every key, its default, a note ------------------------------------------
 
 def test_every_config_key_has_a_note():
-    missing = [f.name for f in config_fields() if f.name not in notes()]
+    missing = [f.name for f in key_fields() if f.name not in notes()]
     assert missing == [], f"add a one-line note for {missing} in project/config_file.py"
-    stale = sorted(set(notes()) - {f.name for f in config_fields()})
+    stale = sorted(set(notes()) - {f.name for f in key_fields()})
     assert stale == []
 
 
 def test_the_written_config_lists_every_key_once_with_a_comment():
     text = render_config({"name": "Five Things"})
-    for f in config_fields():
+    for f in key_fields():
         lines = [line for line in text.splitlines()
                  if re.match(rf"^(# )?{f.name} = ", line)]
         assert len(lines) == 1, f.name
@@ -143,7 +143,7 @@ def test_uncommenting_every_line_gives_the_defaults(tmp_path):
     text = render_config({"name": "Five Things"})
     uncommented = "\n".join(re.sub(r"^# (\w+ = )", r"\1", line) for line in text.splitlines())
     values = tomllib.loads(uncommented)
-    assert set(values) == {f.name for f in config_fields()}
+    assert set(values) == {f.name for f in key_fields()}
     path = tmp_path / "newsletter.toml"
     path.write_text(uncommented, encoding="utf-8")
     loaded = load_config(path, environ={})
@@ -151,7 +151,7 @@ def test_uncommenting_every_line_gives_the_defaults(tmp_path):
     only_name = tmp_path / "defaults.toml"
     only_name.write_text('name = "Five Things"\n')
     defaults = load_config(only_name, environ={})
-    for f in config_fields():
+    for f in key_fields():
         assert getattr(loaded, f.name) == getattr(defaults, f.name), f.name
 
 
@@ -161,7 +161,7 @@ def test_the_readme_table_names_every_key():
     table = table[:table.index("\n\n")]
     keys = set(re.findall(r"`([a-z_0-9]+)`", "\n".join(
         line.split("|")[1] for line in table.splitlines()[2:])))
-    missing = [f.name for f in config_fields() if f.name not in keys]
+    missing = [f.name for f in key_fields() if f.name not in keys]
     assert missing == [], f"the README's configuration table lacks {missing}"
 
 

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from newsletter.cli import cli
 from newsletter.config import load_config
-from newsletter.delivery.sends import open_send, sends_of_week
+from newsletter.delivery.ledger.sends import open_send, sends_of_week
 from newsletter.edition.content import load_edition
 from newsletter.errors import ContentError
 from newsletter.project import weeks

@@ -22,8 +22,10 @@ from newsletter.cli.main import cli
 from newsletter.config import load_config
 from newsletter.delivery import ledger
 from newsletter.delivery.loop import StopReason
+from newsletter.delivery.send import cancel_send
 from newsletter.errors import ConfigError
 from newsletter.store.db import connect
+from newsletter.worker.job import Worker
 from newsletter.worker.schedule import (
     build_trigger,
     crontab_weekdays,
@@ -33,7 +35,7 @@ from newsletter.worker.schedule import (
     last_run_time,
     next_run_times,
 )
-from newsletter.worker.service import Worker, log_start, make_scheduler, serve
+from newsletter.worker.service import log_start, make_scheduler, serve
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")
@@ -524,7 +526,7 @@ def test_serve_takes_the_time_once_for_the_check_and_the_scheduler(project, week
 def test_a_cancelled_send_is_left_for_a_person(project, weekly, database_url, caplog):
     engine = connect(database_url)
     send, _ = ledger.open_send(engine, "2026-W48", "somehash", "subject", "eml")
-    ledger.cancel_send(engine, "2026-W48")
+    cancel_send(engine, "2026-W48")
     calls = []
     worker = Worker(weekly, send=lambda *a, **k: calls.append(a),
                     clock=lambda: MONDAY_8 + timedelta(minutes=1))

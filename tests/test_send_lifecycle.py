@@ -15,6 +15,7 @@ from newsletter.delivery.send import send_edition
 from newsletter.devtools.fake_provider import FakeProvider
 from newsletter.store.db import connect
 from newsletter.store.tables import sends
+from tests import ledger_helpers
 from tests.seeding import readers, seed
 from tests.sending import WEEK, make_config, send, states, stop_after_first_batch
 
@@ -162,11 +163,11 @@ def test_a_send_in_progress_cannot_be_cancelled(tmp_path, project, fake):
     engine = seed(database_url, readers(5))
     config = make_config(project, database_url, fake)
     record, _ = ledger.open_send(engine, WEEK, "h" * 64, "Subject", "postmark")
-    holder = ledger.register_worker(engine, record.id)
+    holder = ledger_helpers.register_worker(engine, record.id)
     try:
         result = cli_run("send", "--week", WEEK, "--cancel", env=env_of(config))
     finally:
-        ledger.unregister_worker(engine, holder)
+        ledger_helpers.unregister_worker(engine, holder)
     assert result.exit_code == 1 and "in progress" in result.output
     assert ledger.find_send(engine, WEEK).status == "sending"
 

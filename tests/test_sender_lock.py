@@ -20,6 +20,7 @@ from newsletter.delivery import ledger
 from newsletter.devtools.fake_provider import FakeProvider
 from newsletter.store.db import connect
 from newsletter.store.tables import deliveries, send_workers
+from tests import ledger_helpers
 from tests.process_helpers import WEEK, sender_env, start_send, stop_process
 from tests.seeding import readers, seed
 from tests.sending import make_config, send, states
@@ -89,12 +90,12 @@ def test_a_killed_sender_releases_its_lock_at_once(project, tmp_path):
 def test_a_postgres_sender_that_stopped_beating_keeps_its_rows_while_it_lives(postgres_url):
     engine = seed(postgres_url, readers(6))
     record, _ = ledger.open_send(engine, WEEK, "h" * 64, "Subject", "postmark")
-    paused = ledger.register_worker(engine, record.id)
+    paused = ledger_helpers.register_worker(engine, record.id)
     ledger.claim(engine, record.id, paused, 3)
     with engine.begin() as conn:
         conn.execute(send_workers.update().values(
             heartbeat_at=utc_now() - timedelta(minutes=10)))
-    other = ledger.register_worker(engine, record.id)
+    other = ledger_helpers.register_worker(engine, record.id)
     ledger.recover(engine, record.id)
 
     def in_flight() -> int:
@@ -103,7 +104,7 @@ def test_a_postgres_sender_that_stopped_beating_keeps_its_rows_while_it_lives(po
                                 .where(deliveries.c.status == "in_flight")).scalar()
 
     assert in_flight() == 3, "a live sender's rows are never taken from it"
-    ledger.abandon_worker(paused)  # its connection closes, as when the process dies
+    ledger_helpers.abandon_worker(paused)  # its connection closes, as when the process dies
     # The server drops the session's lock once it has seen the connection go: ask until then,
     # as a sender looking for work does.
     for _ in range(500):
@@ -112,4 +113,4 @@ def test_a_postgres_sender_that_stopped_beating_keeps_its_rows_while_it_lives(po
             break
         time.sleep(0.01)
     assert in_flight() == 0
-    ledger.unregister_worker(engine, other)
+    ledger_helpers.unregister_worker(engine, other)

@@ -16,12 +16,7 @@ import pytest
 
 from newsletter.audience.recipient import Recipient
 from newsletter.errors import ConfigError
-from newsletter.providers.base import (
-    BatchRejected,
-    FatalTransportError,
-    OutcomeUnknown,
-    Status,
-)
+from newsletter.providers.base import BatchRejected, FatalTransportError, OutcomeUnknown, Status
 from newsletter.providers.resend import (
     ResendTransport,
     build_batch,

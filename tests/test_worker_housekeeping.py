@@ -9,7 +9,8 @@ from datetime import timedelta
 from newsletter.clock import utc_now
 from newsletter.store.db import connect
 from newsletter.worker import housekeeping
-from newsletter.worker.service import Worker, make_scheduler
+from newsletter.worker.job import Worker
+from newsletter.worker.service import make_scheduler
 from tests.web_helpers import (
     Clock,
     make_app,

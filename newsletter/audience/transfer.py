@@ -29,14 +29,7 @@ from ..text import has_control, strip_spaces
 from . import bulk
 from .addresses import Address, clean_name, email_hash, parse_address
 from .lookup import check_status, iter_subscribers
-from .model import (
-    EMAIL_COLUMNS,
-    ERASED_MESSAGE,
-    EXPORT_COLUMNS,
-    STATUSES,
-    STOPPED,
-    Subscriber,
-)
+from .model import EMAIL_COLUMNS, ERASED_MESSAGE, EXPORT_COLUMNS, STATUSES, STOPPED, Subscriber
 from .subscribers import attribute_name
 
 if TYPE_CHECKING:

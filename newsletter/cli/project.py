@@ -84,8 +84,7 @@ def _read_json(source: str):
 
     name = "<stdin>" if source == "-" else source
     try:
-        raw = click.get_binary_stream("stdin").read() if source == "-" else \
-            Path(source).read_bytes()
+        raw = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
     except OSError as exc:
         raise ContentError(f"cannot read {name}: {exc.strerror}") from None
     try:

@@ -31,9 +31,9 @@ from ..providers.base import (
     Transport,
     results_for,
 )
-from .claiming import Claim
+from .ledger.claiming import Claim
+from .ledger.recording import Outcome
 from .ratelimit import RateLimiter
-from .recording import Outcome
 from .states import OutcomeKind
 
 log = logging.getLogger("newsletter.send")

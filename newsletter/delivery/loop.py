@@ -37,10 +37,10 @@ from ..clock import utc_now
 from ..config import Config
 from ..providers.base import Outgoing, Transport
 from .attempt import attempt, one_line
-from .book import Book
-from .claiming import Claim
+from .ledger.book import Book
+from .ledger.claiming import Claim
+from .ledger.recording import Outcome
 from .ratelimit import RateLimiter
-from .recording import Outcome
 from .states import OutcomeKind
 
 log = logging.getLogger("newsletter.send")

@@ -26,16 +26,16 @@ from ..errors import NewsletterError
 from ..providers import make_transport, transport_class
 from ..providers.base import Outgoing, Transport
 from ..store.db import begin_write, connect
-from . import queries, senders, sends
-from .book import LedgerBook
 from .brake import Thresholds
 from .canary import parse_canary
 from .gate import Gate
 from .gate import resume_paused as unpause
+from .ledger import queries, senders, sends
+from .ledger.book import LedgerBook
+from .ledger.sends import SendError
 from .loop import Delivery, RunResult
 from .outgoing import prepare
 from .progress import progress_reporter
-from .sends import SendError
 from .states import SendStatus
 
 

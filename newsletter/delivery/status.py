@@ -10,7 +10,7 @@ from ..config import Config
 from ..edition.content import resolve_week
 from ..providers import REGISTRY, transport_class
 from ..store.db import connect
-from . import queries, sends
+from .ledger import queries, sends
 from .states import DeliveryStatus, SendStatus
 
 

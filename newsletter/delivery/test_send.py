@@ -19,10 +19,10 @@ from ..config import Config
 from ..edition.render import render_week
 from ..errors import NewsletterError
 from ..providers import make_transport
-from .claiming import Claim
+from .ledger.claiming import Claim
+from .ledger.recording import Outcome
 from .loop import Delivery
 from .outgoing import prepare
-from .recording import Outcome
 from .send import check_sender
 from .states import OutcomeKind
 

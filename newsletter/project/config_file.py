@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..config import SECRET_KEYS, Config
+from ..config import SECRET_KEYS, Config, key_fields
 
 # (section title, [(key, note), ...]) in the order the file shows them.
 SECTIONS: list[tuple[str, list[tuple[str, str]]]] = [
@@ -106,18 +106,13 @@ HEADER = """\
 """
 
 
-def config_fields() -> list[dataclasses.Field]:
-    return [f for f in dataclasses.fields(Config)
-            if f.name not in ("base_dir", "source", "origins", "warnings")]
-
-
 def notes() -> dict[str, str]:
     return {key: note for _, keys in SECTIONS for key, note in keys}
 
 
 def render_config(values: dict[str, Any]) -> str:
     """The file's text: ``values`` set, every other key commented out at its default."""
-    fields = {f.name: f for f in config_fields()}
+    fields = {f.name: f for f in key_fields()}
     known = notes()
     sections = [(title, [k for k, _ in keys if k in fields]) for title, keys in SECTIONS]
     other = [name for name in fields if name not in known]

@@ -63,7 +63,7 @@ def sent_checker(config: Config) -> Callable[[str], bool]:
         path = Path(url[len("sqlite:///"):].split("?", 1)[0])
         if not path.exists():
             return lambda week: False
-    from ..delivery.sends import sends_of_week
+    from ..delivery.ledger.sends import sends_of_week
     from ..store.db import connect
 
     engine = connect(url)

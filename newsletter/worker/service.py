@@ -1,11 +1,6 @@
-"""The running worker: the weekly job, the start-up check, and ``serve`` (the scheduler, the
-signals, the main thread's wait). The arithmetic is in ``newsletter.worker.schedule``.
-
-Idempotency
-    Every run asks the delivery ledger first. A week already sent is a no-op, an aborted or
-    cancelled one is left for a person, one being sent elsewhere is shared (PostgreSQL, SKIP
-    LOCKED) or skipped (SQLite: AlreadyInProgress). So the fall-back hour's double fire, a
-    restart or a second worker never start an edition twice.
+"""The running worker: ``serve`` (the scheduler, the signals, the main thread's wait) around
+the weekly job (``worker.job``) and the housekeeping jobs (``worker.housekeeping``). The
+arithmetic is in ``worker.schedule``.
 
 Canary and brake
     A send whose canary slice is out stops, ``waiting``; the worker runs it again when the
@@ -26,32 +21,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 import signal
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from ..clock import utc_now
 from ..config import Config
-from ..delivery.states import SendStatus
-from ..delivery.status import counts_line
-from ..errors import NewsletterError
 from . import housekeeping
-from .schedule import (
-    StartDecision,
-    build_trigger,
-    decide_on_start,
-    edition_week,
-    format_duration,
-    format_time,
-    grace_seconds,
-    last_run_time,
-    next_run_times,
-)
+from .job import Worker, redacted_config
+from .schedule import edition_week, format_time, grace_seconds, next_run_times
 
 log = logging.getLogger("newsletter.worker")
 
@@ -60,251 +39,6 @@ JOB_ID = "weekly-send"
 # runs on the monotonic clock, which stands still while a machine or container is suspended.
 WAKE_EVERY = 60.0
 SIGNAL_POLL = 0.2  # seconds between the main thread's looks for a signal or a stop request
-
-
-def one_line(text: object) -> str:
-    return re.sub(r"\s+", " ", str(text)).strip()
-
-
-def redacted_config(config: Config) -> str:
-    """The config as one log line; secrets (and a password in database_url) hidden."""
-    from ..store.db import safe_url
-
-    values = config.redacted()
-    values["database_url"] = safe_url(config.database_url)
-    return " ".join(f"{key}={value!r}" for key, value in values.items())
-
-
-
-# -- the job ----------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class JobOutcome:
-    """What one run of the job did (for tests and the log)."""
-
-    week: str | None
-    result: str        # sent | stopped | aborted | already-sent | aborted-before |
-    #                    cancelled-before | in-progress | error | not-started
-    detail: str = ""
-
-
-SendFunction = Callable[..., object]
-
-
-class Worker:
-    """The weekly job and the start-up check, with an injectable clock and send function."""
-
-    def __init__(self, config: Config, *, send: SendFunction | None = None,
-                 clock: Callable[[], datetime] | None = None):
-        self.config = config
-        self.trigger = build_trigger(config)
-        self.clock = clock or utc_now
-        self._check = None  # the preflight report a new send must pass (the real send only)
-        if send is None:
-            from ..delivery.send import send_edition
-            from ..preflight.project import check_week
-
-            send, self._check = send_edition, check_week
-        self._send = send
-        self.scheduler = None   # set by make_scheduler: where a canary's resume is scheduled
-        self.resumes: dict[str, datetime] = {}  # week -> when its canary wait ends
-        self.stop_event = threading.Event()  # set: the worker is stopping; asks a send to stop
-        self.current_week: str | None = None
-        self._lock = threading.Lock()
-
-    # -- ledger --------------------------------------------------------------------------
-
-    def _find_send(self, week: str):
-        from ..delivery import ledger
-        from ..store.db import connect
-
-        return ledger.find_send(connect(self.config.database_url), week)
-
-    # -- start-up ------------------------------------------------------------------------
-
-    def check_start(self, now: datetime | None = None) -> StartDecision:
-        """Look at the most recent scheduled run; log what is to be done about it."""
-        now = now or self.clock()
-        scheduled = last_run_time(self.trigger, now)
-        if scheduled is None:
-            return StartDecision("none")
-        week = edition_week(scheduled, self.config.timezone)
-        try:
-            send = self._find_send(week)
-        except NewsletterError as exc:
-            log.error("%s: cannot read the delivery ledger: %s", week, one_line(exc))
-            return StartDecision("none", week, scheduled)
-        decision = decide_on_start(scheduled, now, grace_seconds(self.config),
-                                   send.status if send else None, week)
-        due = format_time(scheduled, self.config.timezone)
-        late = format_duration(decision.late or timedelta(0))
-        if decision.action == "done":
-            log.info("%s: last run, due %s, already sent; nothing to catch up", week, due)
-        elif decision.action == "aborted":
-            self._log_aborted(week, send)
-        elif decision.action == "cancelled":
-            self._log_cancelled(week)
-        elif decision.action == "paused":
-            self._log_paused(week, send)
-        elif decision.action == "resume":
-            log.info("%s: the send due %s is unfinished; resuming it now", week, due)
-        elif decision.action == "run":
-            log.info("%s: the run due %s (%s ago) was not sent; within misfire_grace (%s), "
-                     "sending now", week, due, late, self.grace_text())
-        elif decision.action == "missed":
-            log.warning("%s: missed: the run due %s is %s late, more than misfire_grace (%s); "
-                        "nothing sent. To send it by hand: newsletter send --week %s",
-                        week, due, late, self.grace_text(), week)
-        return decision
-
-    def grace_text(self) -> str:
-        grace = grace_seconds(self.config)
-        return format_duration(grace) if grace else "no limit"
-
-    def _log_cancelled(self, week: str) -> None:
-        log.warning("%s: the send was cancelled; not restarted automatically. To send the week "
-                    "anew: newsletter send --week %s", week, week)
-
-    def _log_paused(self, week: str, send) -> None:
-        log.warning("%s: paused by the brake (%s); not resumed automatically. Look into it "
-                    "(newsletter status --week %s), then: newsletter send --week %s "
-                    "--resume-paused", week, one_line(send.abort_reason or "?"), week, week)
-
-    def _log_aborted(self, week: str, send) -> None:
-        log.warning("%s: the send was aborted (%s); not retried automatically. Fix the cause, "
-                    "then: newsletter send --week %s", week, one_line(send.abort_reason or "?"),
-                    week)
-
-    # -- the job -------------------------------------------------------------------------
-
-    def run_due(self, now: datetime | None = None) -> JobOutcome:
-        """The scheduled job: send the week of the most recent scheduled time."""
-        now = now or self.clock()
-        scheduled = last_run_time(self.trigger, now) or now
-        return self.run_week(edition_week(scheduled, self.config.timezone), scheduled)
-
-    def run_week(self, week: str, scheduled: datetime | None = None) -> JobOutcome:
-        with self._lock:
-            self.current_week = week
-            try:
-                return self._run_week(week, scheduled)
-            except Exception as exc:  # a bug or an outage: keep the worker for next week
-                log.error("%s: not sent: unexpected error %s: %s; the worker carries on%s",
-                          week, type(exc).__name__, one_line(exc), self._next_text())
-                log.debug("%s: traceback", week, exc_info=True)
-                return JobOutcome(week, "error", one_line(exc))
-            finally:
-                self.current_week = None
-
-    def _run_week(self, week: str, scheduled: datetime | None) -> JobOutcome:
-        if self.stop_event.is_set():
-            log.info("%s: not started: the worker is stopping", week)
-            return JobOutcome(week, "not-started")
-        try:
-            send = self._find_send(week)
-            if send is not None and send.status == SendStatus.DONE:
-                log.info("%s: already sent (finished %s); nothing to do", week,
-                         _utc(send.finished_at))
-                return JobOutcome(week, "already-sent")
-            if send is not None and send.status == SendStatus.ABORTED:
-                self._log_aborted(week, send)
-                return JobOutcome(week, "aborted-before", send.abort_reason or "")
-            if send is not None and send.status == SendStatus.CANCELLED:
-                self._log_cancelled(week)
-                return JobOutcome(week, "cancelled-before")
-            if send is not None and send.status == SendStatus.PAUSED:
-                self._log_paused(week, send)
-                return JobOutcome(week, "paused-before", send.abort_reason or "")
-            when = f" (scheduled {format_time(scheduled, self.config.timezone)})" \
-                if scheduled else ""
-            log.info("%s: sending%s", week, when)
-            started = time.monotonic()
-            result = self._call_send(week)
-        except NewsletterError as exc:
-            from ..delivery.ledger import AlreadyInProgress
-
-            if isinstance(exc, AlreadyInProgress):
-                log.warning("%s: skipped: %s", week, one_line(exc))
-                return JobOutcome(week, "in-progress", one_line(exc))
-            log.error("%s: not sent: %s; the worker carries on%s", week, one_line(exc),
-                      self._next_text())
-            return JobOutcome(week, "error", one_line(exc))
-        if result is None:
-            log.info("%s: already sent; nothing to do", week)
-            return JobOutcome(week, "already-sent")
-        return self._report(week, result, time.monotonic() - started)
-
-    def _call_send(self, week: str):
-        extra = {"check": self._check} if self._check is not None else {}
-        return self._send(self.config, week, interactive=False, stop_event=self.stop_event,
-                          **extra)
-
-    def _report(self, week: str, result, seconds: float) -> JobOutcome:
-        counts = dict(result.counts)
-        this_run = result.this_run.get("sent", 0)
-        summary = f"{counts_line(counts)} ({this_run} sent by this run, {seconds:.1f}s)"
-        stopped = result.stopped
-        if stopped is not None and stopped.kind == "aborted":
-            log.error("%s: aborted: %s; %s. Fix the cause, then: newsletter send --week %s",
-                      week, one_line(stopped.detail), summary, week)
-            return JobOutcome(week, "aborted", one_line(stopped))
-        if stopped is not None and stopped.kind == "paused":
-            log.error("%s: %s; %s. Look into it (newsletter status --week %s), then: "
-                      "newsletter send --week %s --resume-paused", week, one_line(stopped),
-                      summary, week, week)
-            return JobOutcome(week, "paused", one_line(stopped))
-        if stopped is not None and stopped.kind == "waiting":
-            log.info("%s: %s; %s; the rest goes out then", week, one_line(stopped.detail),
-                     summary)
-            self._resume_at(week, stopped.until)
-            return JobOutcome(week, "waiting", one_line(stopped.detail))
-        if stopped is not None:
-            why = one_line(stopped.detail).removeprefix("stopped: ")
-            log.warning("%s: stopped: %s; %s; resumes on the next start (or: newsletter send "
-                        "--week %s)", week, why, summary, week)
-            return JobOutcome(week, "stopped", one_line(stopped))
-        log.info("%s: sent: %s", week, summary)
-        if getattr(result, "note", ""):  # an abort that came with the last batch
-            log.warning("%s: %s", week, one_line(result.note))
-        if counts.get("failed") or counts.get("unknown"):
-            log.warning("%s: %d failed, %d unknown; see: newsletter status --week %s", week,
-                        counts.get("failed", 0), counts.get("unknown", 0), week)
-        return JobOutcome(week, "sent")
-
-    def _resume_at(self, week: str, when: datetime | None) -> None:
-        """Run the week's send again when its canary wait ends."""
-        if when is None:
-            return
-        self.resumes[week] = when
-        if self.scheduler is not None:
-            self.scheduler.add_job(self.run_week, trigger="date", run_date=when, args=[week],
-                                   id=f"canary-{week}", name=f"{week} after its canary",
-                                   replace_existing=True, misfire_grace_time=None)
-
-    def _next_text(self) -> str:
-        upcoming = next_run_times(self.config, 1, self.clock() + timedelta(seconds=1))
-        return f" (next run {format_time(upcoming[0])})" if upcoming else ""
-
-    # -- APScheduler events ----------------------------------------------------------------
-
-    def on_missed(self, event) -> None:
-        scheduled = event.scheduled_run_time
-        week = edition_week(scheduled, self.config.timezone)
-        late = self.clock().astimezone(UTC) - scheduled.astimezone(UTC)
-        log.warning("%s: missed: the run due %s started %s late, more than misfire_grace (%s); "
-                    "nothing sent. To send it by hand: newsletter send --week %s", week,
-                    format_time(scheduled, self.config.timezone), format_duration(late),
-                    self.grace_text(), week)
-
-    def on_max_instances(self, event) -> None:
-        for scheduled in event.scheduled_run_times:
-            week = edition_week(scheduled, self.config.timezone)
-            log.info("%s: the schedule fired again (%s) while a send is still running; skipped",
-                     week, format_time(scheduled, self.config.timezone))
-
-
-def _utc(t: datetime | None) -> str:
-    return f"{t:%Y-%m-%d %H:%M:%S} UTC" if t else "?"
 
 
 # -- the long-running worker ------------------------------------------------------------------

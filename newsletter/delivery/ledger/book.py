@@ -17,7 +17,7 @@ from typing import Protocol
 
 import sqlalchemy as sa
 
-from ..clock import utc_now
+from ...clock import utc_now
 from . import claiming, queries, recording, senders, sends
 from .claiming import Claim
 from .recording import Outcome

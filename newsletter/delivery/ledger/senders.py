@@ -31,11 +31,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..clock import utc_now
-from ..store.db import begin_write
-from ..store.tables import deliveries, send_workers
+from ...clock import utc_now
+from ...store.db import begin_write
+from ...store.tables import deliveries, send_workers
+from ..states import DeliveryStatus
 from .sends import SendError, SendRecord, mark_sending
-from .states import DeliveryStatus
 
 _PG_NAMESPACE = 7_246_002  # the first key of every sender's advisory lock (arbitrary)
 

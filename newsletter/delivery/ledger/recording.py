@@ -28,12 +28,12 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from ..clock import utc_now
-from ..store.db import begin_write
-from ..store.tables import batches, deliveries
+from ...clock import utc_now
+from ...store.db import begin_write
+from ...store.tables import batches, deliveries
+from ..states import DeliveryStatus, OutcomeKind
 from .claiming import Claim
 from .queries import Repeats
-from .states import DeliveryStatus, OutcomeKind
 
 # No retry waits longer than this, whatever retry_delay and the doubling make of it.
 MAX_WAIT = timedelta(days=1)
@@ -57,7 +57,7 @@ def record(engine: sa.Engine, send_id: int, worker_id: str, claim: Claim,
            repeats: Repeats | None = None) -> Counter:
     """Store one batch's outcomes; return how many rows reached each *final* state (a row
     unknown but to be repeated, or pending again, is not final)."""
-    from ..audience.subscribers import mark_bounced_ids
+    from ...audience.subscribers import mark_bounced_ids
 
     stamp = utc_now()
     d = deliveries.c

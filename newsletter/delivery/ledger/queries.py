@@ -13,9 +13,9 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from ..clock import utc_now
-from ..store.tables import batches, deliveries
-from .states import OPEN_STATES, DeliveryStatus
+from ...clock import utc_now
+from ...store.tables import batches, deliveries
+from ..states import OPEN_STATES, DeliveryStatus
 
 # Taken off a provider's idempotency window: the key's clock starts at its first request,
 # which can come a while after the batch was claimed, and clocks differ.

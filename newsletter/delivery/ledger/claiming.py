@@ -18,12 +18,12 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from ..audience.recipient import Recipient
-from ..clock import utc_now
-from ..store.db import begin_write
-from ..store.tables import batches, deliveries, subscribers
+from ...audience.recipient import Recipient
+from ...clock import utc_now
+from ...store.db import begin_write
+from ...store.tables import batches, deliveries, subscribers
+from ..states import DeliveryStatus
 from .queries import Repeats, repeatable
-from .states import DeliveryStatus
 
 
 @dataclass(frozen=True)

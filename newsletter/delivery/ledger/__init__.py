@@ -15,13 +15,12 @@ recipient, and a ``sent`` row is never claimed again. The ledger's parts, one jo
 - ``recording``: a batch's outcomes, in one transaction;
 - ``queries``: counts, the work left, errors.
 
-This module is their common door, for callers that want one name to import.
+This package's ``__init__`` is their common door, for callers that want one name to import.
 """
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-
+from ..states import OPEN_STATES
 from .claiming import Claim, claim, claim_unknown
 from .queries import Repeats, counts, next_due, open_rows, sent_span, top_errors
 from .recording import Outcome, record
@@ -38,43 +37,10 @@ from .sends import (
     requeue,
     sends_of_week,
 )
-from .states import OPEN_STATES
 
 __all__ = [
     "OPEN_STATES", "AlreadyInProgress", "Claim", "Outcome", "Repeats", "SendError",
-    "SendRecord", "Sender", "abandon_worker", "cancel_send", "claim", "claim_unknown",
-    "counts", "find_send", "finish", "get_send", "next_due", "open_rows", "open_send",
-    "record", "recover", "register_sender", "register_worker", "release_sender", "requeue",
-    "sends_of_week", "sent_span", "top_errors", "unregister_worker",
+    "SendRecord", "Sender", "abandon", "claim", "claim_unknown", "counts", "find_send",
+    "finish", "get_send", "next_due", "open_rows", "open_send", "record", "recover",
+    "register_sender", "release_sender", "requeue", "sends_of_week", "sent_span", "top_errors",
 ]
-
-# Senders registered through register_worker, by worker id, holding their locks.
-_registered: dict[str, Sender] = {}
-
-
-def register_worker(engine: sa.Engine, send_id: int) -> str:
-    """Register a sender of the send ``send_id`` and return its worker id (its lock is held
-    until ``unregister_worker``)."""
-    sender = register_sender(engine, get_send(engine, send_id))
-    _registered[sender.worker_id] = sender
-    return sender.worker_id
-
-
-def unregister_worker(engine: sa.Engine, worker_id: str) -> None:
-    sender = _registered.pop(worker_id, None)
-    if sender is not None:
-        release_sender(engine, sender)
-
-
-def cancel_send(engine: sa.Engine, week: str):
-    """End the week's send for good (``newsletter.delivery.send.cancel_send``)."""
-    from .send import cancel_send as cancel
-
-    return cancel(engine, week)
-
-
-def abandon_worker(worker_id: str) -> None:
-    """Drop a sender's lock with nothing cleaned up, as its death would (tests)."""
-    sender = _registered.pop(worker_id, None)
-    if sender is not None:
-        abandon(sender)

@@ -14,12 +14,12 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from ..clock import utc_now
-from ..errors import NewsletterError
-from ..store.db import begin_write
-from ..store.tables import batches, deliveries, sends, subscribers
-from .canary import Canary
-from .states import DeliveryStatus, SendStatus
+from ...clock import utc_now
+from ...errors import NewsletterError
+from ...store.db import begin_write
+from ...store.tables import batches, deliveries, sends, subscribers
+from ..canary import Canary
+from ..states import DeliveryStatus, SendStatus
 
 
 class SendError(NewsletterError):
@@ -132,7 +132,7 @@ def _open_send(engine: sa.Engine, week: str, content_hash: str, subject: str, pr
                             "import subscribers first (`newsletter subscribers count`)")
         conn.execute(sends.update().where(sends.c.id == send_id).values(total=total))
         if canary is not None:
-            from .gate import mark_canary
+            from ..gate import mark_canary
 
             mark_canary(conn, send_id, content_hash, canary, total)
         row = conn.execute(sa.select(sends).where(sends.c.id == send_id)).one()
