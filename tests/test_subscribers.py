@@ -13,9 +13,10 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from newsletter.audience import bulk, lookup, model, transfer
+from newsletter.audience import bulk, export, lookup, model, transfer
 from newsletter.audience import subscribers as subs
 from newsletter.audience.addresses import parse_address
+from newsletter.audience.export import export_csv
 from newsletter.audience.recipient import Recipient
 from newsletter.errors import SubscriberError
 from newsletter.store import db, tables
@@ -235,7 +236,7 @@ def test_export_import_round_trip(engine, tmp_path, records):
     original = [_comparable(s) for s in lookup.iter_subscribers(engine)]
 
     path = tmp_path / "export.csv"
-    assert transfer.export_csv(engine, path) == len(records)
+    assert export_csv(engine, path) == len(records)
     _empty(engine)
     report = transfer.import_csv(engine, path)
     assert report.added == len(records) and not report.invalid
@@ -243,7 +244,7 @@ def test_export_import_round_trip(engine, tmp_path, records):
     assert [_comparable(s) for s in lookup.iter_subscribers(engine)] == original
     # And a second export is byte-identical to the first.
     again = io.StringIO()
-    transfer.export_csv(engine, again)
+    export_csv(engine, again)
     assert again.getvalue() == path.read_bytes().decode("utf-8")
 
 
@@ -268,8 +269,8 @@ def test_failed_export_leaves_the_previous_file_and_no_temporary(engine, tmp_pat
         yield from ()
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(transfer, "iter_subscribers", broken)
+    monkeypatch.setattr(export, "iter_subscribers", broken)
     with pytest.raises(RuntimeError):
-        transfer.export_csv(engine, target)
+        export_csv(engine, target)
     assert target.read_text(encoding="utf-8") == "previous\n"
     assert not [name for name in os.listdir(tmp_path) if name.endswith(".tmp")]

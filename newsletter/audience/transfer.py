@@ -1,10 +1,9 @@
-"""Importing and exporting the subscriber list as CSV.
+"""Importing a CSV file into the subscriber list (the export is ``audience.export``).
 
 The import is one transaction: a failed import writes nothing. It adds new addresses only: one
 already on the list is left exactly as it is (so re-importing a file changes nothing), and it
 never re-activates an address that is unsubscribed, bounced or complained, nor re-adds one erased
-on request. Invalid rows abort the whole import unless the caller asks to skip them. The export
-writes the format the import reads, so export -> import round-trips the list.
+on request. Invalid rows abort the whole import unless the caller asks to skip them.
 
 Addresses, names, statuses and the erased-address hashes follow the rules of
 ``newsletter.audience.subscribers``, whose helpers this module uses; it changes no existing
@@ -13,12 +12,11 @@ subscriber.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -28,8 +26,7 @@ from ..store.db import begin_write
 from ..text import has_control, strip_spaces
 from . import bulk
 from .addresses import Address, clean_name, email_hash, parse_address
-from .lookup import check_status, iter_subscribers
-from .model import EMAIL_COLUMNS, ERASED_MESSAGE, EXPORT_COLUMNS, STATUSES, STOPPED, Subscriber
+from .model import EMAIL_COLUMNS, ERASED_MESSAGE, EXPORT_COLUMNS, STATUSES, STOPPED
 from .subscribers import attribute_name
 
 if TYPE_CHECKING:
@@ -78,69 +75,6 @@ class ImportAborted(SubscriberError):
             f"{report.path}: {len(report.invalid)} invalid row(s); nothing {verb} "
             "(fix them, or use --skip-invalid to import the valid rows)"
         )
-
-
-# --------------------------------------------------------------------------- export
-
-
-def export_csv(
-    engine: sa.Engine, dest: str | os.PathLike | TextIO, status: str | None = None
-) -> int:
-    """Write subscribers as CSV (the format import reads) to a path or an open text stream.
-
-    A path is replaced atomically. Attributes become one column each. Returns the row count.
-    """
-    from ..files import atomic_writer
-    from .csvfile import write_rows
-
-    if status is not None:
-        check_status(status)
-    keys = attribute_keys(engine, status)
-    columns = list(EXPORT_COLUMNS) + keys
-    rows = (subscriber_row(sub, keys) for sub in iter_subscribers(engine, status))
-    if hasattr(dest, "write"):
-        return write_rows(dest, columns, rows)
-    try:
-        with atomic_writer(dest, text=True) as fh:
-            return write_rows(fh, columns, rows)
-    except OSError as exc:
-        raise SubscriberError(f"cannot write {dest}: {exc.strerror}") from None
-
-
-def attribute_keys(engine: sa.Engine, status: str | None = None) -> list[str]:
-    """Every attribute name in use, sorted; computed by the database, not by loading rows."""
-    where = "WHERE s.status = :status" if status else ""
-    if engine.dialect.name == "postgresql":
-        sql = f"SELECT DISTINCT jsonb_object_keys(s.attributes) FROM subscribers s {where}"
-    else:
-        sql = f"SELECT DISTINCT j.key FROM subscribers s, json_each(s.attributes) j {where}"
-    with engine.connect() as conn:
-        keys = conn.execute(sa.text(sql), {"status": status} if status else {}).scalars()
-        return sorted(keys)
-
-
-def subscriber_row(sub: Subscriber, attribute_keys: list[str]) -> list[str]:
-    """One CSV row in EXPORT_COLUMNS order, then the attributes."""
-    out = [
-        sub.email,
-        sub.name or "",
-        sub.status,
-        sub.source,
-        *(_iso(getattr(sub, col)) for col in EXPORT_COLUMNS[4:]),
-    ]
-    for key in attribute_keys:
-        value = sub.attributes.get(key)
-        out.append("" if value is None else value if isinstance(value, str) else json.dumps(value))
-    return out
-
-
-def _iso(value: datetime | str | None) -> str:
-    if value is None:
-        return ""
-    return value.isoformat() if isinstance(value, datetime) else value
-
-
-# --------------------------------------------------------------------------- import
 
 
 @dataclass

@@ -88,9 +88,9 @@ def _import_summary(report) -> str:
 @click.pass_obj
 def export_command(app, file: str, status: str | None) -> None:
     """Write subscribers to a CSV file that `subscribers import` reads back."""
-    from ..audience import transfer
+    from ..audience.export import export_csv
 
-    count = transfer.export_csv(_engine(app), file, status=status)
+    count = export_csv(_engine(app), file, status=status)
     click.echo(f"exported {count} subscriber(s) to {file}")
 
 
@@ -108,9 +108,9 @@ def list_command(app, status: str | None, fmt: str) -> None:
         lookup.check_status(status)
     out = sys.stdout
     if fmt == "csv":
-        from ..audience import transfer
+        from ..audience.export import export_csv
 
-        transfer.export_csv(engine, out, status=status)
+        export_csv(engine, out, status=status)
     elif fmt == "json":
         _write_json(out, (s.as_dict() for s in lookup.iter_subscribers(engine, status)))
     else:
