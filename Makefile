@@ -58,6 +58,9 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/bench_cold_start.py
 	$(BIN)/python bench/bench_transports.py
 	$(BIN)/python bench/bench_delivery.py
+	$(BIN)/python bench/bench_web.py
+	$(BIN)/python bench/bench_webhooks.py
+	$(BIN)/python bench/bench_dkim.py
 	$(BIN)/python bench/bench_peers.py
 
 clean:
