@@ -238,7 +238,7 @@ say "   paths resolve in the project folder: $(printf '%s' "$OUT" | tail -1)"
 step "dry run inside the worker container"
 expect_exit 0 docker exec "$worker" newsletter send --dry-run --week "$week"
 say "   $OUT"
-docker cp "$worker:/data/outbox/$week" "$TMP/dry-run" >/dev/null
+docker cp "$worker:/data/outbox/dry-run/$week" "$TMP/dry-run" >/dev/null
 token="$("$PYTHON" docker/ci/checks.py dry-run "$TMP/dry-run" "$N" "jose@bücher.example")" || fail "dry run"
 say "   $N messages; José's unsubscribe token taken from his List-Unsubscribe"
 
