@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import pytest
 from click.testing import CliRunner
 
 from newsletter.cli import cli
@@ -114,3 +115,17 @@ def test_a_failed_refresh_is_one_line_and_keeps_the_old_copy(project, server, tm
 def test_refresh_options_do_not_mix_with_a_check(project):
     assert run("--to", "x.json").exit_code == 2
     assert run("--refresh-client-data", "--dns").exit_code == 2
+
+
+def test_the_check_a_send_runs_in_a_child_process_finds_the_same_and_raises_the_same(project):
+    from newsletter.config import load_config
+    from newsletter.errors import NewsletterError
+    from newsletter.preflight.isolated import check_week_apart
+    from newsletter.preflight.project import check_week
+
+    config = load_config(project / "newsletter.toml")
+    apart, here = check_week_apart(config, WEEK), check_week(config, WEEK)
+    assert [(f.code, f.message) for f in apart.findings] == \
+        [(f.code, f.message) for f in here.findings]
+    with pytest.raises(NewsletterError, match="2026-W01"):
+        check_week_apart(config, "2026-W01")

@@ -100,17 +100,18 @@ def _send(app: AppContext, week: str | None, *, retry_failed: bool, retry_unknow
     from ..delivery.send import NotReady, send_edition
     from ..delivery.status import counts_line, next_steps
     from ..edition.content import resolve_week
-    from ..preflight import to_text
-    from ..preflight.project import check_week
+    from ..preflight.isolated import check_week_apart
     from ..providers import transport_class
     from .output import setup_logging
 
     setup_logging()
     try:
         run = send_edition(app.config, week, retry_failed=retry_failed,
-                           retry_unknown=retry_unknown, check=check_week, force=force,
+                           retry_unknown=retry_unknown, check=check_week_apart, force=force,
                            resume_paused=resume_paused)
     except NotReady as exc:
+        from ..preflight import to_text
+
         click.echo(to_text(exc.report), err=True)
         raise
     if run is None:
