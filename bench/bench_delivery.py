@@ -7,10 +7,14 @@ provider is started (answering each request after --latency-ms, recording what i
 
 - recipients per second: end to end (the child's whole life: start, render, snapshot, send)
   and while sending (from the ledger: first to last row recorded as sent);
-- the sender child's peak RSS (ru_maxrss from wait4) and CPU time (user + sys) per recipient.
+- the sender's own peak RSS (VmHWM, read from /proc while it runs) and the peak of its whole
+  process tree (ru_maxrss from wait4, which takes the largest of the sender and its children:
+  the preflight check runs in a child process and starts SpamAssassin, itself ~120 MiB);
+- the tree's CPU time (user + sys) per recipient.
 
-Targets on a 2-core machine: at least 2,000 recipients/s; peak RSS for 100,000 within 10 % of
-that for 10,000, and under 150 MB. The fake's record is checked: everyone exactly once.
+Targets on a 2-core machine: at least 2,000 recipients/s; the sender's peak RSS for 100,000
+within 10 % of that for 10,000, and under 150 MB. The fake's record is checked: everyone
+exactly once.
 SQLite by default; --database-url postgresql://... runs on PostgreSQL (each size in a schema of
 its own, dropped afterwards).
 
@@ -25,6 +29,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections import Counter
@@ -51,7 +56,8 @@ class Result:
     n: int
     wall: float
     sending_rate: float
-    peak_mib: float
+    peak_mib: float        # the sender process itself
+    tree_peak_mib: float   # the sender or any of its children, whichever was largest
     cpu_seconds: float
 
     @property
@@ -84,6 +90,27 @@ def database(base_url: str | None, tmp: Path):
         dispose_engines()
         with psycopg.connect(plain, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+class HighWaterMark(threading.Thread):
+    """Follows a process's VmHWM (its peak resident set so far) until the process is gone."""
+
+    def __init__(self, pid: int):
+        super().__init__(daemon=True)
+        self.path, self.kib = Path(f"/proc/{pid}/status"), 0
+
+    def run(self) -> None:
+        while True:
+            try:
+                status = self.path.read_text()
+            except (FileNotFoundError, ProcessLookupError):
+                return
+            for line in status.splitlines():
+                if line.startswith("VmHWM:"):
+                    self.kib = max(self.kib, int(line.split()[1]))
+            if "State:\tZ" in status:  # exited, waiting to be reaped: the peak is final
+                return
+            time.sleep(0.01)
 
 
 def sending_rate(database_url: str) -> float:
@@ -130,8 +157,11 @@ def run(n: int, args: argparse.Namespace) -> Result:
                     proc = subprocess.Popen([NEWSLETTER, "send", "--week", WEEK], env=env,
                                             cwd=project, stdout=subprocess.PIPE, stderr=err,
                                             text=True, start_new_session=True)
+                    hwm = HighWaterMark(proc.pid)
+                    hwm.start()
                     out = proc.stdout.read()
-                    # wait4: the rusage of exactly this child (peak RSS, CPU), as it exits.
+                    # wait4: the rusage of this child and the children it waited for (peak, CPU).
+                    hwm.join(timeout=5)  # it sees the zombie before wait4 reaps it
                     _, status, usage = os.wait4(proc.pid, 0)
                     wall = time.perf_counter() - start
                     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -146,7 +176,8 @@ def run(n: int, args: argparse.Namespace) -> Result:
                                  f"max {max(received.values(), default=0)} each")
             rate = sending_rate(database_url)
     # ru_maxrss is in KiB on Linux.
-    return Result(n, wall, rate, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime)
+    return Result(n, wall, rate, hwm.kib / 1024, usage.ru_maxrss / 1024,
+                  usage.ru_utime + usage.ru_stime)
 
 
 def main() -> None:
@@ -165,13 +196,14 @@ def main() -> None:
           f"batches of {args.batch_size}, {args.concurrency} in flight) on {backend}; "
           f"{os.cpu_count()} CPUs")
     print(f"{'recipients':>10} {'wall s':>7} {'end-to-end/s':>13} {'sending/s':>10} "
-          f"{'peak RSS MiB':>13} {'CPU us/recipient':>17}")
+          f"{'sender peak MiB':>16} {'tree peak MiB':>14} {'CPU us/recipient':>17}")
     results = []
     for n in args.sizes:
         r = run(n, args)
         results.append(r)
         print(f"{r.n:>10,} {r.wall:>7.1f} {r.rate:>13,.0f} {r.sending_rate:>10,.0f} "
-              f"{r.peak_mib:>13.1f} {r.cpu_us_per_recipient:>17.0f}", flush=True)
+              f"{r.peak_mib:>16.1f} {r.tree_peak_mib:>14.1f} {r.cpu_us_per_recipient:>17.0f}",
+              flush=True)
     largest = max(results, key=lambda r: r.n)
     print(f"throughput at {largest.n:,}: {largest.rate:,.0f} recipients/s end to end "
           f"(target >= 2,000/s): {'ok' if largest.rate >= 2000 else 'MISSED'}")
@@ -179,7 +211,7 @@ def main() -> None:
         smallest = min(results, key=lambda r: r.n)
         growth = (largest.peak_mib - smallest.peak_mib) / smallest.peak_mib * 100
         within = abs(growth) <= 10 and largest.peak_mib * 1.048576 < 150  # MiB -> MB
-        print(f"peak RSS {smallest.n:,} -> {largest.n:,}: {smallest.peak_mib:.1f} -> "
+        print(f"sender's peak RSS {smallest.n:,} -> {largest.n:,}: {smallest.peak_mib:.1f} -> "
               f"{largest.peak_mib:.1f} MiB, {growth:+.1f} % (target within 10 % and under "
               f"150 MB): {'ok' if within else 'MISSED'}")
 

@@ -66,9 +66,10 @@ chmod 755 "$TMP" "$TMP/ci"
 # shellcheck source=docker/ci/dockerd.sh
 . "$repo/docker/ci/dockerd.sh"
 
+CHECKOUT="$repo"  # where the stack runs from: a readable copy of the checkout, once made
 compose() {
     docker-compose --project-name "$PROJECT" --env-file "$TMP/ci.env" \
-        -f "$repo/docker-compose.yml" -f "$repo/docker/ci/compose.ci.yml" "$@"
+        -f "$CHECKOUT/docker-compose.yml" -f "$CHECKOUT/docker/ci/compose.ci.yml" "$@"
 }
 cid() { compose ps -q "$1"; }
 fake_env=(-e NEWSLETTER_PROVIDER=resend -e NEWSLETTER_PROVIDER_BASE_URL=http://fake:8025
@@ -167,6 +168,17 @@ find docker/wheelhouse -name '*.whl' -delete
 "$VENV_PYTHON" -m pip wheel --quiet --wheel-dir docker/wheelhouse -r "$TMP/requirements.txt" \
     2> >(grep -v "^WARNING: Location" >&2) || fail "pip wheel"
 say "   $(find docker/wheelhouse -name '*.whl' | wc -l) wheels"
+
+# The containers run as uid 10001 and read the checkout through a bind mount, so its top
+# folder must be open to others, as an operator's clone is under the usual umask. A clone
+# made by `mktemp -d` (0700) is not: the stack runs from a copy of the working tree (what git
+# tracks or would track, and the wheels) with every folder 0755 and every file 0644.
+CHECKOUT="$TMP/checkout"
+mkdir -p "$CHECKOUT"
+{ git ls-files -z --cached --others --exclude-standard; find docker/wheelhouse -name '*.whl' -print0; } \
+    | tar --null --files-from=- --ignore-failed-read -cf - 2>/dev/null \
+    | tar -xf - -C "$CHECKOUT" || fail "copying the checkout"
+chmod -R u=rwX,go=rX "$CHECKOUT" && chmod 755 "$CHECKOUT"
 
 fake_module="newsletter.devtools.fake_provider"
 [ -f newsletter/devtools/fake_provider.py ] || fake_module="newsletter.fake_provider"
