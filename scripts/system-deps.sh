@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # The Debian packages the test suite drives for real: Chromium (browser tests), SpamAssassin
-# (spam scores), Dovecot (IMAP). Installs the missing ones when run as root on a machine with
-# apt-get; elsewhere it only says what is missing (those tests then skip, except under CI).
+# (spam scores: the command, spamc, and spamd, a package of its own since Debian 12) and
+# Dovecot (IMAP). Installs the missing ones when run as root on a machine with apt-get;
+# elsewhere it only says what is missing (those tests then skip, except under CI).
 set -euo pipefail
 
 declare -A PACKAGE_OF=(
   [chromium]=chromium
   [spamassassin]=spamassassin
   [spamc]=spamc
+  [spamd]=spamd
   [dovecot]=dovecot-imapd
 )
 missing=()

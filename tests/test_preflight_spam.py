@@ -142,7 +142,8 @@ def require(tool: str) -> str:
     path = shutil.which(tool)
     if path is None:
         if os.environ.get("CI"):
-            pytest.fail(f"{tool} is required in CI (Debian: apt-get install spamassassin spamc)")
+            pytest.fail(f"{tool} is required in CI "
+                        "(Debian: apt-get install spamassassin spamc spamd)")
         pytest.skip(f"{tool} is not installed")
     return path
 
