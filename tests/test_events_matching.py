@@ -18,6 +18,11 @@ from tests.test_events_world import (
 )
 
 
+def altered(token):
+    """The token with its last character changed, whatever that character was."""
+    return token[:-1] + ("B" if token[-1] == "A" else "A")
+
+
 @pytest.fixture(autouse=True)
 def _dispose():
     yield
@@ -115,7 +120,7 @@ def test_mailto_requests_are_matched_by_a_valid_token_only(world):
     good, forged, other_key = match(
         engine,
         event(**request, metadata={"unsubscribe_token": token_for(w["jose"])}),
-        event(**request, metadata={"unsubscribe_token": token_for(w["jose"])[:-2] + "AA"}),
+        event(**request, metadata={"unsubscribe_token": altered(token_for(w["jose"]))}),
         event(**request, metadata={"unsubscribe_token": token_for(w["jose"], "old-key")}))
     assert good == Match(w["jose"], w["send2"], "token"), \
         "the token, not the From address, decides; the newest send that reached jose"
