@@ -6,12 +6,13 @@ migration that brings the paused state and the canary columns to a database with
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa
 
 from newsletter.delivery.brake import Figures, Thresholds, judge
-from newsletter.delivery.gate import figures
+from newsletter.delivery.gate import Gate, figures
 from newsletter.store import db
 from newsletter.store.tables import deliveries, events, sends
 
@@ -105,6 +106,53 @@ def test_figures_count_this_sends_hard_bounces_and_complaints_once_each(database
         # Since a resume: only messages recorded as sent from then on, and their events.
         since = NOW + timedelta(minutes=2, seconds=30)
         assert figures(conn, mine, since) == Figures(sent=18, bounced=1, complained=1)
+
+
+def mark_sent(engine, send_id, upto):
+    with engine.begin() as conn:
+        conn.execute(deliveries.update().where(deliveries.c.send_id == send_id,
+                                               deliveries.c.subscriber_id <= upto)
+                     .values(status="sent"))
+
+
+def bounce(engine, send_id, ids):
+    with engine.begin() as conn:
+        for sid in ids:
+            add_event(conn, send_id, sid, "bounced")
+
+
+def test_a_large_send_is_braked_on_exact_figures_without_a_count_before_every_batch(
+        database_url):
+    engine = db.connect(database_url)
+    with engine.begin() as conn:
+        send_id = add_send(conn, "2026-W47", sent=4000, total=10000)
+    book = SimpleNamespace(batch_size=100, canary_only=False)
+    gate = Gate(engine, send_id, book, limits=DEFAULTS, wait=0, clock=lambda: NOW)
+    bounce(engine, send_id, range(1, 151))                  # 3.75 % of 4,000
+    assert gate.check() is None and gate.tally.value == 4000
+
+    # 250 bounces are 6.25 % of the 4,000 last counted, but 4.17 % of the 6,000 sent by now:
+    # the stale figure only prompts a count, and the send goes on.
+    mark_sent(engine, send_id, 6000)
+    bounce(engine, send_id, range(151, 251))
+    assert gate.check() is None and gate.tally.value == 6000
+    for _ in range(2):                                      # 200 claimed: under 6,000 / 20
+        assert gate.check() is None
+    assert gate.tally.value == 6000, "not counted again before a twentieth more is claimed"
+
+    mark_sent(engine, send_id, 6300)
+    for _ in range(2):
+        assert gate.check() is None
+    assert gate.tally.value == 6300, "counted again once 300 more were claimed"
+
+    bounce(engine, send_id, range(251, 321))               # 320 of 6,300: 5.08 %
+    stopped = gate.check()
+    assert stopped.kind == "paused"
+    assert str(stopped).endswith("hard bounces 5.08% (320 of 6,300 sent) reached "
+                                 "brake_bounce_rate 5.00%")
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sends.c.status).where(sends.c.id == send_id)
+                            ).scalar_one() == "paused"
 
 
 def test_the_migration_brings_paused_and_the_canary_to_a_database_with_data(database_url):

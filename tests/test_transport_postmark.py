@@ -5,6 +5,7 @@ import json
 import httpx
 import pytest
 
+from newsletter.audience.recipient import Recipient
 from newsletter.providers.base import BatchRejected, FatalTransportError, OutcomeUnknown, Status
 from newsletter.providers.postmark import PostmarkTransport, build_batch, parse_batch
 from tests.provider_specs import validate_request, validate_response
@@ -66,6 +67,25 @@ async def test_success_records_message_ids(config, outgoing):
     assert [r.status for r in results] == [Status.SENT] * 3
     assert [r.message_id for r in results] == ["id-1", "id-2", "id-3"]
     assert seen == {"token": API_KEY, "path": "/email/batch"}
+
+
+async def test_the_body_on_the_wire_is_the_batch_with_every_message_filled_in(config, outgoing):
+    batch = [Recipient(id=7, email="jose@bücher.example", name="José Martí"),
+             *recipients(2)]
+    seen = {}
+
+    def handler(request):
+        seen["body"] = json.loads(request.content)
+        seen["length"] = int(request.headers["Content-Length"])
+        seen["bytes"] = len(request.content)
+        return httpx.Response(200, json=ok(3))
+
+    await send_with(PostmarkTransport, config, outgoing, handler, batch=batch)
+    assert seen["body"] == build_batch(outgoing, batch, "newsletters")
+    assert seen["length"] == seen["bytes"]
+    first = seen["body"][0]
+    assert "Hi José," in first["TextBody"] and "Hi Jos&#233;," in first["HtmlBody"]
+    assert "{{" not in first["HtmlBody"] and "@@" not in first["TextBody"]
 
 
 async def test_partial_failure_marks_only_those_recipients(config, outgoing):

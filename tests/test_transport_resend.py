@@ -131,6 +131,7 @@ async def test_success_records_ids_in_order(config, outgoing):
     assert seen["headers"]["Idempotency-Key"] == idempotency_key(outgoing.edition_key, "b1")
     assert seen["headers"]["x-batch-validation"] == "strict"
     validate_request("resend", "/emails/batch", "post", seen["body"])
+    assert seen["body"] == build_batch(outgoing, recipients(3))
 
 
 async def test_provider_base_url_overrides_the_endpoint(project, outgoing):

@@ -97,6 +97,7 @@ def _dry_run(app: AppContext, week: str | None, out: str | None) -> None:
 
 def _send(app: AppContext, week: str | None, *, retry_failed: bool, retry_unknown: bool,
           force: bool = False, resume_paused: bool = False) -> None:
+    from ..delivery.arenas import limit_arenas
     from ..delivery.send import NotReady, send_edition
     from ..delivery.status import counts_line, next_steps
     from ..edition.content import resolve_week
@@ -104,6 +105,7 @@ def _send(app: AppContext, week: str | None, *, retry_failed: bool, retry_unknow
     from ..providers import transport_class
     from .output import setup_logging
 
+    limit_arenas()
     setup_logging()
     try:
         run = send_edition(app.config, week, retry_failed=retry_failed,

@@ -39,7 +39,10 @@ def worker(app, next_count: int | None, verbose: bool) -> None:
                 ready[week] = week_readiness(config, week).line
             click.echo(f"{t.isoformat()}  {t:%a %Z}  {week}  {ready[week]}")
         return
+    from ..delivery.arenas import limit_arenas
     from ..delivery.send import check_sender
+
+    limit_arenas()
 
     check_sender(config)  # every week would fail without these: say so now, not on Monday
     setup_logging(verbose)

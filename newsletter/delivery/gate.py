@@ -51,16 +51,52 @@ def mark_canary(conn: sa.Connection, send_id: int, content_hash: str, canary: Ca
     return size
 
 
-def figures(conn: sa.Connection, send_id: int, since: datetime | None = None) -> Figures:
+def figures(conn: sa.Connection, send_id: int, since: datetime | None = None, *,
+            sent: int | None = None) -> Figures:
     """The send's messages sent and subscribers hard-bounced and complained, counting only
-    messages recorded as sent from ``since`` on (None: all)."""
+    messages recorded as sent from ``since`` on (None: all); ``sent`` given is not counted."""
+    if sent is None:
+        sent = sent_count(conn, send_id, since)
+    return Figures(sent, *(_reported(conn, send_id, kind, since)
+                           for kind in ("bounced", "complained")))
+
+
+def sent_count(conn: sa.Connection, send_id: int, since: datetime | None = None) -> int:
     d = deliveries.c
     sent = sa.select(sa.func.count()).select_from(deliveries).where(
         d.send_id == send_id, d.status == DeliveryStatus.SENT)
     if since is not None:
         sent = sent.where(d.updated_at >= since)
-    return Figures(conn.execute(sent).scalar_one(), *(
-        _reported(conn, send_id, kind, since) for kind in ("bounced", "complained")))
+    return conn.execute(sent).scalar_one()
+
+
+class SentTally:
+    """The sent figure the brake divides by, counted again only once another twentieth of it
+    (at least a batch) has been claimed. A count reads every sent row: one before every batch
+    would make a send's checks grow with the square of its list. A figure not counted again
+    is low, so it can only make a rate look higher: a verdict is confirmed on a fresh count.
+    Below twenty batches sent it is counted before every batch, as exact as ever."""
+
+    def __init__(self, batch_size: int):
+        self.batch_size = max(1, batch_size)
+        self.value: int | None = None
+        self.since: datetime | None = None
+        self.claimed = 0  # at most, since the last count
+
+    def get(self, conn: sa.Connection, send_id: int, since: datetime | None, *,
+            fresh: bool = False) -> int:
+        due = (fresh or self.value is None or since != self.since
+               or self.claimed >= max(self.batch_size, self.value // 20))
+        if due:
+            self.value, self.since, self.claimed = sent_count(conn, send_id, since), since, 0
+        return self.value
+
+    @property
+    def exact(self) -> bool:
+        return self.claimed == 0
+
+    def claim(self) -> None:
+        self.claimed += self.batch_size
 
 
 def _reported(conn: sa.Connection, send_id: int, kind: str, since: datetime | None) -> int:
@@ -112,6 +148,7 @@ class Gate:
         self.limits = limits
         self.wait = timedelta(seconds=wait)
         self.clock = clock
+        self.tally = SentTally(book.batch_size)
 
     def check(self) -> StopReason | None:
         now = self.clock()
@@ -122,6 +159,7 @@ class Gate:
             verdict = self._brake(conn, row)
             left = self._canary_open(conn) if row.canary_size and row.canary_until is None \
                 else 0
+        self.tally.claim()  # a batch is claimed after every check that lets it
         if verdict is not None:
             pause(self.engine, self.send_id, verdict)
             log.warning("%s: paused by %s", row.week, verdict)
@@ -141,8 +179,14 @@ class Gate:
     def _brake(self, conn: sa.Connection, row) -> str | None:
         if self.limits.off:
             return None
-        found = figures(conn, self.send_id, row.brake_since)
-        return judge(found, self.limits, canary_size=row.canary_size)
+        verdict = None
+        for fresh in (False, True):
+            sent = self.tally.get(conn, self.send_id, row.brake_since, fresh=fresh)
+            found = figures(conn, self.send_id, row.brake_since, sent=sent)
+            verdict = judge(found, self.limits, canary_size=row.canary_size)
+            if verdict is None or self.tally.exact:
+                break
+        return verdict
 
     def _canary_open(self, conn: sa.Connection) -> int:
         d = deliveries.c

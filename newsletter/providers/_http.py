@@ -34,6 +34,7 @@ from typing import Any
 import httpx
 import orjson
 
+from ._json_body import array_fragments, stream
 from .base import BatchRetryable, FatalTransportError, OutcomeUnknown, TransportError
 
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
@@ -104,19 +105,19 @@ class HttpClient:
     async def request(self, method: str, url: str, *, idempotent: bool = False,
                       json: Any = None, json_items: Iterable[Any] | None = None,
                       **kwargs) -> httpx.Response:
-        """Send with the retry rules above. ``json_items`` is a JSON array given item by item:
-        each is serialized as it comes, so a batch's messages never all exist as objects."""
+        """Send with the retry rules above. ``json_items`` is a JSON array given item by item,
+        kept as fragments that share the edition's text (see ``_json_body``)."""
         watch = _watch.get()
         if watch is not None:
             watch.used = True
-        pieces: list[bytes] | None = None
+        fragments: list[bytes] | None = None
         if json is not None:
             # orjson: a batch of 500 full messages is ~15 MB of JSON; the stdlib takes twice
             # as long to write it.
             kwargs["content"] = orjson.dumps(json)
         elif json_items is not None:
-            pieces = _array_pieces(json_items)
-            kwargs["headers"] = {"Content-Length": str(sum(map(len, pieces))),
+            fragments = array_fragments(json_items)
+            kwargs["headers"] = {"Content-Length": str(sum(map(len, fragments))),
                                  **kwargs.get("headers", {})}
         if json is not None or json_items is not None:
             kwargs["headers"] = {"Content-Type": "application/json", **kwargs.get("headers", {})}
@@ -124,8 +125,8 @@ class HttpClient:
         unknown: TransportError | None = None  # the first attempt that may have been accepted
         for attempt in range(1, self.retry.attempts + 1):
             wait: float | None = None
-            if pieces is not None:  # a fresh stream for every attempt
-                kwargs["content"] = _stream(pieces)
+            if fragments is not None:  # a fresh stream of the same bytes for every attempt
+                kwargs["content"] = stream(fragments)
             if watch is not None:
                 watch.sent = True
             try:
@@ -183,37 +184,6 @@ def _stop(error: TransportError, unknown: TransportError | None) -> TransportErr
     (``maybe_accepted``), so the batch is recorded unknown, not as never sent."""
     error.maybe_accepted = unknown is not None
     return error
-
-
-# A batch's body is written in pieces of about this size: a few dozen writes for 15 MB, not
-# two per message (each write costs the HTTP stack far more than the copy into a piece).
-PIECE_BYTES = 256 * 1024
-
-
-def _array_pieces(items: Iterable[Any]) -> list[bytes]:
-    """The JSON array of ``items``, as pieces whose concatenation is the whole body."""
-    pieces: list[bytes] = []
-    piece = bytearray(b"[")
-    first = True
-    for item in items:
-        if not first:
-            piece += b","
-        first = False
-        # Copied into the piece at once: orjson's result keeps its writer's buffer (about
-        # 256 KB whatever the length), which for 500 messages of 30 KB would be 125 MB.
-        piece += orjson.dumps(item)
-        if len(piece) >= PIECE_BYTES:
-            pieces.append(bytes(piece))
-            piece = bytearray()
-    piece += b"]"
-    pieces.append(bytes(piece))
-    return pieces
-
-
-async def _stream(pieces: list[bytes]):
-    # Written piece by piece: no joined copy of the whole body is ever made.
-    for piece in pieces:
-        yield piece
 
 
 def api_client(provider: str, config, default_base_url: str, *, bearer: bool = False,

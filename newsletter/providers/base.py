@@ -37,6 +37,7 @@ from ..audience.addresses import envelope_address
 from ..audience.recipient import Recipient
 from ..edition.placeholders import FieldTemplate
 from ..errors import NewsletterError
+from ._json_body import Filled
 
 
 class Status(StrEnum):
@@ -187,6 +188,12 @@ class Outgoing(Protocol):
 def filled(outgoing: Outgoing, person: Personalized) -> tuple[str, str]:
     """The HTML and text parts with ``person``'s values filled in."""
     return outgoing.html.fill(person.html_values), outgoing.text.fill(person.values)
+
+
+def filled_parts(outgoing: Outgoing, person: Personalized) -> tuple[Filled, Filled]:
+    """The HTML and text parts for ``person``, not yet joined: a JSON body keeps them as the
+    edition's shared text and the values (``_json_body``)."""
+    return Filled(outgoing.html, person.html_values), Filled(outgoing.text, person.values)
 
 
 def personalize_batch(outgoing: Outgoing, recipients: Sequence[Recipient],

@@ -18,6 +18,7 @@ import httpx
 from ..audience.recipient import Recipient
 from ..config import Config
 from ._http import HttpClient, api_client, raise_for_status
+from ._json_body import plain
 from .base import (
     BatchRejected,
     FatalTransportError,
@@ -26,7 +27,7 @@ from .base import (
     SendResult,
     Status,
     check_batch,
-    filled,
+    filled_parts,
 )
 
 NAME = "postmark"
@@ -40,15 +41,16 @@ FATAL_CODES = frozenset({10, 400, 401, 405, 412, 413})
 
 
 def build_batch(outgoing: Outgoing, recipients: Sequence[Recipient], stream: str) -> list[dict]:
-    return list(iter_batch(outgoing, recipients, stream))
+    """The batch's messages as the request body's array holds them."""
+    return [plain(m) for m in iter_batch(outgoing, recipients, stream)]
 
 
 def iter_batch(outgoing: Outgoing, recipients: Sequence[Recipient],
                stream: str) -> Iterator[dict]:
-    """The batch's messages, one at a time (each filled-in message is ~30 KB)."""
+    """The batch's messages, one at a time, their parts kept as ``Filled``."""
     for recipient in recipients:
         person = outgoing.personalize(recipient)
-        html, text = filled(outgoing, person)
+        html, text = filled_parts(outgoing, person)
         body: dict[str, Any] = {
             "From": outgoing.sender.header,
             "To": person.to,

@@ -30,6 +30,7 @@ import httpx
 from ..audience.recipient import Recipient
 from ..config import Config
 from ._http import HttpClient, api_client, raise_for_status
+from ._json_body import plain
 from .base import (
     BatchRejected,
     FatalTransportError,
@@ -38,7 +39,7 @@ from .base import (
     SendResult,
     Status,
     check_batch,
-    filled,
+    filled_parts,
 )
 
 NAME = "resend"
@@ -68,14 +69,15 @@ def idempotency_key(edition_key: str, batch_key: str) -> str:
 
 
 def build_batch(outgoing: Outgoing, recipients: Sequence[Recipient]) -> list[dict[str, Any]]:
-    return list(iter_batch(outgoing, recipients))
+    """The batch's messages as the request body's array holds them."""
+    return [plain(m) for m in iter_batch(outgoing, recipients)]
 
 
 def iter_batch(outgoing: Outgoing, recipients: Sequence[Recipient]) -> Iterator[dict[str, Any]]:
-    """The batch's messages, one at a time."""
+    """The batch's messages, one at a time, their parts kept as ``Filled``."""
     for recipient in recipients:
         person = outgoing.personalize(recipient)
-        html, text = filled(outgoing, person)
+        html, text = filled_parts(outgoing, person)
         body: dict[str, Any] = {
             "from": outgoing.sender.header,
             "to": [person.to],
