@@ -179,14 +179,15 @@ class Gate:
     def _brake(self, conn: sa.Connection, row) -> str | None:
         if self.limits.off:
             return None
-        verdict = None
-        for fresh in (False, True):
-            sent = self.tally.get(conn, self.send_id, row.brake_since, fresh=fresh)
-            found = figures(conn, self.send_id, row.brake_since, sent=sent)
-            verdict = judge(found, self.limits, canary_size=row.canary_size)
-            if verdict is None or self.tally.exact:
-                break
+        verdict = self._judge(conn, row, fresh=False)
+        if verdict is not None and not self.tally.exact:
+            verdict = self._judge(conn, row, fresh=True)  # confirmed on a fresh count
         return verdict
+
+    def _judge(self, conn: sa.Connection, row, *, fresh: bool) -> str | None:
+        sent = self.tally.get(conn, self.send_id, row.brake_since, fresh=fresh)
+        found = figures(conn, self.send_id, row.brake_since, sent=sent)
+        return judge(found, self.limits, canary_size=row.canary_size)
 
     def _canary_open(self, conn: sa.Connection) -> int:
         d = deliveries.c

@@ -65,7 +65,7 @@ class _EncodedBody:
     """One body part's literal stretches, pre-encoded, ready to interleave with values."""
 
     def __init__(self, template: FieldTemplate):
-        self.fields = template.fields
+        self.template = template
         self.literals = tuple(self._piece(lit) for lit in template.literals)
         self.stuffed = tuple(dot_stuff(lit) for lit in self.literals)
 
@@ -75,15 +75,17 @@ class _EncodedBody:
         return encoded + SOFT_BREAK if encoded and not encoded.endswith(CRLF) else encoded
 
     def encode(self, values: dict[str, str], *, stuffed: bool = False) -> list[bytes]:
-        literals = self.stuffed if stuffed else self.literals
-        out = [literals[0]]
-        for field, literal in zip(self.fields, literals[1:], strict=True):
-            value = values[field]
-            if value:
-                piece = qp_encode(value) + SOFT_BREAK
-                out.append(dot_stuff(piece) if stuffed else piece)
-            out.append(literal)
-        return out
+        if stuffed:
+            return self.template.interleave(self.stuffed, values, _stuffed_value)
+        return self.template.interleave(self.literals, values, _value)
+
+
+def _value(value: str) -> bytes:
+    return qp_encode(value) + SOFT_BREAK
+
+
+def _stuffed_value(value: str) -> bytes:
+    return dot_stuff(qp_encode(value) + SOFT_BREAK)
 
 
 class MessageBuilder:

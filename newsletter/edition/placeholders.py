@@ -13,12 +13,15 @@ text in which a marker was altered or cut, so that none can ever be mailed.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from markupsafe import Markup
 
 from ..errors import TemplateError
+
+T = TypeVar("T")
 
 RECIPIENT_FIELDS = ("name", "first_name", "email", "unsubscribe_url")
 
@@ -98,8 +101,17 @@ class FieldTemplate:
         return cls(literals=literals, fields=tuple(parts[1::2]))
 
     def fill(self, values: Mapping[str, str]) -> str:
-        out = [self.literals[0]]
-        for field, literal in zip(self.fields, self.literals[1:], strict=True):
-            out.append(values[field])
+        return "".join(self.interleave(self.literals, values, str))
+
+    def interleave(self, literals: Sequence[T], values: Mapping[str, str],
+                   encode: Callable[[str], T]) -> list[T]:
+        """``literals`` (these stretches, or an encoding of each) with every field's value,
+        encoded, in between; empty values are left out. A message's body, in whatever form
+        a transport writes it, is these pieces joined."""
+        out = [literals[0]]
+        for field, literal in zip(self.fields, literals[1:], strict=True):
+            value = values[field]
+            if value:
+                out.append(encode(value))
             out.append(literal)
-        return "".join(out)
+        return out

@@ -82,13 +82,7 @@ def _message(message: Mapping[str, Any], out: list[bytes]) -> None:
 
 
 def _part(part: Filled, out: list[bytes]) -> None:
-    literals = _escaped_literals(part.template)
-    out.append(literals[0])
-    for field, literal in zip(part.template.fields, literals[1:], strict=True):
-        value = part.values[field]
-        if value:
-            out.append(_escape(value))
-        out.append(literal)
+    out += part.template.interleave(_escaped_literals(part.template), part.values, _escape)
 
 
 @lru_cache(maxsize=16)

@@ -187,7 +187,8 @@ class Outgoing(Protocol):
 
 def filled(outgoing: Outgoing, person: Personalized) -> tuple[str, str]:
     """The HTML and text parts with ``person``'s values filled in."""
-    return outgoing.html.fill(person.html_values), outgoing.text.fill(person.values)
+    html, text = filled_parts(outgoing, person)
+    return str(html), str(text)
 
 
 def filled_parts(outgoing: Outgoing, person: Personalized) -> tuple[Filled, Filled]:
