@@ -1,7 +1,7 @@
 # The newsletter image: the package in a virtualenv on a slim Python, run as an unprivileged
 # user. The content (newsletter.toml, items/, templates/) is not baked in: docker-compose.yml
 # mounts the project folder read-only at /content, so editors publish with `git pull` on the
-# host. Writable state lives in the database and in /data (dry-run output).
+# host (the package keeps its own copy of templates/, the defaults, as package data). Writable state lives in the database and in /data (dry-run output).
 #
 #   docker build -t newsletter .
 #   docker build --build-arg BASE=my/python:3.11 --build-arg PIP_OPTIONS=--no-index -t newsletter .
@@ -15,8 +15,9 @@ FROM ${BASE} AS build
 ARG PIP_OPTIONS=""
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_ROOT_USER_ACTION=ignore
 COPY docker/wheelhouse/ /wheelhouse/
-COPY pyproject.toml README.md /src/
+COPY pyproject.toml README.md LICENSE /src/
 COPY newsletter/ /src/newsletter/
+COPY templates/ /src/templates/
 # One wheel for the package plus one per dependency (resolved from pyproject.toml), then a
 # virtualenv installed from those wheels alone; pip itself is not needed at run time.
 RUN python3 -m venv /opt/newsletter \

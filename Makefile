@@ -38,6 +38,7 @@ system-deps:
 
 test: $(VENV)/.installed-test .mjml/node_modules/.bin/mjml system-deps
 	$(BIN)/ruff check newsletter tests bench
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest
 
 # The inner loop: everything but the tests marked slow (process-level crash trials, random
@@ -45,10 +46,12 @@ test: $(VENV)/.installed-test .mjml/node_modules/.bin/mjml system-deps
 .PHONY: test-fast
 test-fast: $(VENV)/.installed-test .mjml/node_modules/.bin/mjml system-deps
 	$(BIN)/ruff check newsletter tests bench
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -m "not slow"
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check newsletter tests bench
+	$(BIN)/lint-imports --no-cache
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/bench_personalize.py
@@ -59,7 +62,9 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/bench_transports.py
 	$(BIN)/python bench/bench_delivery.py
 	$(BIN)/python bench/bench_web.py
+	$(BIN)/python bench/bench_signup.py
 	$(BIN)/python bench/bench_webhooks.py
+	$(BIN)/python bench/bench_hostile.py
 	$(BIN)/python bench/bench_dkim.py
 	$(BIN)/python bench/bench_peers.py
 

@@ -143,7 +143,7 @@ def run(n: int, args: argparse.Namespace) -> Result:
         project = tmp / "project"
         project.mkdir()
         shutil.copy(ROOT / "newsletter.toml", project / "newsletter.toml")
-        shutil.copytree(ROOT / "newsletter" / "templates", project / "templates")
+        shutil.copytree(ROOT / "templates", project / "templates")
         shutil.copytree(ROOT / "items", project / "items")
         with database(args.database_url, tmp) as database_url:
             active, _ = seed_subscribers(database_url, n)

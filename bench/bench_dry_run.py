@@ -66,7 +66,7 @@ def run(n: int) -> tuple[int, float, float]:
     with tempfile.TemporaryDirectory(prefix="nl-bench-") as tmp:
         project = Path(tmp)
         shutil.copy(ROOT / "newsletter.toml", project / "newsletter.toml")
-        shutil.copytree(ROOT / "newsletter" / "templates", project / "templates")
+        shutil.copytree(ROOT / "templates", project / "templates")
         shutil.copytree(ROOT / "items", project / "items")
         seed(f"sqlite:///{project / 'subscribers' / 'newsletter.db'}", n)
         out = subprocess.run(

@@ -38,7 +38,7 @@ def padded_project(tmp: Path, target_html: int) -> Path:
     project = tmp / "project"
     project.mkdir()
     shutil.copy(ROOT / "newsletter.toml", project)
-    shutil.copytree(ROOT / "newsletter" / "templates", project / "templates")
+    shutil.copytree(ROOT / "templates", project / "templates")
     shutil.copytree(ROOT / "items", project / "items")
     config = load_config(project / "newsletter.toml", environ={})
     n = 6

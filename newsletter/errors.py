@@ -20,7 +20,8 @@ are raised (module in brackets); what a transport error means for a send is in
     │   └── ImportAborted  [audience.transfer] invalid rows: nothing was imported
     ├── OutputError        a file or folder cannot be written (names it, says what to do)
     ├── DatabaseError      [store.db] the database cannot be reached or is at an unknown
-    │                      schema revision
+    │   │                  schema revision
+    │   └── DatabaseBusy   another transaction held a lock for longer than this one would wait
     ├── SendError          [delivery.ledger.sends] a send cannot start or resume as asked
     │   ├── AlreadyInProgress  [delivery.ledger.senders] another sender holds the send
     │   └── NotReady       [delivery.send] `newsletter check` found errors (--force sends)
@@ -31,7 +32,7 @@ are raised (module in brackets); what a transport error means for a send is in
     ├── FeedbackError      [feedback.events] an event could not be taken in
     │   ├── WebhookRejected  a webhook's signature, age, replay or topic is refused (4xx):
     │   │                    NotConfigured, BadSignature, StaleRequest, ReplayedRequest,
-    │   │                    UnknownTopic, MalformedPayload
+    │   │                    UnknownTopic, MalformedPayload (UnusablePayload)
     │   ├── WebhookUnavailable  try again later (503)
     │   ├── ReportError    a bounce or complaint report cannot be read
     │   └── MailboxError   the IMAP mailbox cannot be used

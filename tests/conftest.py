@@ -73,7 +73,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     dest = tmp_path / "project"
     dest.mkdir()
     shutil.copy(ROOT / "newsletter.toml", dest / "newsletter.toml")
-    shutil.copytree(ROOT / "newsletter" / "templates", dest / "templates")
+    shutil.copytree(ROOT / "templates", dest / "templates")
     shutil.copytree(ROOT / "items", dest / "items")
     (dest / "subscribers").mkdir()
     shutil.copy(ROOT / "subscribers" / "sample.csv", dest / "subscribers" / "sample.csv")

@@ -50,7 +50,7 @@ def test_a_repeat_after_the_list_changed_carries_the_original_payload(project, d
                                                                       fake, caplog):
     config = leave_one_batch_unknown(project, database_url, fake)
     engine = connect(database_url)
-    assert subscribers.remove(engine, "reader7@example.com")  # erased meanwhile
+    subscribers.unsubscribe(engine, "reader7@example.com")  # unsubscribed meanwhile
     with engine.begin() as conn:  # and another one renamed
         conn.execute(subscriber_table.update().where(subscriber_table.c.id == 3)
                      .values(name="Zoë Renamed"))

@@ -152,7 +152,8 @@ def ses_requests(items, when):
         return {"eventType": "Delivery", "mail": mail, "delivery": {"recipients": [addr]}}
 
     return [(ses.body(SNS_SIGNER.sign(ses.notification(
-        content(kind, addr, mid), message_id=str(uuid.uuid4()), when=when))), {})
+        content(kind, addr, mid), message_id=str(uuid.uuid4()), when=when))),
+             {"x-amz-sns-message-type": "Notification"})
             for kind, addr, _, mid, _ in items]
 
 

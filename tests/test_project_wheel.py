@@ -31,10 +31,11 @@ pytestmark = pytest.mark.slow
 def wheel(tmp_path_factory) -> Path:
     """A wheel built from a copy of the sources (no build files land in the repository)."""
     src = tmp_path_factory.mktemp("src")
-    shutil.copy(ROOT / "pyproject.toml", src)
-    shutil.copy(ROOT / "README.md", src)
-    shutil.copytree(ROOT / "newsletter", src / "newsletter",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(ROOT / name, src)
+    for folder in ("newsletter", "templates"):
+        shutil.copytree(ROOT / folder, src / folder,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     dist = tmp_path_factory.mktemp("dist")
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
                     "--no-index", "--quiet", "--wheel-dir", str(dist), str(src)],
@@ -59,12 +60,37 @@ def venv(wheel, tmp_path_factory) -> Path:
     return home
 
 
-def test_the_wheel_carries_the_templates_and_the_schema(wheel):
+def source_files(folder: Path) -> list[str]:
+    """Every file under a folder of the repository, as paths relative to it."""
+    return sorted(path.relative_to(folder).as_posix() for path in folder.rglob("*")
+                  if path.is_file() and "__pycache__" not in path.parts)
+
+
+def test_the_wheel_carries_every_template_inside_the_package(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
-    for name in ("edition.mjml.j2", "edition.txt.j2", "edition.css", "confirm.mjml.j2",
-                 "confirm.txt.j2", "web/base.html.j2", "web/site.css", "web/altcha.js"):
-        assert f"newsletter/templates/{name}" in names, name
+    templates = source_files(ROOT / "templates")
+    assert {"edition.mjml.j2", "confirm.txt.j2", "web/base.html.j2", "web/site.css"} <= set(
+        templates)
+    missing = [name for name in templates if f"newsletter/templates/{name}" not in names]
+    assert missing == []
+    assert not any(name.startswith("templates/") for name in names), "inside the package only"
+
+
+def test_the_wheel_carries_every_module_and_data_file(wheel):
+    """The packages are listed by hand in pyproject.toml: a new one left out fails here."""
+    names = set(zipfile.ZipFile(wheel).namelist())
+    missing = [name for name in source_files(ROOT / "newsletter")
+               if f"newsletter/{name}" not in names]
+    assert missing == []
     assert "newsletter/schemas/items.schema.json" in names
+
+
+def test_the_wheel_carries_its_licence(wheel):
+    with zipfile.ZipFile(wheel) as archive:
+        [metadata] = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+        [licence] = [n for n in archive.namelist() if n.endswith(".dist-info/licenses/LICENSE")]
+        assert "License-Expression: MIT" in archive.read(metadata).decode().splitlines()
+        assert archive.read(licence) == (ROOT / "LICENSE").read_bytes()
 
 
 def test_a_project_of_ones_own_works_from_the_installed_wheel(venv, tmp_path):

@@ -46,12 +46,13 @@ def test_the_web_upgrade_keeps_every_subscriber_and_works_at_once(database_url):
         (1, "Zoe@Bücher.example", "Zoë “Zo” O’Brien", "active", "import:list.csv"),
         (2, "gone@example.com", None, "unsubscribed", "import:list.csv")]
     assert details == 0 and outbox == 0
+    migrate(engine, "head")  # the code of today writes the later tables too
     now = datetime.now(UTC)
     change = signup.unsubscribe(engine, 1, signup.UnsubscribeMethod.ONE_CLICK,
                                 signup.Consent("192.0.2.1", "Mail/1.0"), now)
     assert change == signup.Change("active", "unsubscribed")
-    assert request_confirmation(engine, parse_address("gone@example.com"), None,
-                                signup.Consent("192.0.2.2", "Browser/2"), now)
+    request_confirmation(engine, parse_address("gone@example.com"), None,
+                         signup.Consent("192.0.2.2", "Browser/2"), now)
     assert signup.standing(engine, 2).status == "pending"
     migrate(engine, "0003_delivery", down=True)  # and back, without losing subscribers
     with engine.connect() as conn:

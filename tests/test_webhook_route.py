@@ -35,6 +35,9 @@ SECRETS = {
     "postmark_webhook_auth": ("old:pair", pm.CREDENTIALS),
     "ses_sns_topic_arns": (ses.TOPIC,),
 }
+# What SNS sends with every HTTP delivery (the route refuses a request without it).
+SNS_NOTIFICATION = {"x-amz-sns-message-type": "Notification",
+                    "content-type": "text/plain; charset=UTF-8"}
 
 
 @pytest.fixture(autouse=True)
@@ -92,7 +95,8 @@ def test_a_signed_sendgrid_batch_is_stored_once_and_applied(client):
     ("resend", rs.encode(rs.BOUNCED), rs.sign(b"{}"), 403),
     ("postmark", pm.encode(pm.BOUNCE), pm.auth("postmark:wrong"), 401),
     ("postmark", pm.encode(pm.BOUNCE), {}, 401),
-    ("ses", ses.body(SNS.sign(ses.notification(ses.BOUNCE, topic=ses.FOREIGN))), {}, 403),
+    ("ses", ses.body(SNS.sign(ses.notification(ses.BOUNCE, topic=ses.FOREIGN))),
+     SNS_NOTIFICATION, 403),
 ], ids=["sendgrid other body", "sendgrid unsigned", "mailgun wrong key", "mailgun not json",
         "resend other body", "postmark wrong pair", "postmark no auth", "ses foreign topic"])
 def test_a_request_that_fails_verification_is_refused_and_changes_nothing(
@@ -189,7 +193,8 @@ def test_the_log_names_counts_never_secrets_addresses_or_payloads(client, caplog
 def test_an_sns_subscription_is_confirmed_through_the_transport_seam(client, web):
     message = SNS.sign(ses.confirmation())
     answer = client.post("/webhooks/ses", content=ses.body(message),
-                         headers={"content-type": "text/plain; charset=UTF-8"})
+                         headers={"content-type": "text/plain; charset=UTF-8",
+                                  "x-amz-sns-message-type": "SubscriptionConfirmation"})
     assert answer.status_code == 200 and answer.json()["events"] == 0
     assert web.requests == [ses.CERT_URL, message["SubscribeURL"]]
 
@@ -215,7 +220,8 @@ def post_sample(client, provider, payload):
         body = rs.encode(payload)
         return client.post("/webhooks/resend", content=body, headers=rs.sign(body))
     if provider == "ses":
-        return client.post("/webhooks/ses", content=ses.body(SNS.sign(ses.notification(payload))))
+        return client.post("/webhooks/ses", content=ses.body(SNS.sign(ses.notification(payload))),
+                           headers=SNS_NOTIFICATION)
     return client.post("/webhooks/postmark", content=pm.encode(payload),
                        headers=pm.auth(pm.CREDENTIALS))
 

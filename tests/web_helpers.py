@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from starlette.testclient import TestClient
 
 from newsletter.config import load_config
-from newsletter.store.tables import confirmations, consent_details, subscribers
+from newsletter.store.tables import confirmations, consent_details, status_changes, subscribers
 from newsletter.web.app import create_app
 
 SECRET = "web-test-secret-0123456789abcdef"
@@ -85,6 +85,17 @@ def row(engine: sa.Engine, email_address: str) -> dict | None:
     with engine.connect() as conn:
         found = conn.execute(query).first()
     return dict(found._mapping) if found else None
+
+
+def signed_up_from(engine: sa.Engine, email_address: str) -> str | None:
+    """The client address of the address's newest sign-up, as the status history keeps it (an
+    unconfirmed sign-up's consent waits there, not on the subscriber's record)."""
+    h, s = status_changes.c, subscribers.c
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.select(h.ip).join_from(status_changes, subscribers, s.id == h.subscriber_id)
+            .where(s.email_key == email_address.lower(), h.consent_text.is_not(None))
+            .order_by(h.id.desc()).limit(1)).scalar()
 
 
 def outbox_rows(engine: sa.Engine) -> list[dict]:

@@ -4,12 +4,14 @@ caller's transaction (COPY and one array parameter on PostgreSQL, batches on SQL
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
 from ..store.tables import subscribers, suppressions
+from . import history
 
 _CHUNK = 500  # rows per IN (...) lookup and per INSERT batch
 
@@ -65,16 +67,32 @@ def erased_hashes(conn: sa.Connection, digests: list[str]) -> set[str]:
     return {row[0] for row in _lookup(conn, sa.select(c.email_hash), c.email_hash, digests)}
 
 
+def record_added(conn: sa.Connection, keys: list[str], at: datetime, detail: str) -> None:
+    """The first status-history row of each subscriber just imported with these keys: one
+    INSERT ... SELECT per batch of keys, no row through Python (a tenth of the import's
+    time, where an executemany of the rows took as long as the import itself)."""
+    c = subscribers.c
+    for where in _batches(conn, c.email_key, keys):
+        history.record_selected(conn, sa.select(c.id, c.status).where(where), at,
+                                history.ChangeMethod.IMPORT, detail)
+
+
 def _lookup(conn: sa.Connection, query: sa.Select, column, values: list[str]) -> list[sa.Row]:
     """``query`` for rows whose ``column`` is one of ``values``, in batches."""
     found: list[sa.Row] = []
+    for where in _batches(conn, column, values):
+        found.extend(conn.execute(query.where(where)).all())
+    return found
+
+
+def _batches(conn: sa.Connection, column, values: list[str]) -> Iterator[sa.ColumnElement]:
+    """"``column`` is one of ``values``", a batch of values at a time."""
     if conn.dialect.name == "postgresql":
         # One array parameter: several times faster than IN with thousands of parameters.
         for start in range(0, len(values), _CHUNK * 10):
             batch = sa.bindparam("batch", values[start : start + _CHUNK * 10],
                                  type_=sa.ARRAY(sa.String))
-            found.extend(conn.execute(query.where(column == sa.any_(batch))).all())
-        return found
+            yield column == sa.any_(batch)
+        return
     for start in range(0, len(values), _CHUNK):
-        found.extend(conn.execute(query.where(column.in_(values[start : start + _CHUNK]))).all())
-    return found
+        yield column.in_(values[start : start + _CHUNK])

@@ -4,23 +4,26 @@ resubscribe.
 This module and ``audience.subscribers`` are the only code that changes a subscriber's status.
 This one keeps the rules of consent given or withdrawn by the person themselves:
 
-* A web sign-up makes an address ``pending`` with a new consent record (source ``web``, time,
-  IP, user agent, the form's wording), whether it was new, unsubscribed or erased on request;
-  it never touches an active, bounced or complained address, and mails a pending one again only
-  when the caller's cooldown allows.
-* Only a ``pending`` subscriber is confirmed; confirming lifts an erasure of the same address
-  (the person asked again, and proved the mailbox is theirs).
+* A web sign-up makes a new address (or one erased on request) ``pending`` (source ``web``,
+  the time), and an unsubscribed one ``pending`` again; it never touches an active, bounced
+  or complained address. Anyone can type an address, so an unconfirmed sign-up overwrites
+  nothing an earlier sign-up or an unsubscribe recorded on the subscriber: its consent (IP,
+  user agent, the form's wording) waits in the status history, where every sign-up is
+  recorded, one that changed nothing too.
+* Only a ``pending`` subscriber is confirmed; confirming makes the newest sign-up's consent the
+  subscriber's record (the old one stays in the history) and lifts an erasure of the same
+  address (the person asked again, and proved the mailbox is theirs).
 * Unsubscribing is idempotent and records how (``one-click``, ``page``, ``mailto``), when, and
   from which IP and user agent. Resubscribing is offered only to someone who unsubscribed
   themselves, never to an address the operator, a bounce or a complaint stopped.
 
+Every change is recorded in the status history (``audience.history``) in its own transaction.
 Every function is one transaction (or runs inside the caller's) and takes the time from its
 caller, an aware UTC datetime.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -29,12 +32,15 @@ import sqlalchemy as sa
 
 from ..store.db import begin_write
 from ..store.tables import consent_details, subscribers, suppressions
-from ..text import CONTROL_CHARS
 from .addresses import Address, email_hash
+from .history import ChangeMethod, StatusChange, latest_sign_up, one_line, record, record_many
 from .model import SubscriberStatus
 
 SOURCE = "web"
-MAX_DETAIL = 512  # characters kept of a user agent or a form's wording
+# An unsubscribe's method as the status history names who made it: one-click and the page are
+# the web app, mailto: the feedback mailbox, anything else a provider's webhook.
+_VIA = {"one-click": ChangeMethod.WEB, "page": ChangeMethod.WEB,
+        "mailto": ChangeMethod.MAILBOX}
 
 
 class UnsubscribeMethod(StrEnum):
@@ -118,50 +124,85 @@ def was_erased(engine: sa.Engine, subscriber_id: int) -> bool:
 
 
 def sign_up(conn: sa.Connection, address: Address, name: str | None, consent: Consent,
-            now: datetime, *, may_mail: Callable[[int], bool]) -> int | None:
-    """Within the caller's write transaction: record a web sign-up.
+            now: datetime, *, method: ChangeMethod = ChangeMethod.WEB) -> int:
+    """Within the caller's write transaction: record a web sign-up; return the subscriber's id
+    (whatever its status: the caller queues a confirmation for every sign-up, and the outbox
+    decides whether one is sent).
 
-    Returns the id of the subscriber to send a confirmation mail to, or None when nothing may
-    be mailed (active, bounced or complained; or ``may_mail(id)`` said no: the cooldown).
+    New, or erased on request: a pending subscriber. Pending or unsubscribed: pending (with
+    the name given, if any, for the confirmation's greeting), the source, consent and
+    unsubscribe recorded on the row left as they are until the person confirms. Active,
+    bounced or complained: nothing changes. The sign-up's consent goes to the status history
+    in every case. Whatever the standing the work is the same (a read, one write of the
+    subscriber row that changes nothing for an active or stopped one, the history row), so
+    neither the answer nor its time tells the standings apart.
     """
     s = subscribers.c
-    row = conn.execute(sa.select(s.id, s.status).where(s.email_key == address.key)).first()
-    record = dict(
-        status=SubscriberStatus.PENDING, source=SOURCE, consented_at=now, confirmed_at=None,
-        unsubscribed_at=None, unsubscribe_reason=None, updated_at=now,
-    )
+    row = conn.execute(sa.select(s.id, s.status).where(s.email_key == address.key)
+                       .with_for_update()).first()
     if row is None:
         # New, or erased on request: the hash in suppressions stays until the person confirms.
-        values = dict(record, email=address.email, email_key=address.key,
-                      name=name or address.name, attributes={}, created_at=now)
+        before = None
+        values = dict(status=SubscriberStatus.PENDING, source=SOURCE, consented_at=now,
+                      email=address.email, email_key=address.key, name=name or address.name,
+                      attributes={}, created_at=now, updated_at=now)
         subscriber_id = conn.execute(subscribers.insert().values(values)).inserted_primary_key[0]
     else:
-        subscriber_id, status = row
-        if status not in (SubscriberStatus.PENDING, SubscriberStatus.UNSUBSCRIBED):
-            return None
-        if not may_mail(subscriber_id):
-            return None
+        subscriber_id, before = row
+        values = dict(status=SubscriberStatus.PENDING, updated_at=now)
         if name:
-            record["name"] = name
-        conn.execute(subscribers.update().where(s.id == subscriber_id).values(record))
-    _save_details(conn, subscriber_id, now, consent_ip=consent.ip,
-                  consent_user_agent=_detail(consent.user_agent),
-                  consent_text=_detail(consent.text), unsubscribe_method=None,
-                  unsubscribe_ip=None, unsubscribe_user_agent=None)
+            values["name"] = name
+        # Run for every standing; an active or stopped subscriber's row matches no row here.
+        conn.execute(
+            subscribers.update()
+            .where(s.id == subscriber_id,
+                   s.status.in_((SubscriberStatus.PENDING, SubscriberStatus.UNSUBSCRIBED)))
+            .values(values))
+    after = SubscriberStatus.PENDING if before in _SIGNS_UP else before
+    # Every sign-up is recorded, one that changed nothing too: what someone asked for is kept,
+    # and the work stays the same whatever the standing.
+    record(conn, StatusChange(subscriber_id, now, before, after, method,
+                              detail=_sign_up_detail(before), ip=consent.ip,
+                              user_agent=consent.user_agent, consent_text=consent.text))
     return subscriber_id
 
 
+_SIGNS_UP = (None, SubscriberStatus.PENDING, SubscriberStatus.UNSUBSCRIBED)
+
+
+def _sign_up_detail(before: str | None) -> str:
+    if before is None:
+        return "signed up"
+    if before in _SIGNS_UP:
+        return f"signed up again (was {before})"
+    return f"signed up while {before}: nothing changed"
+
+
 def confirm(engine: sa.Engine, subscriber_id: int, now: datetime) -> Change | None:
-    """Double opt-in: a pending subscriber becomes active. None when there is no subscriber."""
+    """Double opt-in: a pending subscriber becomes active, with its newest sign-up's consent
+    as its record. None when there is no subscriber."""
     s = subscribers.c
     with begin_write(engine) as conn:
-        row = conn.execute(sa.select(s.status, s.email_key).where(s.id == subscriber_id)).first()
+        row = conn.execute(sa.select(s.status, s.email_key).where(s.id == subscriber_id)
+                           .with_for_update()).first()
         if row is None:
             return None
         if row.status != SubscriberStatus.PENDING:
             return Change(row.status, row.status)
-        conn.execute(subscribers.update().where(s.id == subscriber_id)
-                     .values(status=SubscriberStatus.ACTIVE, confirmed_at=now, updated_at=now))
+        values = dict(status=SubscriberStatus.ACTIVE, confirmed_at=now, updated_at=now)
+        signed = latest_sign_up(conn, subscriber_id)
+        if signed is not None:
+            # What the person confirmed replaces the earlier record; the history keeps that.
+            values.update(source=SOURCE, consented_at=signed.at, unsubscribed_at=None,
+                          unsubscribe_reason=None)
+            _save_details(conn, subscriber_id, now, consent_ip=signed.ip,
+                          consent_user_agent=signed.user_agent,
+                          consent_text=signed.consent_text, unsubscribe_method=None,
+                          unsubscribe_ip=None, unsubscribe_user_agent=None)
+        conn.execute(subscribers.update().where(s.id == subscriber_id).values(values))
+        record(conn, StatusChange(subscriber_id, now, SubscriberStatus.PENDING,
+                                  SubscriberStatus.ACTIVE, ChangeMethod.WEB,
+                                  detail="confirmed with the link in the confirmation mail"))
         conn.execute(suppressions.delete()
                      .where(suppressions.c.email_hash == email_hash(row.email_key)))
     return Change(SubscriberStatus.PENDING, SubscriberStatus.ACTIVE)
@@ -203,16 +244,24 @@ def unsubscribe_many(engine: sa.Engine, requests: list[Unsubscribe]) -> list[Cha
 
 
 def _stop(conn: sa.Connection, requests: list[Unsubscribe], done: set[int]) -> set[int]:
-    """One UPDATE for requests of one method, one upsert of their details: the ids stopped."""
+    """For requests of one method: one read, one UPDATE, one upsert of their details, one
+    executemany of their history. The ids stopped."""
     s = subscribers.c
     method, now = requests[0].method, max(r.now for r in requests)
     ids = [i for i in dict.fromkeys(r.subscriber_id for r in requests) if i not in done]
+    receiving = (SubscriberStatus.ACTIVE, SubscriberStatus.PENDING)
+    # Locked in id order, as every bulk path locks them: two batches never wait on each other
+    # in a circle.
+    before = dict(conn.execute(sa.select(s.id, s.status)
+                               .where(s.id.in_(ids), s.status.in_(receiving))
+                               .order_by(s.id).with_for_update()).all())
+    reason = f"unsubscribed ({method})"
     changed = set(conn.execute(
         subscribers.update()
-        .where(s.id.in_(ids), s.status.in_((SubscriberStatus.ACTIVE, SubscriberStatus.PENDING)))
+        .where(s.id.in_(list(before)), s.status.in_(receiving))
         .values(status=SubscriberStatus.UNSUBSCRIBED, unsubscribed_at=now,
-                unsubscribe_reason=f"unsubscribed ({method})", updated_at=now)
-        .returning(s.id)).scalars())
+                unsubscribe_reason=reason, updated_at=now)
+        .returning(s.id)).scalars()) if before else set()
     first: dict[int, Unsubscribe] = {}
     for r in requests:
         if r.subscriber_id in changed:
@@ -221,6 +270,11 @@ def _stop(conn: sa.Connection, requests: list[Unsubscribe], done: set[int]) -> s
                            unsubscribe_ip=r.consent.ip,
                            unsubscribe_user_agent=_detail(r.consent.user_agent), updated_at=now)
                       for r in first.values()])
+    via = _VIA.get(str(method), ChangeMethod.WEBHOOK)
+    record_many(conn, [StatusChange(r.subscriber_id, now, before[r.subscriber_id],
+                                    SubscriberStatus.UNSUBSCRIBED, via, detail=reason,
+                                    ip=r.consent.ip, user_agent=r.consent.user_agent)
+                       for r in first.values()])
     return changed
 
 
@@ -259,6 +313,10 @@ def resubscribe(engine: sa.Engine, subscriber_id: int, consent: Consent,
                       consent_user_agent=_detail(consent.user_agent),
                       consent_text=_detail(consent.text), unsubscribe_method=None,
                       unsubscribe_ip=None, unsubscribe_user_agent=None)
+        record(conn, StatusChange(subscriber_id, now, SubscriberStatus.UNSUBSCRIBED,
+                                  SubscriberStatus.ACTIVE, ChangeMethod.WEB,
+                                  detail="resubscribed on the unsubscribe page", ip=consent.ip,
+                                  user_agent=consent.user_agent, consent_text=consent.text))
     return Change(SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.ACTIVE)
 
 
@@ -294,6 +352,4 @@ def _insert(conn: sa.Connection):
 
 def _detail(value: str | None) -> str | None:
     """A user agent or wording as stored: one line, bounded (it is shown to the operator)."""
-    if not value:
-        return None
-    return CONTROL_CHARS.sub(" ", value).strip()[:MAX_DETAIL] or None
+    return one_line(value)

@@ -8,7 +8,8 @@ The rules this one keeps:
   display and sending.
 * Nothing here re-activates an address that is unsubscribed, bounced or complained, and nothing
   re-adds an address erased on request (its sha256 stays in ``suppressions``).
-* Every change is one transaction, and every time an aware UTC datetime.
+* Every change is one transaction, recorded in the status history (``audience.history``) in
+  that transaction, and every time an aware UTC datetime.
 
 Reading is in ``audience.lookup``; CSV import and export in ``audience.transfer``, which keeps
 the same rules (an import adds new addresses only; it changes no existing subscriber).
@@ -17,7 +18,8 @@ the same rules (an import adds new addresses only; it changes no existing subscr
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -25,8 +27,10 @@ import sqlalchemy as sa
 from ..clock import utc_now
 from ..errors import SubscriberError
 from ..store.db import begin_write
-from ..store.tables import subscribers, suppressions
+from ..store.tables import subscribers
 from .addresses import clean_name, email_hash
+from .erasure import Erasure, erase_address, erase_id
+from .history import ChangeMethod, StatusChange, record, record_many
 from .lookup import check_status, describe_address, parse_or_raise, suppressed, to_subscriber
 from .model import ADDABLE, EMAIL_COLUMNS, ERASED_MESSAGE, EXPORT_COLUMNS, STOPPED, Subscriber
 
@@ -40,6 +44,8 @@ def add(
     status: str = "active",
     source: str = "cli",
     attributes: Mapping[str, Any] | None = None,
+    *,
+    method: ChangeMethod = ChangeMethod.CLI,
 ) -> Subscriber:
     """Add one address; refuse one already on the list, stopped, or erased on request."""
     check_status(status, ADDABLE)
@@ -71,6 +77,7 @@ def add(
         except sa.exc.IntegrityError:
             # Another process added it between our check and insert.
             raise SubscriberError(f"{address.email} is already on the list") from None
+        record(conn, StatusChange(new_id, now, None, status, method, detail=f"added ({source})"))
     return Subscriber(id=new_id, **{k: v for k, v in values.items() if k != "email_key"})
 
 
@@ -110,105 +117,106 @@ def _check_attributes(attributes: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _stop(
-    engine: sa.Engine, where: sa.ColumnElement[bool], status: str, reason: str
-) -> Subscriber | None:
+def _stop(engine: sa.Engine, where: sa.ColumnElement[bool], status: str, reason: str,
+          method: ChangeMethod) -> Subscriber | None:
     """Move a pending/active subscriber to a stopped status; leave a stopped one as it is."""
     now = utc_now()
     with begin_write(engine) as conn:
-        conn.execute(
-            subscribers.update()
-            .where(where, subscribers.c.status.in_(ADDABLE))
-            .values(status=status, unsubscribed_at=now, unsubscribe_reason=reason, updated_at=now)
-        )
+        found = conn.execute(sa.select(subscribers.c.id, subscribers.c.status).where(where)
+                             .with_for_update()).first()
+        if found is not None and found.status in ADDABLE:
+            conn.execute(
+                subscribers.update()
+                .where(subscribers.c.id == found.id)
+                .values(status=status, unsubscribed_at=now, unsubscribe_reason=reason,
+                        updated_at=now)
+            )
+            record(conn, StatusChange(found.id, now, found.status, status, method,
+                                      detail=reason))
         row = conn.execute(sa.select(subscribers).where(where)).first()
     return to_subscriber(row) if row else None
 
 
-def unsubscribe(engine: sa.Engine, email: str, reason: str = "unsubscribed via CLI") -> Subscriber:
+def unsubscribe(engine: sa.Engine, email: str, reason: str = "unsubscribed via CLI", *,
+                method: ChangeMethod = ChangeMethod.CLI) -> Subscriber:
     """Unsubscribe an address; idempotent. Raise SubscriberError if it is not on the list."""
     address = parse_or_raise(email)
-    sub = _stop(engine, subscribers.c.email_key == address.key, "unsubscribed", reason)
+    sub = _stop(engine, subscribers.c.email_key == address.key, "unsubscribed", reason, method)
     if sub is None:
         raise SubscriberError(describe_address(engine, address))
     return sub
 
 
-def unsubscribe_by_id(engine: sa.Engine, subscriber_id: int, reason: str) -> Subscriber | None:
+def unsubscribe_by_id(engine: sa.Engine, subscriber_id: int, reason: str, *,
+                      method: ChangeMethod = ChangeMethod.WEB) -> Subscriber | None:
     """Unsubscribe by id (from a signed link); None when no such subscriber (e.g. erased)."""
-    return _stop(engine, subscribers.c.id == subscriber_id, "unsubscribed", reason)
+    return _stop(engine, subscribers.c.id == subscriber_id, "unsubscribed", reason, method)
 
 
-def mark_bounced(engine: sa.Engine, email: str, reason: str) -> Subscriber | None:
+def mark_bounced(engine: sa.Engine, email: str, reason: str, *,
+                 method: ChangeMethod = ChangeMethod.CLI) -> Subscriber | None:
     """A hard bounce reported by the provider: never send to the address again."""
     key = parse_or_raise(email).key
-    return _stop(engine, subscribers.c.email_key == key, "bounced", reason)
+    return _stop(engine, subscribers.c.email_key == key, "bounced", reason, method)
 
 
-def mark_bounced_ids(conn: sa.Connection, ids: list[int], reason: str) -> None:
-    """Within the caller's transaction (the delivery ledger's): these addresses bounced."""
+def mark_bounced_ids(conn: sa.Connection, ids: list[int], reason: str, *,
+                     method: ChangeMethod) -> None:
+    """Within the caller's transaction (the delivery ledger's, or the event log's): these
+    addresses bounced. One read, one UPDATE, one executemany of their history."""
     now = utc_now()
+    c = subscribers.c
+    before = dict(conn.execute(sa.select(c.id, c.status)
+                               .where(c.id.in_(ids), c.status.in_(ADDABLE))
+                               .order_by(c.id).with_for_update()).all())  # in id order
+    if not before:
+        return
     conn.execute(
         subscribers.update()
-        .where(subscribers.c.id.in_(ids), subscribers.c.status.in_(ADDABLE))
+        .where(c.id.in_(list(before)), c.status.in_(ADDABLE))
         .values(status="bounced", unsubscribed_at=now, unsubscribe_reason=reason, updated_at=now)
     )
+    record_many(conn, [StatusChange(i, now, status, "bounced", method, detail=reason)
+                       for i, status in before.items()])
 
 
-def mark_complained(engine: sa.Engine, email: str, reason: str) -> Subscriber | None:
+def mark_complained(engine: sa.Engine, email: str, reason: str, *,
+                    method: ChangeMethod = ChangeMethod.CLI) -> Subscriber | None:
     """A spam complaint reported by the provider: never send to the address again."""
     key = parse_or_raise(email).key
-    return _stop(engine, subscribers.c.email_key == key, "complained", reason)
+    return _stop(engine, subscribers.c.email_key == key, "complained", reason, method)
 
 
-def confirm_by_id(engine: sa.Engine, subscriber_id: int) -> Subscriber | None:
+def confirm_by_id(engine: sa.Engine, subscriber_id: int, *,
+                  method: ChangeMethod = ChangeMethod.CLI) -> Subscriber | None:
     """Double opt-in: a pending subscriber becomes active. Anything else is left unchanged."""
     now = utc_now()
     where = subscribers.c.id == subscriber_id
     with begin_write(engine) as conn:
-        conn.execute(
+        changed = conn.execute(
             subscribers.update()
             .where(where, subscribers.c.status == "pending")
             .values(status="active", confirmed_at=now, updated_at=now)
-        )
+        ).rowcount
+        if changed:
+            record(conn, StatusChange(subscriber_id, now, "pending", "active", method,
+                                      detail="confirmed"))
         row = conn.execute(sa.select(subscribers).where(where)).first()
     return to_subscriber(row) if row else None
 
 
-def remove(engine: sa.Engine, email: str) -> bool:
-    """Erase an address (GDPR Art. 17): delete its row, keep only a hash to refuse it later.
+def remove(engine: sa.Engine, email: str, outboxes: Iterable[Path] = ()) -> Erasure:
+    """Erase an address (GDPR Art. 17) from the database and from the files under
+    ``outboxes``, keeping only a hash to refuse it later (``audience.erasure``).
 
-    Returns False if it had already been erased; raises SubscriberError if it was never here.
+    The result is true when a subscriber row was erased, false when the address had been
+    erased before (what arrived since is erased now); raises SubscriberError if nothing here
+    ever named it.
     """
-    address = parse_or_raise(email)
-    return _erase(engine, address.key, f"no subscriber with address {address.email}")
+    return erase_address(engine, parse_or_raise(email), outboxes)
 
 
-def remove_by_id(engine: sa.Engine, subscriber_id: int) -> str:
+def remove_by_id(engine: sa.Engine, subscriber_id: int, outboxes: Iterable[Path] = ()) -> Erasure:
     """``remove`` for a row found by id (``subscribers check`` lists rows whose stored address
-    no longer parses); returns the address that was erased."""
-    query = sa.select(subscribers.c.email, subscribers.c.email_key)
-    with engine.connect() as conn:
-        row = conn.execute(query.where(subscribers.c.id == subscriber_id)).first()
-    if row is None:
-        raise SubscriberError(f"no subscriber with id {subscriber_id}")
-    _erase(engine, row.email_key, f"no subscriber with id {subscriber_id}")
-    return row.email
-
-
-def _erase(engine: sa.Engine, key: str, missing: str) -> bool:
-    digest = email_hash(key)
-    with begin_write(engine) as conn:
-        deleted = conn.execute(
-            subscribers.delete().where(subscribers.c.email_key == key)
-        ).rowcount
-        already = suppressed(conn, digest)
-        if not already:
-            if not deleted:
-                raise SubscriberError(missing)
-            conn.execute(
-                suppressions.insert().values(
-                    email_hash=digest, reason="erased", created_at=utc_now()
-                )
-            )
-    return bool(deleted)
+    no longer parses); the result's ``email`` is the address that was erased."""
+    return erase_id(engine, subscriber_id, outboxes)

@@ -269,3 +269,6 @@ def _insert_new(
     report.added = len(new_rows)
     if write:
         bulk.insert_rows(conn, new_rows)
+        if new_rows:  # each row's import time is the same
+            bulk.record_added(conn, [values["email_key"] for values in new_rows],
+                              new_rows[0]["updated_at"], f"imported from {Path(report.path).name}")

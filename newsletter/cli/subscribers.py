@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import click
 
@@ -83,11 +84,31 @@ def _import_summary(report) -> str:
 
 
 @subscribers.command("export")
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", type=click.Path(dir_okay=False), required=False)
 @click.option("--status", default=None, help=f"Only this status: {STATUS_HELP}.")
+@click.option("--person", "person", default=None, metavar="EMAIL",
+              help="Instead: everything stored about this one address, as JSON (a data "
+                   "subject's access request).")
+@click.option("--out", "out", type=click.Path(dir_okay=False), default=None,
+              help="With --person: write the JSON to this file (default: stdout).")
 @click.pass_obj
-def export_command(app, file: str, status: str | None) -> None:
-    """Write subscribers to a CSV file that `subscribers import` reads back."""
+def export_command(app, file: str | None, status: str | None, person: str | None,
+                   out: str | None) -> None:
+    """Write subscribers to a CSV file that `subscribers import` reads back; or, with
+    --person, one person's data as JSON."""
+    if person is not None:
+        if file is not None or status is not None:
+            raise click.UsageError("--person exports one address as JSON: give --out FILE "
+                                   "instead of FILE, and no --status")
+        from ..audience.person_export import person_record, write_json
+
+        record = person_record(_engine(app), person)
+        write_json(record, out if out is not None else sys.stdout)
+        if out is not None:
+            click.echo(f"exported what is stored about {person.strip()} to {out}")
+        return
+    if file is None or out is not None:
+        raise click.UsageError("give FILE (the CSV to write); --out goes with --person")
     from ..audience.export import export_csv
 
     count = export_csv(_engine(app), file, status=status)
@@ -226,19 +247,42 @@ def check_command(app) -> None:
 @click.argument("email", required=False)
 @click.option("--id", "subscriber_id", type=int, default=None,
               help="The row's id instead of EMAIL (for a row `check` reports).")
+@click.option("--outbox", "outboxes", multiple=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Another folder to clear of the address's messages, e.g. a dry run's "
+                   "--out (repeatable; outbox_dir always is).")
 @click.pass_obj
-def remove_command(app, email: str | None, subscriber_id: int | None) -> None:
-    """Erase an address's personal data; keep only a hash so it is never re-added."""
+def remove_command(app, email: str | None, subscriber_id: int | None,
+                   outboxes: tuple[Path, ...]) -> None:
+    """Erase an address's personal data everywhere; keep only a hash so it is never re-added.
+
+    The subscriber row, consent record, status history and confirmation mails go; the address
+    and name are taken out of the ledger and the event log (their counts stay); every message
+    file under outbox_dir and each --outbox that names the address is deleted (other files
+    naming it are listed, not deleted).
+    """
     from ..audience import subscribers as subs
 
     if (email is None) == (subscriber_id is None):
         raise click.UsageError("give EMAIL or --id N")
+    folders = [Path(app.config.outbox_dir), *outboxes]
     if subscriber_id is not None:
-        erased = subs.remove_by_id(_engine(app), subscriber_id)
-        click.echo(f"removed id {subscriber_id} ({erased!r}): personal data erased, address "
-                   "suppressed (as a hash)")
-        return
-    if subs.remove(_engine(app), email):
-        click.echo(f"removed {email.strip()}: personal data erased, address suppressed (as a hash)")
+        erased = subs.remove_by_id(_engine(app), subscriber_id, folders)
+        click.echo(f"removed id {subscriber_id} ({erased.email!r}): personal data erased, "
+                   "address suppressed (as a hash)")
     else:
-        click.echo(f"{email.strip()} was already removed; nothing changed")
+        erased = subs.remove(_engine(app), email, folders)
+        if erased:
+            click.echo(f"removed {email.strip()}: personal data erased, address suppressed "
+                       "(as a hash)")
+        elif not erased.total and not erased.left:
+            click.echo(f"{email.strip()} was already removed; nothing changed")
+            return
+        elif erased.before:
+            click.echo(f"{email.strip()} was already removed; what named it since is erased")
+        else:
+            click.echo(f"{email.strip()} is not on the list; what named it is erased")
+    click.echo(erased.summary())
+    for path in erased.left:
+        click.echo(f"warning: {path} names the address but is not a message: left as it is; "
+                   "take the address out of it by hand", err=True)

@@ -62,8 +62,10 @@ def load_config(
     chosen.setdefault("smtp_max_connections", chosen.get("concurrency", Config.concurrency))
     if "dkim_private_key" in chosen:  # a PEM pasted into a variable ends with a line break
         chosen["dkim_private_key"] = chosen["dkim_private_key"].strip()
-    config = Config(base_dir=base_dir, source=source, origins=origins,
-                    warnings=values.env_warnings(environ, known), **chosen)
+    warnings = (values.file_secret_warnings(raw, source, SECRET_KEYS)
+                + values.env_warnings(environ, known))
+    config = Config(base_dir=base_dir, source=source, origins=origins, warnings=warnings,
+                    **chosen)
     config = _resolve_paths(config)
     validate(config)
     return config
@@ -71,12 +73,22 @@ def load_config(
 
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+        data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # TOML is UTF-8; say where the first other byte is (not what it is: it may be part of
+        # a secret) instead of tomllib's bare UnicodeDecodeError.
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - data.rfind(b"\n", 0, exc.start)
+        raise ConfigError(f"{path}: invalid TOML: not UTF-8 text (at line {line}, column "
+                          f"{column}); save the file as UTF-8") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
 
 
 def _resolve_paths(config: Config) -> Config:

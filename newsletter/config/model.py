@@ -91,7 +91,7 @@ class Config:
     # The web app (`newsletter web`)
     web_host: str = "127.0.0.1"
     web_port: int = 8000
-    trusted_proxies: tuple[str, ...] = ()  # whose X-Forwarded-* headers are believed
+    trusted_proxies: tuple[str, ...] = ()  # whose X-Forwarded-For/-Proto are believed
     subscribe_captcha: str = ""            # "" or "altcha" (self-hosted proof of work)
     confirm_max_age: int = 7 * 24 * 3600   # seconds a confirmation link stays valid
     archive: bool = True                   # the public archive of sent editions
@@ -161,6 +161,18 @@ class Config:
                 value = safe_url(value)
             out[f.name] = str(value) if isinstance(value, Path) else value
         return out
+
+
+def shown_value(key: str, value: Any, secrets: frozenset[str] = SECRET_KEYS) -> str:
+    """``value`` as an error message may show it: a secret never, the database URL without
+    its passwords."""
+    if key in secrets:
+        return "(hidden)"
+    if key == "database_url":
+        from ..store.db import safe_url
+
+        return repr(safe_url(value)) if isinstance(value, str) else "(hidden)"
+    return repr(value)
 
 
 def key_fields() -> list[dataclasses.Field]:

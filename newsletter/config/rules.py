@@ -14,7 +14,15 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..text import has_control
-from .model import META, MULTILINE_KEYS, PROVIDERS, SECRET_KEYS, SMTP_SECURITY, Config
+from .model import (
+    META,
+    MULTILINE_KEYS,
+    PROVIDERS,
+    SECRET_KEYS,
+    SMTP_SECURITY,
+    Config,
+    shown_value,
+)
 
 Bad = Callable[[str, str], ConfigError]
 
@@ -35,7 +43,7 @@ def check_text(config: Any, secrets: frozenset[str], bad: Bad,
         items = value if isinstance(value, tuple) else (value,)
         for item in items:
             if isinstance(item, str) and has_control(item):
-                shown = "" if f.name in secrets else f": {item!r}"
+                shown = "" if f.name in secrets else f": {shown_value(f.name, item, secrets)}"
                 raise bad(f.name, f"must be one line without control characters{shown}")
 
 

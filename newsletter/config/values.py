@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..errors import ConfigError
+from .model import shown_value
 
 # NEWSLETTER_* variables the project and its tooling read that are not config keys.
 NOT_KEYS = ("NEWSLETTER_CONFIG", "NEWSLETTER_ENV_FILE", "NEWSLETTER_PROVIDER_SPECS")
@@ -43,7 +44,9 @@ def coerce(name: str, f: dataclasses.Field, value: Any, where: str,
     """A TOML or environment value as the field's type; ConfigError naming the key and
     ``where`` (a secret's value is never shown)."""
     kind = f.type if isinstance(f.type, str) else f.type.__name__
-    shown = "(hidden)" if name in secrets else repr(value)
+    if isinstance(value, str):
+        value = utf8_text(name, value, where, secrets)
+    shown = shown_value(name, value, secrets)
     if kind == "bool":
         return _boolean(name, value, shown, where)
     if kind.startswith("tuple"):
@@ -64,6 +67,35 @@ def coerce(name: str, f: dataclasses.Field, value: Any, where: str,
     if isinstance(value, (dict, list, bool)):
         raise ConfigError(f"config key '{name}' must be a string, got {shown} ({where})")
     return str(value)
+
+
+def utf8_text(name: str, value: str, where: str, secrets: frozenset[str]) -> str:
+    """``value``, refused unless it is UTF-8 text. An environment variable holding other bytes
+    reaches Python as surrogate escapes (b"\\xff" as "\\udcff"), which would fail far from
+    here, with a traceback, the first time the value is encoded (a signature, a file name)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        at = "the value is not shown" if name in secrets else f"at character {exc.start + 1}"
+        raise ConfigError(f"config key '{name}' is not UTF-8 text ({at}); set it in UTF-8 "
+                          f"({where})") from None
+    return value
+
+
+def file_secret_warnings(raw: Mapping[str, Any], source: str,
+                         secrets: frozenset[str]) -> tuple[str, ...]:
+    """A line for each secret written into the config file, which is shared and committed
+    far more easily than the environment is."""
+    out = []
+    for key in sorted(secrets & raw.keys()):
+        value = raw[key]
+        if not value:
+            continue
+        if key == "dkim_private_key" and not str(value).lstrip().startswith("-----BEGIN"):
+            continue  # the path of the PEM file, not the key itself
+        out.append(f"config key '{key}' is a secret but is set in {source}: move it to the "
+                   f"environment variable NEWSLETTER_{key.upper()}")
+    return tuple(out)
 
 
 _TRUE = ("true", "yes", "on", "1")

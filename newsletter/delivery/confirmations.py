@@ -2,16 +2,22 @@
 
 A web sign-up and its confirmation mail are one transaction (``request_confirmation``): the
 pending subscriber and an outbox row commit together or not at all, so a mail can never be
-lost between the two. ``drain_outbox`` (the web process runs it in the background, the worker
+lost between the two. Every sign-up writes its row, whatever the address's standing (new,
+pending, active, unsubscribed, bounced, erased), so that a sign-up does the same work, and
+takes the same time, for an address on the list as for a stranger's; the sender decides what
+each row gets. ``drain_outbox`` (the web process runs it in the background, the worker
 calls it too) claims due rows, renders ``confirm.mjml.j2``/``confirm.txt.j2`` once per drain
 through the edition's render path, and sends through the configured provider, outside the
 weekly ledger. A failure is retried with a doubling delay; a row claimed by a process that
 died is taken again once its lease runs out. Delivery is at least once: a crash between the
 provider's answer and the commit can send a confirmation twice, never zero times.
 
-The outbox is also the per-address cooldown's memory: a pending address is mailed again only
-when its last confirmation is older than ``COOLDOWN``, and at most ``DAILY_LIMIT`` a day, so a
-sign-up form cannot be used to mail-bomb a stranger.
+The sender mails only a subscriber who is pending when the row is claimed (an active,
+stopped or confirmed one gets nothing, as a sign-up of theirs always did), and keeps the
+per-address cooldown, whose memory is the outbox: a pending address is mailed again only when
+the last confirmation mailed to it is older than ``COOLDOWN``, and at most ``DAILY_LIMIT`` a
+day, so a sign-up form cannot be used to mail-bomb a stranger. A row it will not mail is
+``cancelled``, with why in ``error``.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import sqlalchemy as sa
 
 from ..audience import signup
 from ..audience.addresses import Address, envelope_address
+from ..audience.history import ChangeMethod
 from ..audience.recipient import Recipient
 from ..audience.tokens import make_token
 from ..clock import utc_now
@@ -57,21 +64,6 @@ MAX_RETRY = 3600.0
 # -- writing the outbox -----------------------------------------------------------------------
 
 
-def may_mail(conn: sa.Connection, subscriber_id: int, now: datetime) -> bool:
-    """The cooldown: no confirmation in the last COOLDOWN, fewer than DAILY_LIMIT in a day."""
-    c = confirmations.c
-    last, today = conn.execute(
-        sa.select(sa.func.max(c.created_at),
-                  sa.func.count().filter(c.created_at > now - timedelta(days=1)))
-        .where(c.subscriber_id == subscriber_id)
-    ).one()
-    if last is None:
-        return True
-    if last.tzinfo is None:  # aggregates bypass the column type on SQLite
-        last = last.replace(tzinfo=now.tzinfo)
-    return now - last >= COOLDOWN and today < DAILY_LIMIT
-
-
 def enqueue(conn: sa.Connection, subscriber_id: int, now: datetime) -> None:
     conn.execute(confirmations.insert().values(
         subscriber_id=subscriber_id, status="pending", attempts=0, next_attempt_at=now,
@@ -79,27 +71,23 @@ def enqueue(conn: sa.Connection, subscriber_id: int, now: datetime) -> None:
 
 
 def request_confirmation(engine: sa.Engine, address: Address, name: str | None,
-                         consent: signup.Consent, now: datetime) -> bool:
-    """A web sign-up and, when one may be sent, its confirmation mail: one transaction.
-
-    True when a mail was queued (the caller wakes the sender); the person is told the same
-    thing either way.
-    """
+                         consent: signup.Consent, now: datetime, *,
+                         method: ChangeMethod = ChangeMethod.WEB) -> None:
+    """A web sign-up and its outbox row: one transaction, the same whoever the address is
+    (the sender decides whether a mail goes out; the person is told the same thing either
+    way)."""
     with begin_write(engine) as conn:
-        subscriber_id = signup.sign_up(conn, address, name, consent, now,
-                                       may_mail=lambda sid: may_mail(conn, sid, now))
-        if subscriber_id is None:
-            return False
+        subscriber_id = signup.sign_up(conn, address, name, consent, now, method=method)
         enqueue(conn, subscriber_id, now)
-        return True
 
 
 def resend(engine: sa.Engine, subscriber_id: int, now: datetime) -> bool:
-    """A new confirmation mail for a still-pending subscriber whose link expired."""
+    """A new confirmation mail for a still-pending subscriber whose link expired (the sender
+    keeps to the cooldown). True when a row was queued."""
     with begin_write(engine) as conn:
         status = conn.execute(sa.select(subscribers.c.status)
                               .where(subscribers.c.id == subscriber_id)).scalar()
-        if status != "pending" or not may_mail(conn, subscriber_id, now):
+        if status != "pending":
             return False
         enqueue(conn, subscriber_id, now)
         return True
@@ -159,7 +147,8 @@ class ConfirmationMail:
 class _Due:
     row_id: int
     attempts: int
-    recipient: Recipient | None  # None: no longer pending (confirmed, stopped or erased)
+    recipient: Recipient | None  # None: not mailed, for the reason in ``skip``
+    skip: str = ""
 
 
 def drain_outbox(config: Config, engine: sa.Engine, transport: Transport | None = None, *,
@@ -192,6 +181,7 @@ async def adrain_outbox(config: Config, engine: sa.Engine, transport: Transport 
 
 
 def _claim(engine: sa.Engine, now: datetime, limit: int) -> list[_Due]:
+    """Claim the due rows and judge each: mailed, or cancelled and why."""
     c, s = confirmations.c, subscribers.c
     with begin_write(engine) as conn:
         query = (
@@ -205,17 +195,19 @@ def _claim(engine: sa.Engine, now: datetime, limit: int) -> list[_Due]:
         rows = conn.execute(query).all()
         if not rows:
             return []
-        conn.execute(confirmations.update().where(c.id.in_([r.id for r in rows]))
+        claimed = [r.id for r in rows]
+        conn.execute(confirmations.update().where(c.id.in_(claimed))
                      .values(claimed_until=now + LEASE, attempts=c.attempts + 1, updated_at=now))
         people = {r.id: r for r in conn.execute(
             sa.select(s.id, s.email, s.name).where(
                 s.id.in_([r.subscriber_id for r in rows]), s.status == "pending"))}
+        mailed = _mailed(conn, set(people), claimed, now)
     due, seen = [], set()
     for row in rows:
         person = people.get(row.subscriber_id)
-        if person is None or person.id in seen:
-            # Confirmed or stopped since, or a second row for the same person: one is enough.
-            due.append(_Due(row.id, row.attempts + 1, None))
+        skip = _skip(person, seen, mailed.get(row.subscriber_id), now)
+        if skip:
+            due.append(_Due(row.id, row.attempts + 1, None, skip))
             continue
         seen.add(person.id)
         due.append(_Due(row.id, row.attempts + 1,
@@ -223,12 +215,50 @@ def _claim(engine: sa.Engine, now: datetime, limit: int) -> list[_Due]:
     return due
 
 
+def _skip(person, seen: set[int], mailed: tuple[datetime, int] | None, now: datetime) -> str:
+    """Why a claimed row gets no mail, or "" when it gets one."""
+    if person is None:
+        # Active, bounced or complained when signing up, or confirmed or stopped since.
+        return "not pending"
+    if person.id in seen:
+        return "a second row for the same person: one mail is enough"
+    if mailed is not None:
+        last, today = mailed
+        if now - last < COOLDOWN or today >= DAILY_LIMIT:
+            return "cooldown"
+    return ""
+
+
+def _mailed(conn: sa.Connection, subscriber_ids: set[int], claimed: list[int],
+            now: datetime) -> dict[int, tuple[datetime, int]]:
+    """The cooldown's memory, per subscriber: when the newest confirmation mailed to them
+    (sent, failed, or still being tried) was asked for, and how many were in the last day.
+    Rows cancelled never count; the rows claimed now are the ones being judged."""
+    if not subscriber_ids:
+        return {}
+    c = confirmations.c
+    tried = sa.or_(c.status.in_(("sent", "failed")),
+                   sa.and_(c.status == "pending", c.attempts > 0))
+    query = (
+        sa.select(c.subscriber_id, sa.func.max(c.created_at),
+                  sa.func.count().filter(c.created_at > now - timedelta(days=1)))
+        .where(c.subscriber_id.in_(sorted(subscriber_ids)), c.id.not_in(claimed), tried)
+        .group_by(c.subscriber_id)
+    )
+    out = {}
+    for subscriber_id, last, today in conn.execute(query):
+        if last.tzinfo is None:  # aggregates bypass the column type on SQLite
+            last = last.replace(tzinfo=UTC)
+        out[subscriber_id] = (last, today)
+    return out
+
+
 async def _send(config: Config, engine: sa.Engine, transport: Transport, due: list[_Due],
                 now: datetime, clock: Callable[[], datetime]) -> int:
     results: dict[int, tuple[str, str, str]] = {}  # row id -> (state, message id, error)
     for d in due:
         if d.recipient is None:
-            results[d.row_id] = ("cancelled", "", "no longer pending")
+            results[d.row_id] = ("cancelled", "", d.skip)
     live = [d for d in due if d.recipient is not None]
     if live:
         try:

@@ -26,8 +26,10 @@ from . import frontmatter
 
 log = logging.getLogger("newsletter.edition")
 
-WEEK_RE = re.compile(r"^(\d{4})-W(\d{2})$")
-ITEM_NAME = re.compile(r"^\d+-[^.].*\.md$")
+# \Z, not $ (which also matches before a final line break: "2026-W51\n" would name a folder);
+# ASCII digits only (\d would take "٢٠٢٦" too, and int() reads it as 2026).
+WEEK_RE = re.compile(r"^(\d{4})-W(\d{2})\Z", re.ASCII)
+ITEM_NAME = re.compile(r"^\d+-[^.].*\.md\Z")
 EDITION_FIELDS = {"headline": True, "dek": False, "preheader": False, "subject": False}
 ITEM_FIELDS = {"title": True, "take": False, "source": False, "url": False}
 HEADER_FIELDS = frontmatter.HEADER_FIELDS

@@ -2,12 +2,14 @@
 
 Every template a message or page is made from (the edition, the confirmation mail, the web
 pages and their stylesheet) is looked up here, one file at a time: a project overrides only
-the files it has, and a project without the folder uses the defaults shipped in
-``newsletter/templates/``. ``templates_dir`` naming a file rather than a folder is an error.
+the files it has, and a project without the folder uses the defaults: the repository's
+top-level ``templates/``, shipped inside the package as ``newsletter.templates``.
+``templates_dir`` naming a file rather than a folder is an error.
 """
 
 from __future__ import annotations
 
+from functools import cache
 from importlib import resources
 from pathlib import Path
 
@@ -19,9 +21,23 @@ from ..errors import TemplateError
 WEB = "web"
 
 
+@cache
 def package_templates() -> Path:
-    """The default templates shipped inside the package."""
-    return Path(str(resources.files("newsletter") / "templates"))
+    """The default templates shipped with the package.
+
+    An installed wheel carries them as package data, ``newsletter/templates/``. An editable
+    install (or a checkout on ``sys.path``) runs ``newsletter/`` from the repository, where
+    they sit beside the package, in ``templates/``: setuptools maps that folder into the
+    wheel, but its editable finder cannot graft a folder without an ``__init__.py`` into a
+    regular package.
+    """
+    package = Path(str(resources.files("newsletter")))
+    for folder in (package / "templates", package.parent / "templates"):
+        if (folder / "edition.mjml.j2").is_file():
+            return folder
+    raise TemplateError(f"the package's default templates are missing (looked in "
+                        f"{package / 'templates'} and {package.parent / 'templates'}); "
+                        "reinstall the package")
 
 
 def template_loader(templates_dir: str | Path, subfolder: str = "") -> jinja2.BaseLoader:

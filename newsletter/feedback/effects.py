@@ -30,6 +30,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from ..audience import signup, subscribers
+from ..audience.history import ChangeMethod
 from ..audience.model import STOPPED
 from ..errors import SubscriberError
 from ..store.db import begin_write
@@ -48,8 +49,10 @@ class Plan:
     def __init__(self, statuses: dict[int, tuple[str, str]]):
         self.statuses = statuses  # subscriber id -> (status, email), as planned so far
         self.effects: dict[int, str] = {}
-        self.bounces: dict[str, list[int]] = defaultdict(list)  # reason -> subscriber ids
-        self.complaints: list[tuple[int, str, str]] = []  # (event row id, email, reason)
+        # (reason, method) -> subscriber ids
+        self.bounces: dict[tuple[str, ChangeMethod], list[int]] = defaultdict(list)
+        # (event row id, email, reason, method)
+        self.complaints: list[tuple[int, str, str, ChangeMethod]] = []
         self.unsubscribes: list[tuple[int, signup.Unsubscribe]] = []  # (event row id, ...)
 
     def stop(self, event: Pending, status: str, effect: str = "suppressed") -> None:
@@ -60,7 +63,7 @@ class Plan:
     def later(self) -> set[int]:
         """The events whose change needs a transaction of its own (the audience functions
         for complaints and unsubscribes open one)."""
-        return {i for i, _, _ in self.complaints} | {i for i, _ in self.unsubscribes}
+        return {i for i, *_ in self.complaints} | {i for i, _ in self.unsubscribes}
 
 
 def apply_in(conn: sa.Connection, pending: Sequence[Pending], *, soft_bounce_limit: int,
@@ -75,8 +78,8 @@ def apply_in(conn: sa.Connection, pending: Sequence[Pending], *, soft_bounce_lim
                                          if p.kind == EventKind.DEFERRED}, soft_bounce_limit)
     for event in pending:
         _decide(plan, event, soft_bounce_limit, streaks, now)
-    for reason, ids in plan.bounces.items():
-        subscribers.mark_bounced_ids(conn, ids, reason)
+    for (reason, method), ids in plan.bounces.items():
+        subscribers.mark_bounced_ids(conn, ids, reason, method=method)
     later = plan.later
     mark_applied(conn, {i: e for i, e in plan.effects.items() if i not in later}, now)
     return plan
@@ -89,9 +92,9 @@ def finish(engine: sa.Engine, plan: Plan, clock: Callable[[], datetime]) -> dict
         return plan.effects
     if plan.unsubscribes:
         signup.unsubscribe_many(engine, [u for _, u in plan.unsubscribes])
-    for event_id, email, reason in plan.complaints:
+    for event_id, email, reason, method in plan.complaints:
         try:
-            subscribers.mark_complained(engine, email, reason)
+            subscribers.mark_complained(engine, email, reason, method=method)
         except SubscriberError as exc:  # a stored address the list itself no longer accepts
             plan.effects[event_id] = f"refused: {exc}"[:32]
     with begin_write(engine) as conn:
@@ -109,10 +112,10 @@ def _decide(plan: Plan, event: Pending, limit: int, streaks: dict[int, int],
     if status in STOPPED:
         plan.effects[event.id] = f"already {status}"
     elif event.kind == EventKind.BOUNCED:
-        plan.bounces[_reason(event, "bounced")].append(event.subscriber_id)
+        plan.bounces[_reason(event, "bounced"), _via(event)].append(event.subscriber_id)
         plan.stop(event, "bounced")
     elif event.kind == EventKind.COMPLAINED:
-        plan.complaints.append((event.id, email, _reason(event, "complaint")))
+        plan.complaints.append((event.id, email, _reason(event, "complaint"), _via(event)))
         plan.stop(event, "complained")
     elif event.kind == EventKind.UNSUBSCRIBED:
         method = signup.UnsubscribeMethod.MAILTO if event.provider == MAILBOX \
@@ -125,11 +128,16 @@ def _decide(plan: Plan, event: Pending, limit: int, streaks: dict[int, int],
         if streak < limit:
             plan.effects[event.id] = f"soft bounce {streak} of {limit}"
         else:
-            plan.bounces[_reason(event, f"{limit} soft bounces in a row")].append(
-                event.subscriber_id)
+            plan.bounces[_reason(event, f"{limit} soft bounces in a row"),
+                         _via(event)].append(event.subscriber_id)
             plan.stop(event, "bounced")
     else:
         plan.effects[event.id] = "none"
+
+
+def _via(event: Pending) -> ChangeMethod:
+    """Who reports the event, as the status history names it."""
+    return ChangeMethod.MAILBOX if event.provider == MAILBOX else ChangeMethod.WEBHOOK
 
 
 def _statuses(conn: sa.Connection, ids: set[int]) -> dict[int, tuple[str, str]]:

@@ -22,6 +22,7 @@ Errors a webhook or a mailbox can raise, each with one line a person can act on:
         │   ├── ReplayedRequest       a Mailgun token came back with a different event (403)
         │   ├── UnknownTopic          an SNS topic not in ``ses_sns_topic_arns`` (403)
         │   └── MalformedPayload      not what the provider sends (400)
+        │       └── UnusablePayload   verified JSON of a shape the parser does not read
         ├── WebhookUnavailable(reason)     answer 503 so the provider retries (certificate or
         │                                  confirmation URL could not be fetched)
         ├── ReportError               a mail looked like a DSN or ARF report but is not readable
@@ -127,6 +128,11 @@ class UnknownTopic(WebhookRejected):
 
 class MalformedPayload(WebhookRejected):
     default_status = 400
+
+
+class UnusablePayload(MalformedPayload):
+    """Verified, and JSON, but not of a shape the parser reads (``inbound`` decides, per
+    provider, whether that is refused or kept as one ``unknown`` event)."""
 
 
 class WebhookUnavailable(FeedbackError):

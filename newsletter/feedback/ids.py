@@ -71,8 +71,8 @@ def metadata_from(values: object) -> dict[str, str]:
     Resend tags), SES's mapping of lists, and a list of ``{"name", "value"}`` pairs.
     """
     if isinstance(values, list):
-        values = {item.get("name"): item.get("value") for item in values
-                  if isinstance(item, Mapping)}
+        values = {item["name"]: item.get("value") for item in values
+                  if isinstance(item, Mapping) and isinstance(item.get("name"), str)}
     if not isinstance(values, Mapping):
         return {}
     out = {}

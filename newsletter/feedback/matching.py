@@ -82,7 +82,8 @@ def address_key(address: str) -> str:
 
 def _int(value: object) -> int | None:
     text = str(value).strip() if value is not None else ""
-    return int(text) if text.isdigit() and len(text) < 12 else None
+    # ASCII digits only: "²" is a digit to str.isdigit, but not to int().
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 12 else None
 
 
 def _edition(value: str) -> tuple[str, str]:

@@ -15,7 +15,7 @@ def from_unix(value: object) -> datetime | None:
         return None
     try:
         seconds = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int past any float
         return None
     if seconds != seconds or not 0 <= seconds < 1e11:  # NaN, negative, absurdly far
         return None
@@ -31,9 +31,7 @@ def from_iso(value: object) -> datetime | None:
         parsed = datetime.fromisoformat(text)
     except ValueError:
         return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    return _utc(parsed)
 
 
 def from_rfc5322(value: object) -> datetime | None:
@@ -44,9 +42,18 @@ def from_rfc5322(value: object) -> datetime | None:
         parsed = email.utils.parsedate_to_datetime(value.strip())
     except (TypeError, ValueError, IndexError):
         return None
+    return _utc(parsed)
+
+
+def _utc(parsed: datetime) -> datetime | None:
+    """``parsed`` in UTC (taken as UTC without a zone); None when UTC would fall outside the
+    years 1-9999 (``0001-01-01T00:00+05:00``), which ``datetime`` cannot hold."""
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+        return parsed.replace(tzinfo=UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        return None
 
 
 def first_time(*candidates: datetime | None, default: datetime) -> datetime:

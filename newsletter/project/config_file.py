@@ -75,7 +75,7 @@ SECTIONS: list[tuple[str, list[tuple[str, str]]]] = [
         ("secret_key_previous", "secret: earlier keys, still accepted for links"),
         ("web_host", "where `newsletter web` listens"),
         ("web_port", "its port"),
-        ("trusted_proxies", "proxies whose X-Forwarded-* headers are believed"),
+        ("trusted_proxies", "proxies whose X-Forwarded-For/-Proto are believed"),
         ("subscribe_captcha", '"" or "altcha" (a proof of work on the sign-up form)'),
         ("confirm_max_age", "seconds a confirmation link works"),
     ]),

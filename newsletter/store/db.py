@@ -18,12 +18,14 @@ before it writes should use :func:`begin_write`, which takes the write lock up f
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -37,6 +39,7 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 # Arbitrary constant: the key of the PostgreSQL advisory lock that serializes migrations when
 # several processes start on a fresh database at once.
 _PG_MIGRATION_LOCK = 7_246_001
+_PG_LOCK_NOT_AVAILABLE = "55P03"  # SQLSTATE of a lock_timeout (or NOWAIT) running out
 
 # A process normally uses one database; the bound keeps idle pooled connections in check when
 # it uses many (the test suite makes a database per test).
@@ -51,6 +54,10 @@ class DatabaseError(NewsletterError):
     """The database cannot be reached, or its schema is not one this version understands."""
 
 
+class DatabaseBusy(DatabaseError):
+    """Another transaction held a lock this one needed for longer than it would wait."""
+
+
 def normalize_url(url: str) -> str:
     """Turn the URLs people write into the ones SQLAlchemy needs (psycopg 3 for PostgreSQL)."""
     url = url.strip()
@@ -60,12 +67,24 @@ def normalize_url(url: str) -> str:
     return url
 
 
+# Query-string keys that carry a secret: libpq's password and sslpassword, in any case (the key
+# is matched after percent-decoding, so ``pass%77ord`` is one too).
+_SECRET_QUERY_KEY = re.compile(r"pass|pwd|secret", re.IGNORECASE)
+_HIDDEN = "***"
+
+
 def safe_url(url: str) -> str:
-    """The URL with any password hidden, fit for messages."""
+    """The URL with every password hidden (``user:pw@`` and ``?password=``), fit for messages.
+
+    Every message, log line and command that shows a database URL goes through here."""
     try:
-        return sa.make_url(normalize_url(url)).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
+        parsed = sa.make_url(normalize_url(url))
+    except (sa.exc.ArgumentError, ValueError):  # ValueError: a port that is not a number
         return "(unparseable database_url)"
+    hidden = {key: _HIDDEN for key in parsed.query if _SECRET_QUERY_KEY.search(key)}
+    text = parsed.update_query_dict(hidden).render_as_string(hide_password=True)
+    # The query's mask comes out percent-encoded; show it as the user:***@ one reads.
+    return text.replace(f"={quote(_HIDDEN)}", f"={_HIDDEN}")
 
 
 def connect(database_url: str) -> sa.Engine:
@@ -85,6 +104,14 @@ def begin_write(engine: sa.Engine) -> Iterator[sa.Connection]:
     """A transaction that will write: on SQLite it holds the write lock from the start."""
     with engine.execution_options(sqlite_begin="IMMEDIATE").begin() as conn:
         yield conn
+
+
+def quick_writes(engine: sa.Engine, seconds: float) -> sa.Engine:
+    """``engine`` (sharing its pool) whose write transactions (``begin_write``) wait at most
+    ``seconds`` for another transaction's lock, then raise DatabaseBusy: for a caller that
+    can answer "try again" (the web's one-click unsubscribe) instead of keeping its client
+    waiting."""
+    return engine.execution_options(lock_wait=seconds)
 
 
 def upgrade_database(database_url: str) -> tuple[str | None, str | None]:
@@ -221,7 +248,7 @@ def _forget(url: str) -> None:
 def _create_engine(url: str) -> sa.Engine:
     try:
         parsed = sa.make_url(url)
-    except sa.exc.ArgumentError:
+    except (sa.exc.ArgumentError, ValueError):  # ValueError: a port that is not a number
         raise DatabaseError(
             "database_url is not a URL; use sqlite:///path/to/file.db or postgresql://..."
         ) from None
@@ -229,15 +256,30 @@ def _create_engine(url: str) -> sa.Engine:
     if backend == "sqlite":
         return _sqlite_engine(parsed)
     if backend == "postgresql":
-        # No server-side prepared statements: psycopg prepares a query after 5 runs, and PG may
-        # then keep a generic plan made when a table was empty (a sequential scan), which turned
-        # a 100k-row re-import from seconds into minutes. Planning each query is cheap.
-        return sa.create_engine(
-            parsed, pool_pre_ping=True, connect_args={"prepare_threshold": None}
-        )
+        return _postgres_engine(parsed)
     raise DatabaseError(
         f"database_url must be sqlite:///... or postgresql://..., got {safe_url(url)}"
     )
+
+
+def _postgres_engine(url: sa.URL) -> sa.Engine:
+    # No server-side prepared statements: psycopg prepares a query after 5 runs, and PG may
+    # then keep a generic plan made when a table was empty (a sequential scan), which turned
+    # a 100k-row re-import from seconds into minutes. Planning each query is cheap.
+    engine = sa.create_engine(url, pool_pre_ping=True, connect_args={"prepare_threshold": None})
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        wait = conn.get_execution_options().get("lock_wait")
+        if wait is not None:  # quick_writes: LOCAL, so it ends with the transaction
+            conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(wait * 1000)}")
+
+    @event.listens_for(engine, "handle_error")
+    def _on_error(context) -> None:
+        if getattr(context.original_exception, "sqlstate", None) == _PG_LOCK_NOT_AVAILABLE:
+            raise DatabaseBusy(f"the database is busy: {_first_line(context.original_exception)}")
+
+    return engine
 
 
 def _sqlite_engine(url: sa.URL) -> sa.Engine:
@@ -249,6 +291,7 @@ def _sqlite_engine(url: sa.URL) -> sa.Engine:
         except OSError as exc:
             raise DatabaseError(f"cannot create the folder {folder} for the database: "
                                 f"{exc.strerror}; create it, or set database_url") from None
+        _create_private(Path(database))
     # The driver's timeout is the same busy timeout, in force from the first statement
     # (SQLAlchemy's own first-connect queries run before the "connect" event below).
     engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
@@ -272,17 +315,45 @@ def _sqlite_engine(url: sa.URL) -> sa.Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
-        mode = conn.get_execution_options().get("sqlite_begin", "")
-        conn.exec_driver_sql(f"BEGIN {mode}".strip())
+        options = conn.get_execution_options()
+        begin = f"BEGIN {options.get('sqlite_begin', '')}".strip()
+        wait = options.get("lock_wait")
+        if wait is None:
+            conn.exec_driver_sql(begin)
+            return
+        # quick_writes: a shorter wait for this BEGIN only (BEGIN IMMEDIATE is where a writer
+        # waits for the lock); the pooled connection keeps the usual timeout for its next use.
+        raw = conn.connection.driver_connection
+        raw.execute(f"PRAGMA busy_timeout={int(wait * 1000)}")
+        try:
+            conn.exec_driver_sql(begin)
+        finally:
+            raw.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
 
     @event.listens_for(engine, "handle_error")
     def _on_error(context) -> None:
-        problem = sqlite_problem(context.original_exception, database)
+        wait = context.connection.get_execution_options().get("lock_wait") \
+            if context.connection is not None else None
+        problem = sqlite_problem(context.original_exception, database, wait)
         if problem is not None:
             # The transaction is rolled back as the error leaves it: nothing half-written.
-            raise DatabaseError(problem)
+            busy = "database is locked" in str(context.original_exception).lower()
+            raise (DatabaseBusy if busy else DatabaseError)(problem)
 
     return engine
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file for its owner's eyes only (0600), unless it exists: it holds
+    every subscriber's address. SQLite gives the -wal and -shm files the main file's mode; an
+    existing file keeps the mode someone chose for it."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError:
+        # It exists, or cannot be made here: SQLite's own error on connecting explains the
+        # latter in one line (sqlite_problem).
+        return
+    os.close(fd)
 
 
 # What SQLite says -> what to do about it. Each is a state of the file or the machine, not a
@@ -301,12 +372,14 @@ _SQLITE_PROBLEMS = (
 )
 
 
-def sqlite_problem(exc: BaseException, database: str) -> str | None:
+def sqlite_problem(exc: BaseException, database: str,
+                   waited: float | None = None) -> str | None:
     """The one-line explanation of a SQLite error about the file or the disk, else None."""
     text = str(exc).lower()
     for fragment, advice in _SQLITE_PROBLEMS:
         if fragment in text:
-            advice = advice.format(seconds=SQLITE_BUSY_TIMEOUT_MS / 1000)
+            advice = advice.format(seconds=SQLITE_BUSY_TIMEOUT_MS / 1000 if waited is None
+                                   else waited)
             return f"the database {database or '(in memory)'} {advice}"
     return None
 

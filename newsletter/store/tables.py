@@ -139,6 +139,31 @@ consent_details = sa.Table(
 )
 
 
+# Every change of a subscriber's status, never updated (migration 0007; written only through
+# ``audience.history``): by which method (web, api, cli, webhook, mailbox, import, send), from
+# and to which status, when, and a short detail that never holds the address. A change a
+# request made keeps its IP and user agent, a sign-up the wording agreed to: an unconfirmed
+# sign-up's consent waits here, so the record on the subscriber row stays as it was until the
+# person confirms. Rows erase with their subscriber.
+status_changes = sa.Table(
+    "status_changes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("subscriber_id", sa.Integer,
+              sa.ForeignKey("subscribers.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("from_status", sa.String(16), nullable=True),  # NULL: the subscriber's first
+    sa.Column("to_status", sa.String(16), nullable=False),
+    sa.Column("method", sa.String(16), nullable=False),
+    sa.Column("detail", sa.Text, nullable=True),
+    sa.Column("ip", sa.Text, nullable=True),
+    sa.Column("user_agent", sa.Text, nullable=True),
+    sa.Column("consent_text", sa.Text, nullable=True),
+    # Serves one subscriber's history in order, and the erasure's cascade.
+    sa.Index(None, "subscriber_id", "id"),
+)
+
+
 # -- the confirmation outbox (double opt-in) -------------------------------------------------
 
 # One row per confirmation mail to send, written in the sign-up's own transaction, so a mail

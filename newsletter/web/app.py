@@ -15,6 +15,8 @@ Routes::
     GET  /static/{name}                the pages' stylesheet and proof-of-work script
     POST /webhooks/{provider}          provider events (``web.webhooks``, when present)
 
+Nothing redirects: a path with a trailing slash (``/subscribe/``) is not found.
+
 ``request.app.state`` holds, under these names, what every endpoint (and ``web.webhooks``)
 may use:
 
@@ -41,14 +43,14 @@ from datetime import datetime
 import sqlalchemy as sa
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from ..audience import signup
 from ..clock import utc_now
 from ..config import Config
-from ..store.db import connect
+from ..store.db import DatabaseBusy, connect, quick_writes
 from . import archive, confirm, subscribe, unsubscribe
 from .access_log import AccessLog
 from .archive import Archive
@@ -67,14 +69,13 @@ def create_app(config: Config, *, engine: sa.Engine | None = None, transport=Non
     """The app for ``config``; ``engine``, ``transport`` (httpx) and ``clock`` are seams."""
     engine = engine or connect(config.database_url)
     clock = clock or utc_now
-    app = Starlette(
+    app = _Site(
         routes=_routes(config),
         middleware=[
             Middleware(TrustedProxies, networks=config.trusted_proxies),
             Middleware(AccessLog),
-            Middleware(SecurityHeaders),
         ],
-        exception_handlers={404: _not_found, 405: _not_allowed},
+        exception_handlers={404: _not_found, 405: _not_allowed, ClientDisconnect: _client_gone},
         lifespan=_lifespan,
         max_body_size=MAX_BODY,
     )
@@ -86,8 +87,22 @@ def create_app(config: Config, *, engine: sa.Engine | None = None, transport=Non
     state.gate = Gate(keys, clock, captcha=config.subscribe_captcha)
     state.archive = Archive(config, engine, clock)
     state.outbox = OutboxSender(state)
-    state.unsubscribes = GroupCommit(lambda batch: signup.unsubscribe_many(engine, batch))
+    quick = quick_writes(engine, unsubscribe.LOCK_WAIT)
+    state.unsubscribes = GroupCommit(lambda batch: signup.unsubscribe_many(quick, batch),
+                                     unavailable=(DatabaseBusy,))
+    # No 307 from /subscribe/ to /subscribe: Starlette builds that Location from the request's
+    # Host header, which the client writes. A path with a trailing slash is not found.
+    app.router.redirect_slashes = False
     return app
+
+
+class _Site(Starlette):
+    """Starlette, with the security headers outside everything it adds itself, so that its
+    own answers (413 for a body over the limit, 500) carry them too."""
+
+    def build_middleware_stack(self):
+        return SecurityHeaders(super().build_middleware_stack(),
+                               base_url=self.state.config.base_url)
 
 
 def _routes(config: Config) -> list[Route]:
@@ -145,6 +160,12 @@ async def _not_found(request: Request, exc: Exception) -> Response:
 
 async def _not_allowed(request: Request, exc: Exception) -> Response:
     return message(request, 405, "Not allowed", "This page cannot be used that way.")
+
+
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    """The client left mid-body, or the server cut off a body that stalled
+    (``web.protocol``): nobody is there to read an answer, and it is not a fault of ours."""
+    return Response(status_code=400)
 
 
 @contextlib.asynccontextmanager

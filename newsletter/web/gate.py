@@ -5,7 +5,8 @@
 2. A form token signed with the secret key and its issue time: a submission faster than
    ``MIN_FILL`` after the form was served, or without a genuine token, is a bot; one older than
    ``MAX_AGE`` is a person who left the page open (they get the form again).
-3. A per-IP limit (IPv6 counted per /64).
+3. A per-IP limit (IPv6 counted per /64; an IPv4-mapped ``::ffff:a.b.c.d`` is its IPv4
+   address, not one /64 shared by every IPv4 client).
 4. With ``subscribe_captcha = "altcha"``, a self-hosted proof of work (the ``altcha``
    package's challenge; our page's script solves it), each solution good once.
 
@@ -16,13 +17,13 @@ from __future__ import annotations
 
 import base64
 import ipaddress
-import json
 from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from .. import json_input
 from . import security
 
 HONEYPOT = "website"
@@ -118,8 +119,11 @@ class Gate:
         if not ok:
             return False
         # One use per challenge, however the payload around it is spelled.
-        challenge = json.loads(base64.b64decode(payload))["challenge"]
-        if challenge in self._used:
+        try:
+            challenge = json_input.loads(base64.b64decode(payload))["challenge"]
+        except (ValueError, TypeError, KeyError):  # json_input.UnreadableJSON is a ValueError
+            return False
+        if not isinstance(challenge, str) or challenge in self._used:
             return False
         self._used[challenge] = now
         while self._used and now - next(iter(self._used.values())) > MAX_AGE:
@@ -129,7 +133,7 @@ class Gate:
 
 def _ip_key(ip: str) -> str:
     try:
-        address = ipaddress.ip_address(ip)
+        address = ipaddress.ip_address(security.plain_ip(ip))
     except ValueError:
         return ip
     if address.version == 6:

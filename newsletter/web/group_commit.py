@@ -7,6 +7,10 @@ SQLite with ``synchronous=FULL``). A request is answered only after the transact
 it committed, so a 200 always means "recorded"; under light load a batch is one request and
 nothing waits. One thread also keeps the event loop from fighting a pool of threads for the
 GIL.
+
+A batch that fails is tried again request by request, so one bad request cannot fail the
+others; but an error in ``unavailable`` (the database locked by someone else) fails the whole
+batch at once: each request tried alone would only wait for the same lock again.
 """
 
 from __future__ import annotations
@@ -20,8 +24,10 @@ MAX_BATCH = 256
 
 
 class GroupCommit:
-    def __init__(self, write: Callable[[list[Any]], Sequence[Any]]):
+    def __init__(self, write: Callable[[list[Any]], Sequence[Any]], *,
+                 unavailable: tuple[type[BaseException], ...] = ()):
         self._write = write  # items -> one result per item, in one transaction
+        self._unavailable = unavailable
         self._pending: list[tuple[Any, asyncio.Future]] = []
         self._busy = False
         self._task: asyncio.Task | None = None
@@ -44,9 +50,14 @@ class GroupCommit:
                 items = [item for item, _ in batch]
                 try:
                     results = await loop.run_in_executor(self._executor, self._write, items)
-                except Exception:
-                    # Keep one bad request from failing the others: each on its own.
-                    await self._one_by_one(loop, batch)
+                except self._unavailable as exc:
+                    _fail(batch, exc)
+                    continue
+                except Exception as exc:
+                    if len(batch) == 1:  # alone already: trying it again would repeat the wait
+                        _fail(batch, exc)
+                    else:  # keep one bad request from failing the others: each on its own
+                        await self._one_by_one(loop, batch)
                     continue
                 for (_, future), result in zip(batch, results, strict=True):
                     if not future.done():
@@ -67,3 +78,9 @@ class GroupCommit:
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
+
+
+def _fail(batch: list[tuple[Any, asyncio.Future]], exc: BaseException) -> None:
+    for _, future in batch:
+        if not future.done():
+            future.set_exception(exc)

@@ -2,15 +2,20 @@
 
 * Every response gets a strict Content-Security-Policy (no scripts but our own file, no
   framing), ``Referrer-Policy: no-referrer`` (a token in a URL never leaks to another site),
-  ``X-Content-Type-Options: nosniff`` and ``X-Frame-Options: DENY``. A route may set its own
-  policy (the archive's pages need inline styles; the embeddable form may be framed); the
-  frame header then follows that policy's ``frame-ancestors``.
+  ``X-Content-Type-Options: nosniff``, ``X-Frame-Options: DENY``, a ``Permissions-Policy``
+  that turns off every browser feature a page could ask for, and, when ``base_url`` is
+  ``https://``, ``Strict-Transport-Security``. A route may set its own policy (the archive's
+  pages need inline styles; the embeddable form may be framed); the frame header then follows
+  that policy's ``frame-ancestors``.
+* Nothing is built from the request's ``Host`` (nor ``X-Forwarded-Host``), which the client
+  writes: absolute URLs come from ``base_url``, a form's ``Origin`` is compared with it alone.
 * CSRF: the page forms carry a token signed with the secret key for that form's path and
   its issue time, and a cross-site ``Origin`` or ``Sec-Fetch-Site`` is refused. No session
   or cookie is needed (RFC 8058 forbids both on the one-click POST, which is exempt).
-* Proxies: only a peer in ``trusted_proxies`` may set the client address, scheme and host
-  (``X-Forwarded-For``, ``-Proto``, ``-Host``); the client is the right-most address in the
-  chain that is not itself a trusted proxy.
+* Proxies: only a peer in ``trusted_proxies`` may set the client address and scheme
+  (``X-Forwarded-For``, ``-Proto``); the client is the right-most address in the chain that
+  is not itself a trusted proxy. An IPv4 client on a dual-stack socket (``::ffff:a.b.c.d``)
+  is written as IPv4, so it is one client, not a member of one shared IPv6 /64.
 * Bodies are capped at ``MAX_BODY`` bytes (Starlette answers 413 beyond it).
 """
 
@@ -45,17 +50,33 @@ EMBED_CSP = DEFAULT_CSP.replace("frame-ancestors 'none'", "frame-ancestors *")
 # Token pages: never stored by a cache or a browser's history, never indexed.
 NO_STORE = {"Cache-Control": "no-store", "X-Robots-Tag": "noindex"}
 
+# No page needs any of these; an injected script or a framing site gets none of them either.
+PERMISSIONS_POLICY = ", ".join(f"{feature}=()" for feature in (
+    "accelerometer", "autoplay", "bluetooth", "browsing-topics", "camera", "display-capture",
+    "geolocation", "gyroscope", "hid", "identity-credentials-get", "interest-cohort",
+    "magnetometer", "microphone", "midi", "payment", "publickey-credentials-get", "serial",
+    "usb", "xr-spatial-tracking"))
+# Without includeSubDomains: the publisher's other subdomains (an old blog, an intranet
+# name under the same domain) may still be plain http, and the header would lock browsers
+# out of them for a year. Nor preload, which cannot be undone quickly.
+HSTS = "max-age=31536000"
+
 _STATIC_HEADERS = [
     (b"referrer-policy", b"no-referrer"),
     (b"x-content-type-options", b"nosniff"),
+    (b"permissions-policy", PERMISSIONS_POLICY.encode("ascii")),
 ]
 
 
 class SecurityHeaders:
-    """Pure ASGI (no per-request task or copy): adds the headers as the response starts."""
+    """Pure ASGI (no per-request task or copy): adds the headers as the response starts.
+    ``base_url``: HSTS only when it is ``https://`` (the proxy in front speaks TLS)."""
 
-    def __init__(self, app: ASGIApp):
+    def __init__(self, app: ASGIApp, base_url: str = ""):
         self.app = app
+        self.headers = list(_STATIC_HEADERS)
+        if urlsplit(base_url).scheme == "https":
+            self.headers.append((b"strict-transport-security", HSTS.encode("ascii")))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -64,8 +85,7 @@ class SecurityHeaders:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
-                for name, value in _STATIC_HEADERS:
-                    headers.raw.append((name, value))
+                headers.raw.extend(self.headers)
                 csp = headers.get("content-security-policy")
                 if csp is None:
                     headers["Content-Security-Policy"] = csp = DEFAULT_CSP
@@ -127,15 +147,16 @@ def csrf_ok(request: Request, keys: Sequence[str], token: str, now: datetime,
 
 
 def same_origin(request: Request, public_origin: str) -> bool:
-    """Browsers say where a form post comes from; a cross-site one is refused."""
+    """Browsers say where a form post comes from; a cross-site one is refused. Ours is
+    ``base_url``'s origin, never one made of the request's Host (a rebound DNS name would
+    send its own Host and Origin, and match)."""
     site = request.headers.get("sec-fetch-site")
     if site is not None and site not in ("same-origin", "none"):
         return False
     origin = request.headers.get("origin")
     if origin is None or (origin == "null" and site == "same-origin"):
         return True
-    own = f"{request.url.scheme}://{request.url.netloc}"
-    return origin in (public_origin, own)
+    return origin == public_origin
 
 
 def origin_of(url: str) -> str:
@@ -147,7 +168,9 @@ def origin_of(url: str) -> str:
 
 
 class TrustedProxies:
-    """Believe X-Forwarded-For/-Proto/-Host only from peers in ``networks``."""
+    """Believe X-Forwarded-For/-Proto only from peers in ``networks``; X-Forwarded-Host from
+    nobody (``base_url`` says where we are). Every client address is made plain: IPv4-mapped
+    IPv6 as IPv4."""
 
     def __init__(self, app: ASGIApp, networks: Iterable[str]):
         self.app = app
@@ -155,16 +178,18 @@ class TrustedProxies:
 
     def trusted(self, address: str) -> bool:
         try:
-            ip = ipaddress.ip_address(address)
+            ip = ipaddress.ip_address(plain_ip(address))
         except ValueError:
             return False
         return any(ip in net for net in self.networks)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and self.networks and scope.get("client"):
-            peer = scope["client"][0]
-            if self.trusted(peer):
+        if scope["type"] == "http" and scope.get("client"):
+            peer, port = scope["client"]
+            if self.networks and self.trusted(peer):
                 scope = self._rewrite(scope)
+            elif ":" in peer:  # IPv6, maybe an IPv4 client on a dual-stack socket
+                scope = {**scope, "client": (plain_ip(peer), port)}
         await self.app(scope, receive, send)
 
     def _rewrite(self, scope: Scope) -> Scope:
@@ -176,15 +201,24 @@ class TrustedProxies:
         if client is None and chain:
             client = chain[0]
         if client is not None and _is_ip(client):
-            scope["client"] = (client, 0)
+            scope["client"] = (plain_ip(client), 0)
+        else:
+            scope["client"] = (plain_ip(scope["client"][0]), scope["client"][1])
         proto = headers.get(b"x-forwarded-proto", b"").decode("latin-1").split(",")[-1].strip()
         if proto in ("http", "https"):
             scope["scheme"] = proto
-        host = headers.get(b"x-forwarded-host", b"").split(b",")[-1].strip()
-        if host:
-            scope["headers"] = [(k, v) for k, v in scope["headers"] if k != b"host"]
-            scope["headers"].append((b"host", host))
         return scope
+
+
+def plain_ip(address: str) -> str:
+    """``::ffff:198.51.100.7`` -> ``198.51.100.7``: an IPv4 client seen through a dual-stack
+    socket or proxy is that IPv4 address. Anything else is returned as it is."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return str(mapped) if mapped is not None else address
 
 
 def _is_ip(value: str) -> bool:

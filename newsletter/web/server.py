@@ -6,6 +6,9 @@ text, and RFC 8058 requires HTTPS); plain ``http://`` is accepted for ``localhos
 loopback addresses, for trying it out. SIGTERM or Ctrl-C stops it cleanly: requests in
 flight finish, the confirmation sender stops between mails (an unsent one stays in the
 outbox for the next start), then the process exits 0.
+
+The protocol under the app is uvicorn's httptools one with deadlines for a request's head and
+body and a bound on connections held at once (``web.protocol``), fitted to ``ulimit -n``.
 """
 
 from __future__ import annotations
@@ -13,10 +16,14 @@ from __future__ import annotations
 import ipaddress
 import logging
 import signal
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from ..config import DEMO_SECRET, Config
 from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from .protocol import Limits
 
 log = logging.getLogger("newsletter.web")
 
@@ -46,25 +53,31 @@ def _loopback(host: str) -> bool:
         return False
 
 
-def serve(config: Config, host: str | None = None, port: int | None = None) -> int:
-    """Run until stopped; the exit status (0 after a clean stop)."""
+def serve(config: Config, host: str | None = None, port: int | None = None, *,
+          limits: Limits | None = None) -> int:
+    """Run until stopped; the exit status (0 after a clean stop). ``limits`` (the defaults
+    unless given) is lowered to fit the descriptor limit."""
     import uvicorn
 
     from .app import create_app
+    from .protocol import Limits, budget, protocol_class
 
     check_can_serve(config)
     app = create_app(config)
     host = host or config.web_host
     port = port or config.web_port
+    limits, backlog = budget(limits or Limits())
     server = uvicorn.Server(uvicorn.Config(
         app, host=host, port=port, workers=1, lifespan="on",
+        http=protocol_class(limits), backlog=backlog,
         log_config=None,         # our one-line format (cli.output.setup_logging)
         access_log=False,        # web.access_log logs each request, without its token
         proxy_headers=False,     # only trusted_proxies may set the client (web.security)
         server_header=False,
         timeout_graceful_shutdown=SHUTDOWN_GRACE,
     ))
-    log.info("web: serving %s on http://%s:%d", config.base_url, host, port)
+    log.info("web: serving %s on http://%s:%d (at most %d connections held)",
+             config.base_url, host, port, limits.max_connections)
     # uvicorn stops gracefully on SIGTERM/SIGINT, then raises the signal again against the
     # handler it found: with this one in place, that ends the run here, as a clean exit 0,
     # instead of killing the process after the shutdown it just completed.

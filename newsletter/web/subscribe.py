@@ -3,8 +3,10 @@ framable by other sites), ``/api/subscribe`` (JSON, for embedding with a script)
 
 Every entry point goes through one gate (``web.gate``) and one outcome: the answer is the same
 page (or the same JSON) whether the address is new, pending, active, unsubscribed, bounced or
-erased, so the form cannot be used to find out who is on the list. Behind it,
-``delivery.confirmations.request_confirmation`` decides what happens and queues the mail.
+erased, so the form cannot be used to find out who is on the list; and behind it the same
+work is done (``delivery.confirmations.request_confirmation`` records the sign-up and always
+queues a row; the outbox's sender decides whether a mail goes out), so the answer's time
+cannot tell either.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import json
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from .. import json_input
 from ..audience.addresses import clean_name, parse_address
+from ..audience.history import ChangeMethod
 from ..config import Config
 from ..delivery import confirmations
 from ..errors import SubscriberError
@@ -101,8 +105,8 @@ async def api_fields(request: Request) -> Response:
 
 async def api_submit(request: Request) -> Response:
     try:
-        data = json.loads(await request.body())
-    except ValueError:
+        data = json_input.loads(await request.body())
+    except json_input.UnreadableJSON:  # not UTF-8, not JSON, or nested absurdly deep
         data = None
     if not isinstance(data, dict):
         return JSONResponse({"error": "the body must be a JSON object"}, status_code=400,
@@ -137,10 +141,11 @@ async def _handle(request: Request, fields: dict[str, str]) -> tuple[Verdict, st
         name = clean_name(fields.get("name") or None)
     except SubscriberError as exc:
         return verdict, f"Please check the name ({_sentence(exc)})."
-    queued = await in_thread(confirmations.request_confirmation, app.engine, address, name,
-                             consent(request, consent_text(app.config)), app.clock())
-    if queued:
-        app.outbox.wake()
+    # Whoever the address is, the same work: the outbox's sender decides what is mailed.
+    method = ChangeMethod.API if request.url.path.startswith("/api/") else ChangeMethod.WEB
+    await in_thread(confirmations.request_confirmation, app.engine, address, name,
+                    consent(request, consent_text(app.config)), app.clock(), method=method)
+    app.outbox.wake()
     return verdict, ""
 
 

@@ -10,10 +10,17 @@
 
 A token that is malformed, altered or for another purpose gets one plain 400 page; a genuine
 token for an id never handed out gets 404; an erased subscriber's token says "not subscribed".
+
+While the database is locked by someone else (an import, a migration), a POST waits at most
+``LOCK_WAIT`` seconds, then answers 503 with ``Retry-After``: nothing was recorded, and mail
+clients send a one-click request again on a 503. It is never answered 200 unrecorded, nor 500.
 """
 
 from __future__ import annotations
 
+import logging
+
+import sqlalchemy as sa
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -21,11 +28,17 @@ from ..audience import signup
 from ..audience.model import SubscriberStatus
 from ..audience.signup import UnsubscribeMethod
 from ..audience.tokens import BadToken, read_token
+from ..feedback._sql import error_line
+from ..store.db import DatabaseError
 from . import security
 from .common import bad_link, consent, csrf_for, csrf_ok, forbidden, form, in_thread, web
 from .pages import mask_email
 
+log = logging.getLogger(__name__)
+
 RESUBSCRIBE_TEXT = "Resubscribed with the button on the unsubscribe page."
+LOCK_WAIT = 1.0    # seconds a one-click waits for another writer's lock before the 503
+RETRY_AFTER = 10   # seconds, in the 503's Retry-After
 
 
 def _subscriber_id(request: Request) -> int | None:
@@ -51,6 +64,14 @@ async def act(request: Request) -> Response:
     if subscriber_id is None:
         return bad_link(request)
     fields = await form(request)
+    try:
+        return await _act(request, subscriber_id, fields)
+    except (DatabaseError, sa.exc.SQLAlchemyError) as exc:
+        log.warning("unsubscribe not recorded, asked to try again: %s", error_line(exc))
+        return _busy(request)
+
+
+async def _act(request: Request, subscriber_id: int, fields: dict[str, str]) -> Response:
     engine, now = request.app.state.engine, web(request).now(request)
     if fields.get("List-Unsubscribe") == "One-Click":
         change = await request.app.state.unsubscribes.submit(signup.Unsubscribe(
@@ -74,6 +95,15 @@ async def act(request: Request) -> Response:
                                  consent(request, RESUBSCRIBE_TEXT), now)
         return await _after(request, subscriber_id, change, "resubscribed")
     return bad_link(request)
+
+
+def _busy(request: Request) -> Response:
+    return web(request).pages.render(
+        "message.html.j2", status=503,
+        headers={**security.NO_STORE, "Retry-After": str(RETRY_AFTER)},
+        title="Please try again in a moment",
+        lines=["Nothing has changed yet: the newsletter is busy for a moment. Press the button "
+               "again in a few seconds."])
 
 
 async def _after(request: Request, subscriber_id: int, change: signup.Change | None,

@@ -1,22 +1,33 @@
 """``POST /webhooks/{provider}``: verify, parse, store, apply; answer 2xx only once stored.
 
-The raw body (at most ``MAX_BODY`` bytes) is verified before anything reads it
-(``feedback.webhooks.inbound``); a refused request gets the provider's 4xx (Mailgun 406, the
-only answer that stops its retries; Postmark 401 with a Basic challenge) and changes nothing.
-A provider without its secret configured is refused the same way: unsigned events are never
-taken. Verified events are stored, once each, and their effects applied on the writer thread
-(``feedback.intake``; requests arriving together share one transaction); only then is the
-answer 200. A database failure answers 503, so the provider retries later, and a retried
-event is stored once. ``HEAD`` answers 200 for a provider we know (some check the URL that
-way) and does nothing else.
+Before a byte of the body is read, the headers are judged: a declared ``Content-Length`` over
+the provider's cap (``PROVIDERS[provider].max_body``, the most that provider really sends) is
+a 413, and the provider's header-only precheck refuses an unconfigured provider, wrong Basic
+credentials or a missing signature header (``feedback.webhooks.inbound``). At most
+``MAX_READING`` bodies are read at once: past that the answer is 503 with ``Retry-After`` at
+once, never a queue. The body is counted as it arrives and refused (413) the moment it passes
+the cap, whatever ``Content-Length`` said; a client that goes away mid-body gets a 400, and
+its slot and bytes are let go.
+
+The raw body is verified before anything reads it; a refused request gets the provider's 4xx
+(Mailgun 406, the only answer that stops its retries; Postmark 401 with a Basic challenge) and
+changes nothing. A provider without its secret configured is refused the same way: unsigned
+events are never taken. Verified events are stored, once each, and their effects applied on
+the writer thread (``feedback.intake``; requests arriving together share one transaction);
+only then is the answer 200. A database failure answers 503, so the provider retries later,
+and a retried event is stored once. ``HEAD`` answers 200 for a provider we know (some check
+the URL that way) and does nothing else.
 
 The app keeps ``config``, ``engine``, ``clock`` and ``http_transport`` on ``app.state``; the
-verifier (which caches SNS certificates) is made on first use and kept there too; ``close``
-releases it. Logs name the provider and counts, never a secret, an address or a payload.
+verifier (which caches SNS certificates), the writer and the bound on bodies being read are
+made on first use and kept there too; ``close`` releases the verifier and the writer. Logs
+name the provider and counts, never a secret, an address or a payload.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import logging
 from dataclasses import fields
@@ -35,9 +46,15 @@ from ..store.db import DatabaseError
 from .group_commit import GroupCommit
 
 log = logging.getLogger(__name__)
-MAX_BODY = 8 * 1024 * 1024  # SendGrid's batches are the largest, well below this
+# The route's own ceiling (``web.app`` gives it to Starlette): the largest provider's cap.
+MAX_BODY = max(webhook.max_body for webhook in PROVIDERS.values())
+# Bodies read at once, all providers together: at most this many caps of memory (32 MiB),
+# while a burst of real deliveries (a few per provider) never comes near it.
+MAX_READING = 32
+RETRY_AFTER = "5"  # seconds, when every reading slot is taken
 _STATE_KEY = "webhook_inbound"
 _COMMITS_KEY = "webhook_commits"
+_READING_KEY = "webhook_reading"
 
 
 class BodyTooLarge(Exception):
@@ -52,13 +69,9 @@ async def receive(request: Request) -> Response:
         return Response(status_code=200)
     if request.method != "POST":
         return PlainTextResponse("use POST\n", status_code=405, headers={"Allow": "POST, HEAD"})
-    try:
-        body = await read_body(request, MAX_BODY)
-    except BodyTooLarge:
-        log.warning("webhook %s refused: body over %d bytes", provider, MAX_BODY)
-        return PlainTextResponse("body too large\n", status_code=413)
-    except ClientDisconnect:
-        return Response(status_code=400)
+    body = await _body_or_refusal(request, provider)
+    if isinstance(body, Response):
+        return body
     state = request.app.state
     replay = DeferredReplay()
     try:
@@ -71,8 +84,7 @@ async def receive(request: Request) -> Response:
         log.warning("webhook %s: %s; asked the provider to retry", provider, exc.reason)
         return PlainTextResponse("temporarily unavailable\n", status_code=503)
     except ConfigError as exc:
-        log.error("webhook %s cannot be verified: %s", provider, exc)
-        return PlainTextResponse("webhook misconfigured\n", status_code=500)
+        return _misconfigured(provider, exc)
     if received.note:
         log.info("webhook %s: %s", provider, received.note)
     arrival = Arrival(received.events, state.clock(), replay)
@@ -89,18 +101,71 @@ async def receive(request: Request) -> Response:
                          "duplicates": intake.duplicates})
 
 
+async def _body_or_refusal(request: Request, provider: str) -> bytes | Response:
+    """The body, or the answer refusing it: from the headers alone where they decide, else
+    while it arrives; read only when one of the ``MAX_READING`` slots is free."""
+    refusal = _judge_headers(request, provider)
+    if refusal is not None:
+        return refusal
+    limit = PROVIDERS[provider].max_body
+    reading = _reading(request.app)
+    if reading.locked():
+        log.warning("webhook %s: %d bodies already being read; asked to retry", provider,
+                    MAX_READING)
+        return PlainTextResponse("busy, retry later\n", status_code=503,
+                                 headers={"Retry-After": RETRY_AFTER})
+    try:
+        async with reading:
+            return await read_body(request, limit)
+    except BodyTooLarge:
+        return _too_large(provider, limit)
+    except ClientDisconnect:
+        return Response(status_code=400)
+
+
+def _judge_headers(request: Request, provider: str) -> Response | None:
+    """The answer the headers alone decide (a declared size over the cap, the provider's
+    precheck), or None: then the body may be read."""
+    limit = PROVIDERS[provider].max_body
+    if _declared_over(request, limit):
+        return _too_large(provider, limit)
+    try:
+        inbound_for(request.app).precheck(provider, request.headers)
+    except WebhookRejected as exc:
+        return _refused(provider, exc)
+    except ConfigError as exc:
+        return _misconfigured(provider, exc)
+    return None
+
+
 async def read_body(request: Request, limit: int) -> bytes:
-    """The body, refused as soon as it is known to exceed ``limit`` bytes."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    """The body, refused as soon as it is known to exceed ``limit`` bytes: by its declared
+    length, or by what has arrived (a chunked body, or one longer than it said)."""
+    if _declared_over(request, limit):
         raise BodyTooLarge
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge
-        chunks.append(chunk)
+    async with contextlib.aclosing(request.stream()) as stream:
+        async for chunk in stream:
+            size += len(chunk)
+            if size > limit:
+                raise BodyTooLarge
+            chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _declared_over(request: Request, limit: int) -> bool:
+    declared = request.headers.get("content-length", "")
+    return declared.isascii() and declared.isdigit() and int(declared) > limit
+
+
+def _reading(app) -> asyncio.Semaphore:
+    """The app's bound on bodies being read at once. Only ever taken when free (``receive``
+    looks first), so nobody waits on it and it belongs to no event loop in particular."""
+    reading = getattr(app.state, _READING_KEY, None)
+    if reading is None:
+        reading = asyncio.Semaphore(MAX_READING)
+        setattr(app.state, _READING_KEY, reading)
+    return reading
 
 
 def inbound_for(app) -> Inbound:
@@ -143,6 +208,16 @@ async def close(app) -> None:
     if commits is not None:
         setattr(app.state, _COMMITS_KEY, None)
         commits.close()
+
+
+def _too_large(provider: str, limit: int) -> Response:
+    log.warning("webhook %s refused: body over %d bytes", provider, limit)
+    return PlainTextResponse("body too large\n", status_code=413)
+
+
+def _misconfigured(provider: str, exc: ConfigError) -> Response:
+    log.error("webhook %s cannot be verified: %s", provider, exc)
+    return PlainTextResponse("webhook misconfigured\n", status_code=500)
 
 
 def _refused(provider: str, exc: WebhookRejected) -> Response:

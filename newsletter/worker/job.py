@@ -43,11 +43,8 @@ def one_line(text: object) -> str:
 
 
 def redacted_config(config: Config) -> str:
-    """The config as one log line; secrets (and a password in database_url) hidden."""
-    from ..store.db import safe_url
-
-    values = config.redacted()
-    values["database_url"] = safe_url(config.database_url)
+    """The config as one log line; secrets (and every password in database_url) hidden."""
+    values = config.redacted()  # database_url through store.db.safe_url
     return " ".join(f"{key}={value!r}" for key, value in values.items())
 
 

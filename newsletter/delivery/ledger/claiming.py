@@ -3,9 +3,10 @@
 A fresh batch is the lowest due pending rows, under a new key; a ``batches`` row records the
 key, when it was first sent and (for providers with idempotency keys) what it carries. A
 repeat is one unknown batch taken whole under its old key with exactly the recipients it
-carried then, as they were then (someone erased or renamed meanwhile included): the provider
-recognises the request only if it is the same. Claiming a repeat locks its ``batches`` row, so
-two senders can never split one key's rows between them.
+carried then, as they were then (someone unsubscribed or renamed meanwhile included): the
+provider recognises the request only if it is the same. (Erasing someone it carried drops the
+stored members, ``audience.erasure``: the batch is then a plain unknown.) Claiming a repeat
+locks its ``batches`` row, so two senders can never split one key's rows between them.
 
 On PostgreSQL concurrent senders claim with ``FOR UPDATE SKIP LOCKED`` and so share the work.
 """

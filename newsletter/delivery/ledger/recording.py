@@ -57,6 +57,7 @@ def record(engine: sa.Engine, send_id: int, worker_id: str, claim: Claim,
            repeats: Repeats | None = None) -> Counter:
     """Store one batch's outcomes; return how many rows reached each *final* state (a row
     unknown but to be repeated, or pending again, is not final)."""
+    from ...audience.history import ChangeMethod
     from ...audience.subscribers import mark_bounced_ids
 
     stamp = utc_now()
@@ -83,7 +84,8 @@ def record(engine: sa.Engine, send_id: int, worker_id: str, claim: Claim,
             conn.execute(stmt, params)
         bad = [o.subscriber_id for o in outcomes if o.bad_address]
         if bad:
-            mark_bounced_ids(conn, bad, reason="the provider reports the address as inactive")
+            mark_bounced_ids(conn, bad, reason="the provider reports the address as inactive",
+                             method=ChangeMethod.SEND)
         _settle(conn, send_id, claim.batch_key, repeats)
     return Counter(p["b_status"] for p in params
                    if _final(p["b_status"], p["b_attempts"], repeats))

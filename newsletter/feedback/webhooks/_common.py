@@ -1,13 +1,14 @@
-"""What every webhook module needs: headers by any case, JSON bodies, timestamp windows."""
+"""What every webhook module needs: headers by any case, JSON bodies, timestamp windows, and
+the one event a verified but unusable body is kept as."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from ..events import MalformedPayload, StaleRequest
+from ... import json_input
+from ..events import Event, EventKind, MalformedPayload, StaleRequest, UnusablePayload, digest_id
 
 
 def header(headers: Mapping[str, str], name: str) -> str:
@@ -23,11 +24,24 @@ def header(headers: Mapping[str, str], name: str) -> str:
 
 
 def load_json(body: bytes, provider: str, *, status: int | None = None) -> Any:
+    """The body's JSON value, or MalformedPayload: not UTF-8, not JSON, or nested too deep
+    (``json_input``, which refuses that before anything recurses)."""
     try:
-        return json.loads(body)
-    except (UnicodeDecodeError, ValueError):
-        raise MalformedPayload(f"{provider} webhook: the body is not JSON",
-                               status=status) from None
+        return json_input.loads(body)
+    except json_input.UnreadableJSON as exc:
+        raise MalformedPayload(f"{provider} webhook: the body is {exc}", status=status) from None
+
+
+def unusable(provider: str, body: bytes, problem: UnusablePayload,
+             received_at: datetime) -> Event:
+    """A verified body of a shape the parser does not read, kept whole as one ``unknown``
+    event that names nobody (``inbound`` says for which providers); its id is a digest of the
+    body, so a retry of the delivery is stored once."""
+    raw = body.decode("utf-8")  # load_json has decoded it already
+    return Event(provider=provider, kind=EventKind.UNKNOWN,
+                 event_id=digest_id(provider, "unusable", raw), recipient="",
+                 occurred_at=received_at, reason=f"unusable payload: {problem.reason}",
+                 raw=raw)
 
 
 def check_window(signed_at: datetime, now: datetime, tolerance: timedelta, provider: str,

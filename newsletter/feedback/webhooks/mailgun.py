@@ -32,9 +32,9 @@ from ..events import (
     BadSignature,
     Event,
     EventKind,
-    MalformedPayload,
     NotConfigured,
     ReplayedRequest,
+    UnusablePayload,
     digest_id,
 )
 from ..replay import ReplayGuard
@@ -43,6 +43,10 @@ from ._common import check_window, load_json, text
 
 PROVIDER = "mailgun"
 REFUSED = 406
+# One event per request (the payloads page above): the event's metadata, the message's headers
+# (never its body) and the receiving server's answer, a few KB. 256 KiB leaves room for long
+# answers and user variables.
+MAX_BODY = 256 * 1024
 TOLERANCE = timedelta(hours=12)
 _SUPPRESSED_CODES = {"605", "607"}  # previously bounced, previously complained
 _KINDS = {
@@ -56,9 +60,7 @@ _KINDS = {
 def verify(body: bytes, headers: Mapping[str, str], signing_key: str, *, now: datetime,
            replay: ReplayGuard, tolerance: timedelta = TOLERANCE) -> None:
     """Raise (406) unless signed, recent, and the token not used before for another event."""
-    if not signing_key.strip():
-        raise NotConfigured("mailgun webhook: mailgun_webhook_signing_key is not set",
-                            status=REFUSED)
+    precheck(headers, signing_key)
     payload = load_json(body, PROVIDER, status=REFUSED)
     block = payload.get("signature") if isinstance(payload, dict) else None
     fields = [block.get(k) if isinstance(block, dict) else None
@@ -67,9 +69,14 @@ def verify(body: bytes, headers: Mapping[str, str], signing_key: str, *, now: da
         raise BadSignature("mailgun webhook: signature block missing (only JSON webhooks are "
                            "supported)", status=REFUSED)
     timestamp, token, signature = fields
+    # Mailgun's token is 50 random characters; a control character (a NUL, which PostgreSQL
+    # cannot store) or anything beyond ASCII is not one, signed or not.
+    if not (token.isascii() and token.isprintable()):
+        raise BadSignature("mailgun webhook: the token is not Mailgun's", status=REFUSED)
     expected = hmac.new(signing_key.strip().encode(), f"{timestamp}{token}".encode(),
                         hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, signature.lower()):
+    # As bytes: compare_digest refuses (TypeError) a str with anything beyond ASCII.
+    if not hmac.compare_digest(expected.encode(), signature.lower().encode("utf-8")):
         raise BadSignature("mailgun webhook: signature does not match", status=REFUSED)
     signed_at = from_unix(timestamp)
     if signed_at is None:
@@ -81,12 +88,22 @@ def verify(body: bytes, headers: Mapping[str, str], signing_key: str, *, now: da
                               status=REFUSED)
 
 
+def precheck(headers: Mapping[str, str], signing_key: str) -> None:
+    """Before the body is read: refuse (406) when no signing key is configured. The signature
+    is inside the body, so there is no header to check."""
+    del headers
+    if not signing_key.strip():
+        raise NotConfigured("mailgun webhook: mailgun_webhook_signing_key is not set",
+                            status=REFUSED)
+
+
 def parse(body: bytes, *, received_at: datetime | None = None) -> list[Event]:
     """The one event of a verified request."""
     payload = load_json(body, PROVIDER, status=REFUSED)
     data = payload.get("event-data") if isinstance(payload, dict) else None
-    if not isinstance(data, dict):
-        raise MalformedPayload("mailgun webhook: no event-data object", status=REFUSED)
+    if not isinstance(data, dict) or not isinstance(data.get("event"), str):
+        raise UnusablePayload("mailgun webhook: no event-data object naming its event",
+                              status=REFUSED)
     received = received_at or datetime.now(UTC)
     message = data.get("message") if isinstance(data.get("message"), dict) else {}
     headers = message.get("headers") if isinstance(message.get("headers"), dict) else {}

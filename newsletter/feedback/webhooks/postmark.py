@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 from .. import ids
-from ..events import BadSignature, Event, EventKind, MalformedPayload, NotConfigured, digest_id
+from ..events import BadSignature, Event, EventKind, NotConfigured, UnusablePayload, digest_id
 from ..times import from_iso
 from ._common import header, load_json, secrets_list, text
 
@@ -43,9 +43,21 @@ _BOUNCE_TYPES = {"ManuallyDeactivated": EventKind.REJECTED, "SpamComplaint": Eve
 _SUPPRESSION = {"HardBounce": EventKind.BOUNCED, "SpamComplaint": EventKind.COMPLAINED}
 
 
+# One record per request (Bounce, SpamComplaint, SubscriptionChange, Delivery: the webhook pages
+# above). The only large field is ``Content``, the raw bounce or complaint report, present when
+# the webhook has "include content" on; a report quotes at most the message we sent, and
+# preflight warns past 102 KB of HTML, so 1 MiB holds one quoted whole, JSON-escaped, with room.
+MAX_BODY = 1024 * 1024
+
+
 def verify(body: bytes, headers: Mapping[str, str], credentials: str | Sequence[str]) -> None:
     """Raise unless the request carries one of the configured ``user:password`` pairs."""
     del body  # Postmark signs nothing; the credentials are all there is
+    precheck(headers, credentials)
+
+
+def precheck(headers: Mapping[str, str], credentials: str | Sequence[str]) -> None:
+    """The whole check, from the headers alone: run before a byte of the body is read."""
     allowed = [c.encode("utf-8") for c in secrets_list(credentials)]
     if not allowed:
         raise NotConfigured("postmark webhook: postmark_webhook_auth is not set")
@@ -66,7 +78,7 @@ def verify(body: bytes, headers: Mapping[str, str], credentials: str | Sequence[
 def parse(body: bytes, *, received_at: datetime | None = None) -> list[Event]:
     payload = load_json(body, PROVIDER)
     if not isinstance(payload, dict) or not isinstance(payload.get("RecordType"), str):
-        raise MalformedPayload("postmark webhook: not a Postmark record")
+        raise UnusablePayload("postmark webhook: not a Postmark record")
     record = payload["RecordType"]
     kind, reason, code = _classify(record, payload)
     when = payload.get("ChangedAt") or payload.get("BouncedAt") or payload.get("DeliveredAt") \

@@ -29,12 +29,16 @@ from datetime import UTC, datetime, timedelta
 
 from ...errors import ConfigError
 from .. import ids
-from ..events import BadSignature, Event, EventKind, MalformedPayload, NotConfigured, digest_id
+from ..events import BadSignature, Event, EventKind, NotConfigured, UnusablePayload, digest_id
 from ..times import from_iso, from_unix
 from ._common import check_window, header, load_json, secrets_list, text
 
 PROVIDER = "resend"
 TOLERANCE = timedelta(minutes=5)
+# One event per request, and only metadata: the ``webhooks`` schemas of Resend's OpenAPI
+# (tests/provider-specs/resend/resend.json) carry ids, addresses, subject, tags, custom headers
+# and attachment names, never a message body. 256 KiB is ample.
+MAX_BODY = 256 * 1024
 _SUPPRESSED = ("suppressed sending", "suppression list")
 _STATUS = re.compile(r"\b[245]\.\d{1,3}\.\d{1,3}\b")
 _KINDS = {
@@ -64,16 +68,10 @@ def _svix(headers: Mapping[str, str], name: str) -> str:
 def verify(body: bytes, headers: Mapping[str, str], secret: str | list[str] | tuple[str, ...],
            *, now: datetime, tolerance: timedelta = TOLERANCE) -> None:
     """Raise unless one of the signatures matches one of the secrets and the time is recent."""
+    precheck(headers, secret, now=now, tolerance=tolerance)
     keys = [load_secret(s) for s in secrets_list(secret)]
-    if not keys:
-        raise NotConfigured("resend webhook: resend_webhook_secret is not set")
     msg_id, timestamp, signatures = _svix(headers, "id"), _svix(headers, "timestamp"), \
         _svix(headers, "signature")
-    if not (msg_id and timestamp and signatures):
-        raise BadSignature("resend webhook: svix-id, svix-timestamp or svix-signature missing")
-    signed_at = from_unix(timestamp) if timestamp.isdigit() else None
-    if signed_at is None:
-        raise BadSignature("resend webhook: svix-timestamp is not Unix seconds")
     content = f"{msg_id}.{timestamp}.".encode() + body
     expected = [base64.b64encode(hmac.digest(k, content, hashlib.sha256)) for k in keys]
     given = [entry[3:].encode() for entry in signatures.split() if entry.startswith("v1,")]
@@ -81,6 +79,20 @@ def verify(body: bytes, headers: Mapping[str, str], secret: str | list[str] | tu
     matched = [hmac.compare_digest(e, g) for e in expected for g in given]
     if not any(matched):
         raise BadSignature("resend webhook: no signature matches")
+
+
+def precheck(headers: Mapping[str, str], secret: str | list[str] | tuple[str, ...], *,
+             now: datetime, tolerance: timedelta = TOLERANCE) -> None:
+    """What the headers alone can refuse, before the body is read: no secret configured, a
+    svix header missing, a timestamp that is not Unix seconds or is outside ``tolerance``."""
+    if not secrets_list(secret):
+        raise NotConfigured("resend webhook: resend_webhook_secret is not set")
+    msg_id, timestamp, signatures = (_svix(headers, n) for n in ("id", "timestamp", "signature"))
+    if not (msg_id and timestamp and signatures):
+        raise BadSignature("resend webhook: svix-id, svix-timestamp or svix-signature missing")
+    signed_at = from_unix(timestamp) if timestamp.isascii() and timestamp.isdigit() else None
+    if signed_at is None:
+        raise BadSignature("resend webhook: svix-timestamp is not Unix seconds")
     check_window(signed_at, now, tolerance, PROVIDER)
 
 
@@ -89,7 +101,7 @@ def parse(body: bytes, headers: Mapping[str, str] | None = None, *,
     """One event per impacted recipient (one, since every message goes to one address)."""
     payload = load_json(body, PROVIDER)
     if not isinstance(payload, dict) or not isinstance(payload.get("data"), dict):
-        raise MalformedPayload("resend webhook: not an event object with data")
+        raise UnusablePayload("resend webhook: not an event object with data")
     data = payload["data"]
     name = text(payload.get("type"))
     kind, reason, code = _classify(name, data)

@@ -20,13 +20,13 @@ sends our raw message); ``mail.messageId`` is the id SES returned; ``mail.tags``
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from ... import json_input
 from .. import ids
-from ..events import Event, EventKind, MalformedPayload
+from ..events import Event, EventKind, UnusablePayload
 from ..times import from_iso
 from ._common import load_json, text
 
@@ -44,11 +44,11 @@ def parse(body: bytes, *, received_at: datetime | None = None) -> list[Event]:
     if not isinstance(message, str) or message.strip() == VALIDATION_MESSAGE:
         return []
     try:
-        content = json.loads(message)
-    except ValueError:
-        raise MalformedPayload("ses webhook: the SNS Message is not SES JSON") from None
+        content = json_input.loads(message)
+    except json_input.UnreadableJSON as exc:
+        raise UnusablePayload(f"ses webhook: the SNS Message is {exc}") from None
     if not isinstance(content, dict):
-        raise MalformedPayload("ses webhook: the SNS Message is not an SES event")
+        raise UnusablePayload("ses webhook: the SNS Message is not an SES event")
     received = received_at or datetime.now(UTC)
     fallback = from_iso(envelope.get("Timestamp")) or received
     return list(_events(content, text(envelope.get("MessageId")), fallback))

@@ -35,12 +35,24 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from ..events import BadSignature, MalformedPayload, UnknownTopic, WebhookUnavailable
+from ..events import (
+    BadSignature,
+    MalformedPayload,
+    NotConfigured,
+    UnknownTopic,
+    WebhookUnavailable,
+)
 from ..times import from_iso
 from ._common import check_window, header, load_json, secrets_list
 
 PROVIDER = "ses"
 TOLERANCE = timedelta(minutes=75)
+# An SNS message is at most 256 KiB (the SNS quotas page: "Message size: 256 KB"). The HTTP
+# delivery carries it as a JSON string inside the envelope, so an SES event, itself JSON, grows
+# by a backslash for each of its quotes and backslashes: at most twice. The envelope's other
+# fields (ids, ARNs, URLs, the signature) add under 4 KB; 16 KiB is spare.
+MAX_BODY = 2 * 256 * 1024 + 16 * 1024
+TYPE_HEADER = "x-amz-sns-message-type"
 _CONFIRMATION_KEYS = ("Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn",
                       "Type")
 SIGNED_KEYS = {
@@ -53,17 +65,27 @@ _ARN = re.compile(r"^arn:aws(?:-[a-z]+)*:sns:([a-z0-9-]{3,}):\d{12}:[A-Za-z0-9_.
 _CERT_FILE = re.compile(r"^/[A-Za-z0-9_.-]+\.pem$")
 
 
+def precheck(headers: Mapping[str, str], topic_arns: str | Sequence[str]) -> None:
+    """What the headers alone can refuse, before the body is read: no topic configured, or
+    not an SNS delivery (SNS names the message's type in ``x-amz-sns-message-type``)."""
+    if not secrets_list(topic_arns):
+        raise NotConfigured("ses webhook: ses_sns_topic_arns is not set")
+    if header(headers, TYPE_HEADER) not in SIGNED_KEYS:
+        raise BadSignature(f"ses webhook: no SNS message type in {TYPE_HEADER}")
+
+
 def read_envelope(body: bytes, headers: Mapping[str, str]) -> dict[str, Any]:
     """The SNS message, its signed fields checked for presence and type (SNS posts text/plain)."""
     envelope = load_json(body, PROVIDER)
-    if not isinstance(envelope, dict) or envelope.get("Type") not in SIGNED_KEYS:
+    if not isinstance(envelope, dict) or not isinstance(envelope.get("Type"), str) \
+            or envelope["Type"] not in SIGNED_KEYS:
         raise MalformedPayload("ses webhook: not an SNS message")
     if envelope.get("Subject") is None:
         envelope.pop("Subject", None)  # null, as Lambda-style deliveries send it, is absent
     for key in SIGNED_KEYS[envelope["Type"]]:
         if key != "Subject" and not isinstance(envelope.get(key), str):
             raise MalformedPayload(f"ses webhook: SNS field {key} missing")
-    for name, key in (("x-amz-sns-message-type", "Type"), ("x-amz-sns-message-id", "MessageId")):
+    for name, key in ((TYPE_HEADER, "Type"), ("x-amz-sns-message-id", "MessageId")):
         value = header(headers, name)
         if value and value != envelope[key]:
             raise MalformedPayload(f"ses webhook: {name} does not match the body's {key}")
@@ -92,14 +114,24 @@ def check_topic(envelope: Mapping[str, Any], topic_arns: str | Sequence[str]) ->
 def aws_url(url: object, topic_arn: str, what: str, *, pem: bool) -> str:
     """``url`` if it is https on the SNS host of the topic's region, else BadSignature."""
     region = topic_region(topic_arn)
-    parts = urlsplit(url) if isinstance(url, str) else None
     hosts = {f"sns.{region}.amazonaws.com", f"sns.{region}.amazonaws.com.cn"}
-    if (parts is None or parts.scheme != "https" or parts.hostname not in hosts
-            or parts.port not in (None, 443) or parts.username or parts.password
-            or (pem and (parts.query or not _CERT_FILE.match(parts.path)))):
+    if not isinstance(url, str) or not _on_hosts(url, hosts, pem=pem):
         shape = "an https .pem URL" if pem else "an https URL"
         raise BadSignature(f"ses webhook: {what} is not {shape} on sns.{region}.amazonaws.com")
     return url
+
+
+def _on_hosts(url: str, hosts: set[str], *, pem: bool) -> bool:
+    """https on one of ``hosts``, port 443, no credentials; for a certificate, a ``.pem`` file
+    and no query."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:  # an unclosed IPv6 bracket, a port that is not a number
+        return False
+    return (parts.scheme == "https" and parts.hostname in hosts and port in (None, 443)
+            and not parts.username and not parts.password
+            and not (pem and (parts.query or not _CERT_FILE.match(parts.path))))
 
 
 def signing_cert_url(envelope: Mapping[str, Any]) -> str:
