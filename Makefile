@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DEMO_WEEK := 2026-W47
+# pytest-xdist: one worker per core; a module's tests share a worker, so its module-scoped
+# fixtures (a built wheel, a Dovecot, a browser) start once. A plain `pytest` stays one process.
+PARALLEL ?= -n auto --dist loadscope
 MJML_VERSION := 4.15.3
 
 .PHONY: demo test lint bench clean system-deps
@@ -39,7 +42,8 @@ system-deps:
 test: $(VENV)/.installed-test .mjml/node_modules/.bin/mjml system-deps
 	$(BIN)/ruff check newsletter tests bench
 	$(BIN)/lint-imports --no-cache
-	$(BIN)/python -m pytest
+	$(BIN)/python scripts/mypy_baseline.py
+	$(BIN)/python -m pytest $(PARALLEL)
 
 # The inner loop: everything but the tests marked slow (process-level crash trials, random
 # fault injection, real schedules); `make test` still runs them all.
@@ -47,11 +51,13 @@ test: $(VENV)/.installed-test .mjml/node_modules/.bin/mjml system-deps
 test-fast: $(VENV)/.installed-test .mjml/node_modules/.bin/mjml system-deps
 	$(BIN)/ruff check newsletter tests bench
 	$(BIN)/lint-imports --no-cache
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python scripts/mypy_baseline.py
+	$(BIN)/python -m pytest $(PARALLEL) -m "not slow"
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check newsletter tests bench
 	$(BIN)/lint-imports --no-cache
+	$(BIN)/python scripts/mypy_baseline.py
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/bench_personalize.py

@@ -23,8 +23,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from newsletter.audience.recipient import Recipient
 from newsletter.config import load_config
-from newsletter.delivery.outgoing import prepare
 from newsletter.edition.render import render_week
+from newsletter.message.outgoing import prepare
 from newsletter.providers._dkim import SIGNED, DkimSigner, dns_record
 from newsletter.providers._smtp_wire import unstuff
 

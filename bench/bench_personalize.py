@@ -15,8 +15,9 @@ from pathlib import Path
 
 from newsletter.audience.recipient import Recipient
 from newsletter.config import load_config
-from newsletter.delivery.outgoing import Outgoing, prepare
 from newsletter.edition.render import render_week
+from newsletter.message.model import Outgoing
+from newsletter.message.outgoing import prepare
 
 ROOT = Path(__file__).resolve().parent.parent
 

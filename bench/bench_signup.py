@@ -38,6 +38,7 @@ NAME = "Zoë “Zo” O’Brien"
 
 def prepare(engine, standing: str, email: str) -> None:
     from newsletter.audience import subscribers
+    from tests.audience_helpers import mark_bounced
 
     if standing == "new":
         return
@@ -46,7 +47,7 @@ def prepare(engine, standing: str, email: str) -> None:
     if standing == "unsubscribed":
         subscribers.unsubscribe(engine, email)
     elif standing == "bounced":
-        subscribers.mark_bounced(engine, email, "550 5.1.1 unknown user")
+        mark_bounced(engine, email, "550 5.1.1 unknown user")
     elif standing == "complained":
         subscribers.mark_complained(engine, email, "abuse report")
     elif standing == "erased":

@@ -24,9 +24,10 @@ import httpx
 
 from newsletter.audience.recipient import Recipient
 from newsletter.config import load_config
-from newsletter.delivery.outgoing import prepare
 from newsletter.edition.render import render_week
+from newsletter.message.outgoing import prepare
 from newsletter.providers import make_transport
+from newsletter.providers.base import OutcomeKind
 
 ROOT = Path(__file__).resolve().parent.parent
 WEEK = "2026-W47"
@@ -65,8 +66,10 @@ async def drive(transport, outgoing, recipients: list[Recipient], concurrency: i
     async def worker():
         while not queue.empty():
             i, batch = queue.get_nowait()
-            results = await transport.send_batch(outgoing, batch, batch_key=str(i))
-            assert all(r.status == "sent" for r in results), results[0]
+            # Personalized here, as the send loop does before it hands a batch over.
+            messages = [outgoing.personalize(r) for r in batch]
+            results = await transport.send_batch(outgoing, messages, batch_key=str(i))
+            assert all(r.kind == OutcomeKind.SENT for r in results), results[0]
 
     start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))

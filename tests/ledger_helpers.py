@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 from newsletter.delivery import ledger
 
-_registered: dict[str, ledger.Sender] = {}
+_registered: dict[str, ledger.RegisteredSender] = {}
 
 
 def register_worker(engine: sa.Engine, send_id: int) -> str:

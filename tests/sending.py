@@ -1,5 +1,6 @@
-"""What the send tests share: a config pointed at the fake provider, fast retries, a guard that
-turns a hung send into a failure, and direct looks at the ledger."""
+"""What the send tests share: a config pointed at the fake provider, a send's parts for a test
+(``send_deps``: fast retries, a transport of its own, a ledger that fails on cue, a clock), a
+guard that turns a hung send into a failure, and direct looks at the ledger."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import httpx
 import sqlalchemy as sa
 
 from newsletter.config import load_config
-from newsletter.delivery.send import send_edition
+from newsletter.delivery.send import SendDeps, SendOptions, make_week_transport, send_edition
+from newsletter.providers import make_transport
 from newsletter.providers._http import RetryPolicy
 from newsletter.store.db import connect
 from newsletter.store.tables import deliveries, sends
@@ -56,9 +58,32 @@ def guarded(fn, *args, **kwargs):
     return box.get("value")
 
 
-def send(config, **options):
-    """One guarded run of ``send_edition`` for WEEK."""
-    return guarded(send_edition, config, WEEK, interactive=False, **{**FAST, **options})
+def send_deps(*, transport=None, wrap_book=None, now=None, client=None) -> SendDeps:
+    """A send's parts for a test: ``transport`` itself, or the configured provider's with
+    ``client`` options for its HTTP client (default: fast retries and timeouts); the ledger
+    wrapped by ``wrap_book``; ``now``, the canary's clock."""
+    def make(config, week):
+        if transport is not None:
+            return transport
+        if config.provider == "eml":  # no HTTP client
+            return make_week_transport(config, week)
+        return make_transport(config, **(FAST if client is None else client))
+
+    parts = {"transport": make}
+    if wrap_book is not None:
+        parts["book"] = wrap_book
+    if now is not None:
+        parts["clock"] = now
+    return SendDeps(**parts)
+
+
+def send(config, *, stop_event=None, transport=None, wrap_book=None, now=None, client=None,
+         **options):
+    """One guarded run of ``send_edition`` for WEEK: ``options`` are ``SendOptions``, the
+    rest ``send_deps``'."""
+    deps = send_deps(transport=transport, wrap_book=wrap_book, now=now, client=client)
+    return guarded(send_edition, config, WEEK, SendOptions(interactive=False, **options),
+                   stop_event=stop_event, deps=deps)
 
 
 def send_until_done(config, limit=10, **options):

@@ -17,7 +17,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 from newsletter.providers.smtp import SmtpTransport
-from tests.transport_fixtures import make_config
+from tests.transport_fixtures import make_config, personalized
 
 USER = "mailer"
 PASSWORD = "s3cret-smtp-password-42"
@@ -271,4 +271,4 @@ def transport_for(config, certs: Certs | None, *, clock: FakeClock | None = None
 
 
 async def send(transport, outgoing, batch):
-    return await transport.send_batch(outgoing, batch, batch_key="b1")
+    return await transport.send_batch(outgoing, personalized(outgoing, batch), batch_key="b1")

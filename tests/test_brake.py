@@ -6,15 +6,19 @@ migration that brings the paused state and the canary columns to a database with
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa
 
+from newsletter.delivery import ledger
 from newsletter.delivery.brake import Figures, Thresholds, judge
-from newsletter.delivery.gate import Gate, figures
+from newsletter.delivery.gate import GateCheck, Go, Rules
+from newsletter.delivery.ledger.book import LedgerBook
+from newsletter.delivery.ledger.figures import figures
 from newsletter.store import db
 from newsletter.store.tables import deliveries, events, sends
+from tests import ledger_helpers
+from tests.seeding import readers, seed
 
 DEFAULTS = Thresholds()
 
@@ -123,36 +127,41 @@ def bounce(engine, send_id, ids):
 
 def test_a_large_send_is_braked_on_exact_figures_without_a_count_before_every_batch(
         database_url):
-    engine = db.connect(database_url)
+    engine = seed(database_url, readers(6500))
     with engine.begin() as conn:
-        send_id = add_send(conn, "2026-W47", sent=4000, total=10000)
-    book = SimpleNamespace(batch_size=100, canary_only=False)
-    gate = Gate(engine, send_id, book, limits=DEFAULTS, wait=0, clock=lambda: NOW)
+        send_id = add_send(conn, "2026-W47", sent=4000, total=6500)
+    worker = ledger_helpers.register_worker(engine, send_id)
+    book = LedgerBook(engine, ledger.get_send(engine, send_id), worker, batch_size=100,
+                      max_attempts=3, retry_delay=0, idempotent=False)
+    gate = GateCheck(book, Rules(DEFAULTS), clock=lambda: NOW)
     bounce(engine, send_id, range(1, 151))                  # 3.75 % of 4,000
-    assert gate.check() is None and gate.tally.value == 4000
+    assert gate.verdict() == Go() and book.tally.value == 4000
 
     # 250 bounces are 6.25 % of the 4,000 last counted, but 4.17 % of the 6,000 sent by now:
     # the stale figure only prompts a count, and the send goes on.
+    book.claim()
     mark_sent(engine, send_id, 6000)
     bounce(engine, send_id, range(151, 251))
-    assert gate.check() is None and gate.tally.value == 6000
+    assert gate.verdict() == Go() and book.tally.value == 6000
     for _ in range(2):                                      # 200 claimed: under 6,000 / 20
-        assert gate.check() is None
-    assert gate.tally.value == 6000, "not counted again before a twentieth more is claimed"
+        book.claim()
+        assert gate.verdict() == Go()
+    assert book.tally.value == 6000, "not counted again before a twentieth more is claimed"
 
     mark_sent(engine, send_id, 6300)
-    for _ in range(2):
-        assert gate.check() is None
-    assert gate.tally.value == 6300, "counted again once 300 more were claimed"
+    book.claim()
+    assert gate.verdict() == Go()
+    assert book.tally.value == 6300, "counted again once 300 more were claimed"
 
     bounce(engine, send_id, range(251, 321))               # 320 of 6,300: 5.08 %
-    stopped = gate.check()
-    assert stopped.kind == "paused"
-    assert str(stopped).endswith("hard bounces 5.08% (320 of 6,300 sent) reached "
-                                 "brake_bounce_rate 5.00%")
+    stopped = gate.verdict()
+    assert stopped.reason.kind == "paused"
+    assert str(stopped.reason).endswith("hard bounces 5.08% (320 of 6,300 sent) reached "
+                                        "brake_bounce_rate 5.00%")
     with engine.connect() as conn:
         assert conn.execute(sa.select(sends.c.status).where(sends.c.id == send_id)
                             ).scalar_one() == "paused"
+    ledger_helpers.unregister_worker(engine, worker)
 
 
 def test_the_migration_brings_paused_and_the_canary_to_a_database_with_data(database_url):

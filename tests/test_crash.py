@@ -215,9 +215,10 @@ def test_an_idempotent_provider_whose_answers_keep_getting_lost_is_not_asked_for
     import threading
 
     from newsletter.config import load_config
-    from newsletter.delivery.send import send_edition
+    from newsletter.delivery.send import SendOptions, send_edition
     from newsletter.devtools.fake_provider import FakeProvider, Faults
     from newsletter.providers._http import RetryPolicy
+    from tests.sending import send_deps
 
     database_url = f"sqlite:///{tmp_path / 'newsletter.db'}"
     seed_subscribers(database_url, 100)
@@ -233,9 +234,9 @@ def test_an_idempotent_provider_whose_answers_keep_getting_lost_is_not_asked_for
             outcome = {}
 
             def send(stop=stop, outcome=outcome) -> None:
-                outcome["run"] = send_edition(
-                    config, WEEK, interactive=False, stop_event=stop,
-                    retry=RetryPolicy(attempts=1, base_delay=0.001, max_delay=0.01))
+                client = {"retry": RetryPolicy(attempts=1, base_delay=0.001, max_delay=0.01)}
+                outcome["run"] = send_edition(config, WEEK, SendOptions(interactive=False),
+                                              stop_event=stop, deps=send_deps(client=client))
 
             thread = threading.Thread(target=send, daemon=True)
             thread.start()

@@ -4,7 +4,6 @@ import dataclasses
 import threading
 from collections import Counter
 
-import httpx
 import pytest
 from click.testing import CliRunner
 
@@ -12,15 +11,12 @@ from newsletter.audience import lookup, subscribers
 from newsletter.cli.main import cli
 from newsletter.config import load_config
 from newsletter.delivery import ledger
-from newsletter.delivery.send import send_edition
+from newsletter.delivery.send import SendOptions, send_edition
 from newsletter.devtools.fake_provider import FakeProvider, Faults
-from newsletter.providers._http import RetryPolicy
 from tests.seeding import readers, seed
-from tests.sending import stop_after_first_batch
+from tests.sending import send_deps, stop_after_first_batch
 
 WEEK = "2026-W47"
-FAST = {"retry": RetryPolicy(attempts=3, base_delay=0.001, max_delay=0.01),
-        "timeout": httpx.Timeout(1.0)}
 
 
 @pytest.fixture
@@ -43,7 +39,8 @@ def make_config(project, database_url, fake, provider="postmark", **overrides):
 
 def send_until_done(config, limit=10, **options):
     for _ in range(limit):
-        result = send_edition(config, WEEK, interactive=False, **{**FAST, **options})
+        result = send_edition(config, WEEK, SendOptions(interactive=False, **options),
+                              deps=send_deps())
         if result is None or (not result.stopped and not result.counts.get("pending")):
             return result
     raise AssertionError("the send did not finish")
@@ -97,9 +94,9 @@ def test_timeouts_without_idempotency_are_unknown_never_resent(project, database
     assert result.counts == {"sent": 120 - unknown, "unknown": unknown}
     assert len(fake.records) == 120 and len(set(fake.recipients())) == 120, \
         "the provider got everyone once: the unknown batches were not sent blindly again"
-    assert send_edition(config, WEEK, **FAST) is None
+    assert send_edition(config, WEEK, deps=send_deps()) is None
     fake.faults = Faults()
-    again = send_edition(config, WEEK, retry_unknown=True, **FAST)
+    again = send_edition(config, WEEK, SendOptions(retry_unknown=True), deps=send_deps())
     assert again.counts.get("sent") == 120, "--retry-unknown resends them on request"
 
 
@@ -120,7 +117,7 @@ def test_bad_credentials_abort_with_every_row_true(project, database_url, fake):
     engine = seed(database_url, readers(100))
     fake.faults = Faults(bad_token="re_token_123456")
     config = make_config(project, database_url, fake)
-    result = send_edition(config, WEEK, **FAST)
+    result = send_edition(config, WEEK, deps=send_deps())
     assert result.aborted and "credentials refused" in result.stopped.detail
     assert result.send.status == "aborted"
     assert result.counts == {"pending": 100} and not fake.records
@@ -132,7 +129,7 @@ def test_bad_credentials_abort_with_every_row_true(project, database_url, fake):
 def test_too_many_failures_abort_the_send(project, database_url, fake):
     seed(database_url, [f"invalid{i}@example.com" for i in range(300)] + readers(300))
     config = make_config(project, database_url, fake, max_error_rate="0.2")
-    result = send_edition(config, WEEK, **FAST)
+    result = send_edition(config, WEEK, deps=send_deps())
     assert result.aborted and "max_error_rate" in result.stopped.detail
     counts = result.counts
     assert counts.get("failed", 0) >= 200 and "in_flight" not in counts
@@ -147,7 +144,7 @@ def test_a_stop_request_finishes_the_batches_in_flight_then_resumes(project, dat
     # Asked to stop as the provider accepts the first batch (an event, not a timer): that
     # batch and the one beside it finish and are recorded, nothing more is claimed.
     stop_after_first_batch(fake, stop)
-    first = send_edition(config, WEEK, stop_event=stop, **FAST)
+    first = send_edition(config, WEEK, stop_event=stop, deps=send_deps())
     fake.on_accept = None
     assert first.stopped and not first.aborted
     assert "in_flight" not in first.counts and "unknown" not in first.counts
@@ -175,7 +172,7 @@ def test_status_reports_counts_errors_and_what_to_run_next(project, database_url
     seed(database_url, readers(30) + ["invalid9@example.com"])
     fake.faults = Faults(p_slow_after=1.0, slow_seconds=1.5)
     config = make_config(project, database_url, fake)
-    send_edition(config, WEEK, **FAST)
+    send_edition(config, WEEK, deps=send_deps())
     fake.faults = Faults()
     env = {"NEWSLETTER_DATABASE_URL": database_url, "NEWSLETTER_PROVIDER": "postmark",
            "NEWSLETTER_SECRET_KEY": "s" * 32}

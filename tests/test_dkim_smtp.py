@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from newsletter.audience.recipient import Recipient
 from newsletter.errors import ConfigError
 from newsletter.providers._dkim import dns_record
-from newsletter.providers.base import Status
+from newsletter.providers.base import OutcomeKind
 from tests.seeding import readers, seed
 from tests.smtp_servers import Handler, send, smtp_config, transport_for
 from tests.transport_fixtures import make_outgoing
@@ -66,7 +66,7 @@ async def test_signed_messages_survive_an_smtp_round_trip_and_verify(
     finally:
         await transport.aclose()
 
-    assert [r.status for r in results] == [Status.SENT] * 3, [r.reason for r in results]
+    assert [r.kind for r in results] == [OutcomeKind.SENT] * 3, [r.reason for r in results]
     dns = dns_for(key, "fivethings.example.com")
     dotted = 0
     for item in handler.messages:
@@ -81,8 +81,8 @@ async def test_signed_messages_survive_an_smtp_round_trip_and_verify(
 
 def test_a_whole_send_over_smtp_signs_every_message(project, database_url,
                                                           start_server, key):
-    from newsletter.delivery.send import send_edition
-    from tests.sending import WEEK, guarded
+    from newsletter.delivery.send import SendOptions, send_edition
+    from tests.sending import WEEK, guarded, send_deps
     from tests.smtp_servers import FakeClock
     from tests.test_smtp_send import smtp_send_config
 
@@ -95,8 +95,8 @@ def test_a_whole_send_over_smtp_signs_every_message(project, database_url,
     config = smtp_send_config(project, database_url, port, dkim_selector=SELECTOR,
                               dkim_private_key=pem + "\n")
     clock = FakeClock()
-    result = guarded(send_edition, config, WEEK, interactive=False, clock=clock,
-                     sleep=clock.sleep)
+    result = guarded(send_edition, config, WEEK, SendOptions(interactive=False),
+                     deps=send_deps(client={"clock": clock, "sleep": clock.sleep}))
 
     assert result.counts == {"sent": 30}
     dns = dns_for(key, "fivethings.example.com")

@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 
 from newsletter.cli.main import cli
 from newsletter.config import load_config
-from newsletter.delivery.send import send_edition
+from newsletter.delivery.send import SendOptions, send_edition
 from newsletter.devtools.fake_provider import FakeProvider
 from newsletter.providers._http import RetryPolicy
 from newsletter.store import db
@@ -24,6 +24,7 @@ from tests import test_webhook_postmark as pm
 from tests import test_webhook_resend as rs
 from tests import test_webhook_sendgrid as sg
 from tests import test_webhook_ses as ses
+from tests.sending import send_deps
 from tests.test_events_world import status_of, stored_events, webhook_app
 
 WEEK, NEXT = "2026-W47", "2026-W48"
@@ -172,7 +173,8 @@ def test_webhooks_after_a_send_keep_those_people_out_of_the_next_one(project, da
         env = {"NEWSLETTER_DATABASE_URL": database_url}
         for address in READERS:
             assert runner.invoke(cli, ["subscribers", "add", address], env=env).exit_code == 0
-        first = send_edition(config, WEEK, interactive=False, **FAST)
+        first = send_edition(config, WEEK, SendOptions(interactive=False),
+                             deps=send_deps(client=FAST))
         assert first.counts == {"sent": len(READERS)}
         sent = ledger(engine, WEEK)
         items = [(kind, addr, *sent[addr]) for kind, addr in [
@@ -199,7 +201,8 @@ def test_webhooks_after_a_send_keep_those_people_out_of_the_next_one(project, da
         assert [(r.matched_by, r.subscriber_id, r.effect) for r in never] == [("", None, "none")]
 
         fake.records.clear()
-        second = send_edition(config, NEXT, interactive=False, **FAST)
+        second = send_edition(config, NEXT, SendOptions(interactive=False),
+                              deps=send_deps(client=FAST))
         assert second.counts == {"sent": 3}
         got = sorted(r.to.rsplit("<", 1)[-1].strip(">").lower() for r in fake.records)
         assert got == sorted(a.lower().replace("bücher", "xn--bcher-kva") for a in READERS[3:])

@@ -5,12 +5,13 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from newsletter.audience import lookup, signup
+from newsletter.audience import signup
 from newsletter.feedback.events import EventKind
 from newsletter.feedback.intake import Rules, take_in
 from newsletter.store import db
 from newsletter.store.db import connect
 from newsletter.store.tables import consent_details
+from tests.audience_helpers import get_by_id
 from tests.test_events_world import (
     NOW,
     SECRET,
@@ -51,7 +52,7 @@ def test_a_hard_bounce_and_a_complaint_suppress_at_once(engine):
                         reason="abuse"))
     assert dict(result.effects) == {"suppressed": 2}
     assert (status_of(engine, ana), status_of(engine, ben)) == ("bounced", "complained")
-    reason = lookup.get_by_id(engine, ana).unsubscribe_reason
+    reason = get_by_id(engine, ana).unsubscribe_reason
     assert reason == "bounced (postmark): 550 5.1.1 “ana” unknown second line"
 
 
@@ -125,7 +126,7 @@ def test_three_messages_deferred_in_a_row_suppress_but_retries_of_one_do_not(eng
     assert stored_events(engine)[-1].effect == "soft bounce 2 of 3"
     take(engine, _deferred(WEEKS[2], 0, when=NOW + timedelta(days=14)))
     assert status_of(engine, ana) == "bounced"
-    assert lookup.get_by_id(engine, ana).unsubscribe_reason.startswith(
+    assert get_by_id(engine, ana).unsubscribe_reason.startswith(
         "3 soft bounces in a row (postmark): 452 mailbox full")
 
 

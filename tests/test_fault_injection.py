@@ -21,11 +21,11 @@ from collections import Counter
 import httpx
 import pytest
 
-from newsletter.delivery.send import send_edition
+from newsletter.delivery.send import SendOptions, send_edition
 from newsletter.devtools.fake_provider import FakeProvider, Faults
 from newsletter.providers._http import RetryPolicy
 from tests.seeding import readers, seed
-from tests.sending import WEEK, guarded, make_config, states
+from tests.sending import WEEK, guarded, make_config, send_deps, states
 
 N = 240
 MAX_RUNS = 30
@@ -79,9 +79,11 @@ def run_until_done(config, fake, kills: list[int], **options) -> list:
             def wrap(book, records=kills[attempt]):
                 return DyingBook(book, records)
         try:
-            result = guarded(send_edition, config, WEEK, interactive=False, wrap_book=wrap,
-                             retry=RetryPolicy(attempts=3, base_delay=0.001, max_delay=0.005),
-                             timeout=httpx.Timeout(0.15), **options)
+            client = {"retry": RetryPolicy(attempts=3, base_delay=0.001, max_delay=0.005),
+                      "timeout": httpx.Timeout(0.15)}
+            result = guarded(send_edition, config, WEEK,
+                             SendOptions(interactive=False, **options),
+                             deps=send_deps(wrap_book=wrap, client=client))
         except Killed:
             results.append("killed")
             continue
@@ -139,7 +141,8 @@ def test_postmark_under_random_faults_and_kills_never_sends_twice_unreported(pro
         reported = {i for i, s in ledger_states.items() if s == "unknown"}
 
         fake.faults = Faults()
-        again = guarded(send_edition, config, WEEK, interactive=False, retry_unknown=True)
+        again = guarded(send_edition, config, WEEK,
+                        SendOptions(interactive=False, retry_unknown=True))
         assert again is None or not again.stopped
         received = received_ids(fake)
     assert set(received) == set(emails), "everyone has it"

@@ -15,12 +15,12 @@ from hypothesis import strategies as st
 from newsletter.audience.addresses import parse_address
 from newsletter.audience.recipient import Recipient
 from newsletter.config import load_config
-from newsletter.delivery.mime import MessageBuilder
-from newsletter.delivery.outgoing import sender_of
 from newsletter.edition import frontmatter
 from newsletter.edition.placeholders import FieldTemplate
 from newsletter.errors import NewsletterError
-from newsletter.providers.base import Personalized
+from newsletter.message.mime import MessageBuilder
+from newsletter.message.model import Personalized
+from newsletter.message.outgoing import sender_of
 
 # Anything at all, weighted towards what breaks headers: line breaks of every kind, NUL,
 # quotes, "=?", colons, angle brackets, long runs, non-ASCII.

@@ -12,11 +12,11 @@ from hypothesis import strategies as st
 from newsletter.audience.recipient import Recipient
 from newsletter.audience.tokens import read_token
 from newsletter.config import load_config
-from newsletter.delivery.mime import _EncodedBody
-from newsletter.delivery.outgoing import prepare
 from newsletter.edition.placeholders import FieldTemplate
 from newsletter.edition.render import render_week
 from newsletter.errors import HeaderError
+from newsletter.message.mime import _EncodedBody
+from newsletter.message.outgoing import prepare
 
 WEEK = "2026-W47"
 ADA = Recipient(id=1, email="ada@example.com", name="Ada Lovelace")
@@ -173,8 +173,8 @@ header_text = printable | tricky
 
 
 def build_with(subject: str, sender_name: str, to_name: str, **sender) -> bytes:
-    from newsletter.delivery.mime import MessageBuilder
-    from newsletter.providers.base import Personalized, Sender
+    from newsletter.message.mime import MessageBuilder
+    from newsletter.message.model import Personalized, Sender
 
     template = FieldTemplate(literals=("Hi\n",), fields=())
     builder = MessageBuilder(
@@ -296,7 +296,7 @@ def test_a_stored_sharp_s_domain_is_sent_to_its_own_idna_2008_form(builder):
 def test_a_phrase_for_providers_is_ascii_and_decodes_to_the_name(name):
     from email.header import decode_header, make_header
 
-    from newsletter.delivery.headers import phrase
+    from newsletter.message.headers import phrase
 
     encoded = phrase(name)
     assert encoded.isascii() and "\r" not in encoded and "\n" not in encoded

@@ -21,8 +21,10 @@ from click.testing import CliRunner
 from newsletter.cli.main import cli
 from newsletter.config import load_config
 from newsletter.delivery import ledger
-from newsletter.delivery.loop import StopReason
+from newsletter.delivery.ledger.sends import SendRecord
+from newsletter.delivery.run_result import RunResult
 from newsletter.delivery.send import cancel_send
+from newsletter.delivery.states import StopKind, StopReason
 from newsletter.errors import ConfigError
 from newsletter.store.db import connect
 from newsletter.worker.job import Worker
@@ -332,12 +334,13 @@ def test_an_invalid_item_is_logged_with_the_file_at_fault(project, weekly, caplo
 # -- the job's other outcomes, with a stand-in send -------------------------------------------
 
 def fake_result(week="2026-W48", stopped=None, sent=6):
-    return SimpleNamespace(send=SimpleNamespace(week=week), counts={"sent": sent},
-                           this_run=Counter(sent=sent), stopped=stopped)
+    send = SendRecord(1, week, "c" * 64, "sending" if stopped else "done", sent, MONDAY_8,
+                      None, None, provider="eml")
+    return RunResult(send, {"sent": sent}, Counter(sent=sent), stopped)
 
 
 def test_a_send_already_in_progress_elsewhere_is_skipped(project, weekly, caplog):
-    def busy(config, week, **kwargs):
+    def busy(config, week, options, **kwargs):
         raise ledger.AlreadyInProgress("a send of this edition is already in progress")
 
     worker = Worker(weekly, send=busy, clock=lambda: MONDAY_8)
@@ -348,7 +351,7 @@ def test_a_send_already_in_progress_elsewhere_is_skipped(project, weekly, caplog
 
 
 def test_an_unexpected_error_is_one_line_and_the_worker_carries_on(project, weekly, caplog):
-    def broken(config, week, **kwargs):
+    def broken(config, week, options, **kwargs):
         raise RuntimeError("disk on fire\nsecond line")
 
     worker = Worker(weekly, send=broken, clock=lambda: MONDAY_8)
@@ -360,8 +363,8 @@ def test_an_unexpected_error_is_one_line_and_the_worker_carries_on(project, week
 
 
 def test_a_send_aborted_by_the_provider_is_reported_with_the_command(project, weekly, caplog):
-    def refused(config, week, **kwargs):
-        return fake_result(stopped=StopReason("aborted", "postmark: bad token"), sent=0)
+    def refused(config, week, options, **kwargs):
+        return fake_result(stopped=StopReason(StopKind.ABORTED, "postmark: bad token"), sent=0)
 
     outcome = Worker(weekly, send=refused, clock=lambda: MONDAY_8).run_due()
     assert (outcome.result, outcome.detail) == ("aborted", "aborted: postmark: bad token")
@@ -374,9 +377,9 @@ def test_a_send_aborted_by_the_provider_is_reported_with_the_command(project, we
 def test_the_send_gets_the_stop_event_when_it_takes_one(project, weekly, caplog):
     seen = {}
 
-    def stoppable(config, week, *, interactive, stop_event):
-        seen.update(interactive=interactive, stop_event=stop_event)
-        return fake_result(stopped=StopReason("shutdown", "interrupted by the worker"))
+    def stoppable(config, week, options, *, stop_event):
+        seen.update(interactive=options.interactive, stop_event=stop_event)
+        return fake_result(stopped=StopReason(StopKind.SHUTDOWN, "interrupted by the worker"))
 
     worker = Worker(weekly, send=stoppable, clock=lambda: MONDAY_8)
     assert worker.run_due().result == "stopped"
@@ -442,10 +445,10 @@ def test_stopping_asks_a_running_send_to_stop_and_exits_cleanly(project, weekly,
     caplog.set_level(logging.INFO, logger="newsletter.worker")
     started = threading.Event()
 
-    def slow(config, week, *, interactive, stop_event):
+    def slow(config, week, options, *, stop_event):
         started.set()
         assert stop_event.wait(10), "the worker never asked the send to stop"
-        return fake_result(stopped=StopReason("shutdown", "interrupted by the worker"))
+        return fake_result(stopped=StopReason(StopKind.SHUTDOWN, "interrupted by the worker"))
 
     config = dataclasses.replace(weekly, misfire_grace=0)  # catch up whatever is due: now
     stop, status, thread = run_serve(config, Worker(config, send=slow))

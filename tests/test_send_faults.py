@@ -285,9 +285,9 @@ def test_a_second_signal_gives_up_waiting_for_the_database(project, tmp_path):
     from newsletter.audience.recipient import Recipient
     from newsletter.config import load_config
     from newsletter.delivery.loop import Delivery
-    from newsletter.delivery.outgoing import prepare
-    from newsletter.delivery.test_send import MemoryBook
+    from newsletter.delivery.trial import MemoryBook
     from newsletter.edition.render import render_week
+    from newsletter.message.outgoing import prepare
 
     config = load_config(project / "newsletter.toml", environ={})
     outgoing = prepare(config, render_week(config, WEEK))

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from newsletter.cli.main import cli
 from newsletter.clock import utc_now
 from newsletter.delivery import ledger
-from newsletter.delivery.send import send_edition
+from newsletter.delivery.send import SendOptions, send_edition
 from newsletter.devtools.fake_provider import FakeProvider
 from newsletter.store.db import connect
 from newsletter.store.tables import sends
@@ -178,5 +178,5 @@ def test_after_a_cancel_the_next_send_is_a_new_one_to_everyone(project, database
     assert cli_run("send", "--week", WEEK, "--cancel", env=env_of(config)).exit_code == 0
     status = ledger.find_send(connect(database_url), WEEK).status
     assert status == "cancelled"
-    fresh = send_edition(config, WEEK, interactive=False)
+    fresh = send_edition(config, WEEK, SendOptions(interactive=False))
     assert fresh.send.status == "done" and fresh.counts == {"sent": 200}

@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from newsletter.audience.recipient import Recipient
-from newsletter.delivery.mime import MessageBuilder
 from newsletter.edition.placeholders import FieldTemplate
-from newsletter.providers.base import Personalized, Sender
+from newsletter.message.mime import MessageBuilder
+from newsletter.message.model import Personalized, Sender
 from tests.transport_fixtures import make_config, make_outgoing
 
 # Lines that start with dots, lone dots, every kind of line break and the characters real

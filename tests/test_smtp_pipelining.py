@@ -10,7 +10,10 @@ from email import message_from_bytes, policy
 import pytest
 
 from newsletter.audience.recipient import Recipient
-from newsletter.providers.base import Status
+from newsletter.delivery.attempt import attempt
+from newsletter.delivery.ledger.claiming import Claim
+from newsletter.delivery.ratelimit import RateLimiter
+from newsletter.providers.base import OutcomeKind
 from tests.smtp_servers import Handler, send, smtp_config, transport_for
 from tests.transport_fixtures import make_outgoing, recipients
 
@@ -37,7 +40,7 @@ async def test_with_pipelining_each_message_goes_out_in_one_write(project, start
     port = start_server(handler)
     _, transport, results = await send_through(project, port, recipients(3))
 
-    assert [r.status for r in results] == [Status.SENT] * 3
+    assert [r.kind for r in results] == [OutcomeKind.SENT] * 3
     assert [m["to"] for m in handler.messages] == [[f"reader{i}@example.com"] for i in (1, 2, 3)]
     # When the server reads MAIL, RCPT and DATA are already there: they came in the same write,
     # without waiting for MAIL's reply.
@@ -57,7 +60,7 @@ async def test_without_pipelining_the_client_waits_for_each_reply(project, start
     port = start_server(handler)
     _, _, results = await send_through(project, port, recipients(3))
 
-    assert [r.status for r in results] == [Status.SENT] * 3
+    assert [r.kind for r in results] == [OutcomeKind.SENT] * 3
     assert handler.out_of_sync == 0
     assert handler.ahead_at_mail == [b"", b"", b""]
 
@@ -82,8 +85,8 @@ async def test_a_refused_transaction_is_reset_and_the_next_one_goes_through(
     port = start_server(handler)
     _, transport, results = await send_through(project, port, recipients(4))
 
-    assert [r.status for r in results] == [Status.FAILED, Status.SENT, Status.RETRY,
-                                           Status.SENT]
+    assert [r.kind for r in results] == [OutcomeKind.FAILED, OutcomeKind.SENT, OutcomeKind.RETRY,
+                                           OutcomeKind.SENT]
     assert results[0].bad_address and results[2].code == "452"
     assert results[2].retry_after is None, "452 4.3.1 is not the relay asking us to slow down"
     assert [m["to"] for m in handler.messages] == [["reader2@example.com"],
@@ -105,7 +108,7 @@ async def test_leading_dots_and_odd_characters_arrive_exactly_as_built(project, 
     ]
     outgoing, _, results = await send_through(project, port, batch)
 
-    assert [r.status for r in results] == [Status.SENT] * 4, [r.reason for r in results]
+    assert [r.kind for r in results] == [OutcomeKind.SENT] * 4, [r.reason for r in results]
     assert [m["to"] for m in handler.messages] == [
         ["dot@example.com"], ["jose@xn--bcher-kva.example"], ["lone@example.com"],
         ["dots@example.com"]]
@@ -132,11 +135,21 @@ def strip_date(message: bytes) -> bytes:
     Recipient(1, "victim@example.com", "Bell\x07 Nul\x00"),
 ], ids=["CRLF", "NUL", "VT", "LF", "UTF-8 local part", "U+2028 name", "control name"])
 async def test_a_recipient_no_message_can_carry_fails_alone(project, start_server, recipient):
+    # Through the send's own attempt: the sender personalizes (and refuses what it cannot),
+    # the transport refuses what no message or envelope can carry.
     handler = Handler(pipelining=True)
     port = start_server(handler)
-    _, _, results = await send_through(project, port, [recipient, *recipients(1, start=2)])
+    config = plain_config(project, port)
+    transport = transport_for(config, None)
+    claim = Claim("b1", [recipient, *recipients(1, start=2)])
+    try:
+        done = await attempt(transport, make_outgoing(config), claim, RateLimiter(0))
+    finally:
+        await transport.aclose()
 
-    assert [r.status for r in results] == [Status.FAILED, Status.SENT]
+    results = done.outcomes
+    assert [r.kind for r in results] == [OutcomeKind.FAILED, OutcomeKind.SENT]
+    assert done.abort is None
     assert "subscriber" in results[0].reason or "address" in results[0].reason
     assert [m["to"] for m in handler.messages] == [["reader2@example.com"]]
     assert not any(b"victim" in ahead for ahead in handler.ahead_at_mail)

@@ -11,9 +11,9 @@ import pytest
 
 from newsletter.audience.recipient import Recipient
 from newsletter.errors import ConfigError
-from newsletter.providers.base import BatchRetryable, Status
+from newsletter.providers.base import BatchRetryable, OutcomeKind
 from tests.smtp_servers import FakeClock, Handler, send, smtp_config, transport_for
-from tests.transport_fixtures import make_outgoing, recipients
+from tests.transport_fixtures import make_outgoing, personalized, recipients
 
 pytest_plugins = ("tests.smtp_fixtures",)
 
@@ -29,7 +29,7 @@ def batches(count: int, size: int) -> list[list[Recipient]]:
 
 async def send_all(transport, outgoing, groups):
     return await asyncio.gather(*(
-        transport.send_batch(outgoing, batch, batch_key=f"b{i}")
+        transport.send_batch(outgoing, personalized(outgoing, batch), batch_key=f"b{i}")
         for i, batch in enumerate(groups)))
 
 
@@ -50,7 +50,7 @@ async def test_batches_in_flight_each_have_a_connection_and_send_at_once(
     finally:
         await transport.aclose()
 
-    assert all(r.status == Status.SENT for batch in first + second for r in batch)
+    assert all(r.kind == OutcomeKind.SENT for batch in first + second for r in batch)
     assert handler.connections == 4 and transport.connections == 4, "reused, not reopened"
     delivered = [m["to"][0] for m in handler.messages]
     assert sorted(delivered) == sorted([f"reader{i}@example.com" for i in range(1, 13)] * 2)
@@ -66,7 +66,7 @@ async def test_smtp_max_connections_caps_the_pool(project, start_server):
         results = await send_all(transport, outgoing, batches(6, 2))
     finally:
         await transport.aclose()
-    assert all(r.status == Status.SENT for batch in results for r in batch)
+    assert all(r.kind == OutcomeKind.SENT for batch in results for r in batch)
     assert handler.connections == 2 and transport.connections == 2
     assert len(handler.messages) == 12
 
@@ -94,7 +94,7 @@ async def test_a_connection_idle_too_long_is_replaced(project, start_server):
         results = await send(transport, outgoing, recipients(1, start=3))
     finally:
         await transport.aclose()
-    assert [r.status for r in results] == [Status.SENT]
+    assert [r.kind for r in results] == [OutcomeKind.SENT]
     assert transport.connections == 2 and handler.connections == 2
 
 
@@ -123,7 +123,7 @@ async def test_a_connection_the_server_closed_while_idle_is_replaced(project, st
         results = await send(transport, outgoing, recipients(2, start=3))
     finally:
         await transport.aclose()
-    assert [r.status for r in results] == [Status.SENT] * 2
+    assert [r.kind for r in results] == [OutcomeKind.SENT] * 2
     assert [m["to"][0] for m in handler.messages] == [
         f"reader{i}@example.com" for i in (1, 2, 3, 4)], "each exactly once"
     assert transport.connections == 2
@@ -142,7 +142,7 @@ async def test_rate_limit_spaces_every_message_not_just_batches(project, start_s
         results = await send_all(transport, outgoing, batches(2, 5))
     finally:
         await transport.aclose()
-    assert all(r.status == Status.SENT for batch in results for r in batch)
+    assert all(r.kind == OutcomeKind.SENT for batch in results for r in batch)
     # Ten messages at 20 a second over two connections: one slot every 0.05 s, shared.
     assert clock.now - 1000.0 == pytest.approx(9 * 0.05)
     assert all(s == pytest.approx(0.05) for s in clock.sleeps)
@@ -163,8 +163,8 @@ async def test_a_throttling_reply_slows_the_sending_and_fails_no_one(project, st
     finally:
         await transport.aclose()
 
-    assert [r.status for r in results] == [Status.SENT, Status.SENT, Status.RETRY] + \
-        [Status.SENT] * 3
+    assert [r.kind for r in results] == [OutcomeKind.SENT, OutcomeKind.SENT, OutcomeKind.RETRY] + \
+        [OutcomeKind.SENT] * 3
     assert results[2].code == "451" and results[2].retry_after == pytest.approx(1.0)
     assert clock.sleeps[0] == pytest.approx(1.0), "everyone waited out the pause"
     assert transport.pacer.limit > 0, "and then went on at a measured, lower rate"
@@ -183,7 +183,7 @@ async def test_a_421_at_the_greeting_waits_and_connects_again(project, start_ser
         results = await send(transport, make_outgoing(config), recipients(2))
     finally:
         await transport.aclose()
-    assert [r.status for r in results] == [Status.SENT] * 2
+    assert [r.kind for r in results] == [OutcomeKind.SENT] * 2
     assert clock.sleeps == [pytest.approx(1.0), pytest.approx(2.0)], "1 s, then twice that"
     assert transport.pacer.limit == 0, "too many connections is no reason to send slower"
 
@@ -233,10 +233,10 @@ async def test_a_utf8_envelope_address_needs_smtputf8(project, start_server, smt
     finally:
         await transport.aclose()
     if smtputf8:
-        assert [r.status for r in results] == [Status.SENT, Status.SENT]
+        assert [r.kind for r in results] == [OutcomeKind.SENT, OutcomeKind.SENT]
         assert handler.messages[0]["to"] == ["josé@xn--bcher-kva.example"]
         assert "SMTPUTF8" in handler.messages[0]["options"]
     else:
-        assert [r.status for r in results] == [Status.FAILED, Status.SENT]
+        assert [r.kind for r in results] == [OutcomeKind.FAILED, OutcomeKind.SENT]
         assert results[0].code == "SMTPUTF8"
         assert [m["to"] for m in handler.messages] == [["reader2@example.com"]]

@@ -7,9 +7,9 @@ from __future__ import annotations
 from collections import Counter
 
 from newsletter.config import load_config
-from newsletter.delivery.send import send_edition
+from newsletter.delivery.send import SendOptions, send_edition
 from tests.seeding import readers, seed
-from tests.sending import WEEK, guarded, rows
+from tests.sending import WEEK, guarded, rows, send_deps
 from tests.smtp_servers import FakeClock, Handler
 
 pytest_plugins = ("tests.smtp_fixtures",)
@@ -29,8 +29,9 @@ def smtp_send_config(project, database_url, port, **overrides):
 
 def smtp_send(config, **options):
     clock = FakeClock()  # the transport's pauses are recorded, not slept
-    return guarded(send_edition, config, WEEK, interactive=False, clock=clock,
-                   sleep=clock.sleep, **options), clock
+    deps = send_deps(client={"clock": clock, "sleep": clock.sleep})
+    return guarded(send_edition, config, WEEK, SendOptions(interactive=False, **options),
+                   deps=deps), clock
 
 
 def test_a_send_runs_its_batches_side_by_side_each_on_its_own_connection(

@@ -23,6 +23,7 @@ from newsletter.store.db import connect
 from newsletter.store.tables import status_changes
 from newsletter.web.subscribe import consent_text
 from tests import ledger_helpers
+from tests.audience_helpers import mark_bounced
 from tests.test_events_world import SECRET as EVENTS_SECRET
 from tests.test_events_world import add_subscribers, event, record_send, token_for
 from tests.test_web_migration import migrate
@@ -130,7 +131,7 @@ def test_an_unconfirmed_sign_up_keeps_the_unsubscribe_on_record_until_confirmed(
 def test_a_sign_up_that_changes_nothing_is_recorded_and_mails_nothing(site, project):
     config, engine, clock, app = site
     ana = subscribers.add(engine, "ana@exämple.org", name="Ana Núñez")
-    subscribers.mark_bounced(engine, "ana@exämple.org", "550 5.1.1 <ana@exämple.org> unknown")
+    mark_bounced(engine, "ana@exämple.org", "550 5.1.1 <ana@exämple.org> unknown")
     sign_up(web_client(app), clock, "Ana@Exämple.org")
     assert row(engine, "ana@exämple.org")["status"] == "bounced"
     last = history(engine, ana.id)[-1]

@@ -13,13 +13,16 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from newsletter.audience import bulk, export, lookup, model, transfer
+from newsletter.audience import bulk, export, lookup, model, signup, transfer
 from newsletter.audience import subscribers as subs
 from newsletter.audience.addresses import parse_address
 from newsletter.audience.export import export_csv
 from newsletter.audience.recipient import Recipient
+from newsletter.audience.signup import Change, Consent, UnsubscribeMethod
+from newsletter.clock import utc_now
 from newsletter.errors import SubscriberError
 from newsletter.store import db, tables
+from tests.audience_helpers import mark_bounced
 
 
 @pytest.fixture
@@ -69,27 +72,33 @@ def test_iter_recipients_rejects_unknown_status(engine):
 # --------------------------------------------------------------------------- status changes
 
 
-def test_unsubscribe_by_id_for_the_web_app(engine):
-    sub = subs.add(engine, "ada@example.com")
-    done = subs.unsubscribe_by_id(engine, sub.id, "one-click")
-    assert done.status == "unsubscribed" and done.unsubscribe_reason == "one-click"
-    assert done.unsubscribed_at is not None and done.unsubscribed_at.tzinfo is not None
-    # Idempotent: the first reason and time stand.
-    again = subs.unsubscribe_by_id(engine, sub.id, "second click")
-    assert again.unsubscribe_reason == "one-click"
-    assert again.unsubscribed_at == done.unsubscribed_at
-    assert subs.unsubscribe_by_id(engine, 999_999, "x") is None
+def test_an_unsubscribe_by_id_is_idempotent(engine):
+    sub = subs.add(engine, "zoe@exämple.org", name="Zoë Ñúñez")
+    first = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+    done = signup.unsubscribe(engine, sub.id, UnsubscribeMethod.ONE_CLICK, Consent(), first)
+    assert done == Change("active", "unsubscribed")
+    stored = lookup.get(engine, "zoe@exämple.org")
+    assert stored.unsubscribe_reason == "unsubscribed (one-click)"
+    assert stored.unsubscribed_at == first and stored.unsubscribed_at.tzinfo is not None
+    # The second click changes nothing: the first reason and time stand.
+    again = signup.unsubscribe(engine, sub.id, UnsubscribeMethod.PAGE, Consent(),
+                               first + timedelta(hours=1))
+    assert again == Change("unsubscribed", "unsubscribed")
+    assert lookup.get(engine, "zoe@exämple.org").unsubscribed_at == first
+    assert signup.unsubscribe(engine, 999_999, UnsubscribeMethod.PAGE, Consent(), first) is None
 
 
 def test_confirm_bounce_and_complaint(engine):
     pending = subs.add(engine, "p@example.com", status="pending")
     assert pending.confirmed_at is None
-    confirmed = subs.confirm_by_id(engine, pending.id)
+    assert signup.confirm(engine, pending.id, utc_now()) == Change("pending", "active")
+    confirmed = lookup.get(engine, "p@example.com")
     assert confirmed.status == "active" and confirmed.confirmed_at is not None
 
-    assert subs.mark_bounced(engine, "P@example.com", "550 no such user").status == "bounced"
+    assert mark_bounced(engine, "P@example.com", "550 no such user").status == "bounced"
     # A stopped address is never re-activated by confirm either.
-    assert subs.confirm_by_id(engine, pending.id).status == "bounced"
+    assert signup.confirm(engine, pending.id, utc_now()) == Change("bounced", "bounced")
+    assert lookup.get(engine, "p@example.com").status == "bounced"
     subs.add(engine, "c@example.com")
     assert subs.mark_complained(engine, "c@example.com", "abuse report").status == "complained"
     assert lookup.count_by_status(engine) == {
@@ -111,7 +120,7 @@ def test_import_reactivates_nothing_and_reports_each_case(engine, tmp_path):
     subs.add(engine, "unsub@example.com")
     subs.unsubscribe(engine, "unsub@example.com")
     subs.add(engine, "bounce@example.com")
-    subs.mark_bounced(engine, "bounce@example.com", "hard")
+    mark_bounced(engine, "bounce@example.com", "hard")
     subs.add(engine, "complain@example.com")
     subs.mark_complained(engine, "complain@example.com", "spam")
     subs.add(engine, "erased@example.com")

@@ -6,10 +6,22 @@ import httpx
 import pytest
 
 from newsletter.audience.recipient import Recipient
-from newsletter.providers.base import BatchRejected, FatalTransportError, OutcomeUnknown, Status
+from newsletter.providers.base import (
+    BatchRejected,
+    FatalTransportError,
+    OutcomeKind,
+    OutcomeUnknown,
+)
 from newsletter.providers.postmark import PostmarkTransport, build_batch, parse_batch
 from tests.provider_specs import validate_request, validate_response
-from tests.transport_fixtures import API_KEY, make_config, make_outgoing, recipients, send_with
+from tests.transport_fixtures import (
+    API_KEY,
+    make_config,
+    make_outgoing,
+    personalized,
+    recipients,
+    send_with,
+)
 
 
 @pytest.fixture
@@ -35,7 +47,7 @@ async def send(config, outgoing, handler, n=3, sleeps=None):
 
 
 def test_batch_body_matches_postmarks_spec(outgoing):
-    body = build_batch(outgoing, recipients(3), "newsletters")
+    body = build_batch(outgoing, personalized(outgoing, recipients(3)), "newsletters")
     # Postmark's published swagger predates message streams and metadata; both are in its
     # current API reference (Email API: MessageStream, Metadata).
     validate_request("postmark", "/email/batch", "post", body,
@@ -64,7 +76,7 @@ async def test_success_records_message_ids(config, outgoing):
         return httpx.Response(200, json=ok(3))
 
     results = await send(config, outgoing, handler)
-    assert [r.status for r in results] == [Status.SENT] * 3
+    assert [r.kind for r in results] == [OutcomeKind.SENT] * 3
     assert [r.message_id for r in results] == ["id-1", "id-2", "id-3"]
     assert seen == {"token": API_KEY, "path": "/email/batch"}
 
@@ -81,7 +93,7 @@ async def test_the_body_on_the_wire_is_the_batch_with_every_message_filled_in(co
         return httpx.Response(200, json=ok(3))
 
     await send_with(PostmarkTransport, config, outgoing, handler, batch=batch)
-    assert seen["body"] == build_batch(outgoing, batch, "newsletters")
+    assert seen["body"] == build_batch(outgoing, personalized(outgoing, batch), "newsletters")
     assert seen["length"] == seen["bytes"]
     first = seen["body"][0]
     assert "Hi José," in first["TextBody"] and "Hi Jos&#233;," in first["HtmlBody"]
@@ -94,7 +106,7 @@ async def test_partial_failure_marks_only_those_recipients(config, outgoing):
                  "marked as inactive."}
     answer[2] = {"ErrorCode": 300, "Message": "Invalid 'To' address"}
     results = await send(config, outgoing, lambda r: httpx.Response(200, json=answer))
-    assert [r.status for r in results] == [Status.SENT, Status.FAILED, Status.FAILED]
+    assert [r.kind for r in results] == [OutcomeKind.SENT, OutcomeKind.FAILED, OutcomeKind.FAILED]
     assert results[1].bad_address and results[1].code == "406"
     assert not results[2].bad_address and "Invalid" in results[2].reason
 
@@ -102,8 +114,8 @@ async def test_partial_failure_marks_only_those_recipients(config, outgoing):
 async def test_an_account_error_in_a_batch_is_flagged_fatal(config, outgoing):
     answer = ok(2) + [{"ErrorCode": 405, "Message": "Not allowed to send"}]
     results = await send(config, outgoing, lambda r: httpx.Response(200, json=answer))
-    assert results[0].status == Status.SENT and not results[0].fatal
-    assert results[2].fatal and results[2].status == Status.RETRY
+    assert results[0].kind == OutcomeKind.SENT and not results[0].fatal
+    assert results[2].fatal and results[2].kind == OutcomeKind.UNTRIED
 
 
 async def test_401_stops_the_send_and_never_shows_the_token(config, outgoing):
@@ -133,7 +145,7 @@ async def test_429_is_retried_after_the_time_asked(config, outgoing):
         return httpx.Response(200, json=ok(3))
 
     results = await send(config, outgoing, handler, sleeps=sleeps)
-    assert [r.status for r in results] == [Status.SENT] * 3
+    assert [r.kind for r in results] == [OutcomeKind.SENT] * 3
     assert len(calls) == 2 and sleeps[0] >= 7
 
 
@@ -143,14 +155,15 @@ async def test_429_is_retried_after_the_time_asked(config, outgoing):
 
 
 
-def test_a_short_answer_cannot_be_mapped_and_is_unknown():
+def test_a_short_answer_cannot_be_mapped_and_is_unknown(outgoing):
     with pytest.raises(OutcomeUnknown):
-        parse_batch(recipients(3), ok(2))
+        parse_batch(personalized(outgoing, recipients(3)), ok(2))
 
 
 async def test_more_than_500_messages_is_refused(config, outgoing):
     transport = PostmarkTransport(config, transport=httpx.MockTransport(
         lambda r: httpx.Response(200, json=json.loads("[]"))))
     with pytest.raises(ValueError, match="maximum of 500"):
-        await transport.send_batch(outgoing, recipients(501), batch_key="x")
+        await transport.send_batch(outgoing, personalized(outgoing, recipients(501)),
+                                   batch_key="x")
     await transport.aclose()

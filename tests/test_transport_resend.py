@@ -16,7 +16,12 @@ import pytest
 
 from newsletter.audience.recipient import Recipient
 from newsletter.errors import ConfigError
-from newsletter.providers.base import BatchRejected, FatalTransportError, OutcomeUnknown, Status
+from newsletter.providers.base import (
+    BatchRejected,
+    FatalTransportError,
+    OutcomeKind,
+    OutcomeUnknown,
+)
 from newsletter.providers.resend import (
     ResendTransport,
     build_batch,
@@ -30,6 +35,7 @@ from tests.transport_fixtures import (
     make_config,
     make_outgoing,
     personal_parts,
+    personalized,
     recipients,
     send_with,
 )
@@ -66,7 +72,7 @@ async def send(config, outgoing, handler, n=3, sleeps=None, batch_key="b1"):
 
 
 def test_batch_body_matches_resends_spec(outgoing):
-    body = build_batch(outgoing, [*recipients(2), BOB])
+    body = build_batch(outgoing, personalized(outgoing, [*recipients(2), BOB]))
     validate_request("resend", "/emails/batch", "post", body)
     first = body[0]
     assert first["from"] == "Five Things <editors@fivethings.example.com>"
@@ -77,7 +83,7 @@ def test_batch_body_matches_resends_spec(outgoing):
 
 
 def test_tags_name_the_edition_and_subscriber_in_resends_charset(outgoing):
-    body = build_batch(outgoing, recipients(2))
+    body = build_batch(outgoing, personalized(outgoing, recipients(2)))
     tags = {t["name"]: t["value"] for t in body[1]["tags"]}
     assert tags == {"edition": outgoing.edition_key.replace(".", "_"), "subscriber_id": "2"}
     for message in body:
@@ -88,7 +94,7 @@ def test_tags_name_the_edition_and_subscriber_in_resends_charset(outgoing):
 
 def test_each_recipient_gets_their_own_filled_in_message(outgoing):
     batch = [*recipients(2), BOB]
-    body = build_batch(outgoing, batch)
+    body = build_batch(outgoing, personalized(outgoing, batch))
     for message, recipient in zip(body, batch, strict=True):
         personal = personal_parts(outgoing, recipient)
         assert (message["html"], message["text"]) == (personal.html, personal.text)
@@ -124,14 +130,14 @@ async def test_success_records_ids_in_order(config, outgoing):
         return httpx.Response(200, json=ok(3))
 
     results = await send(config, outgoing, handler)
-    assert [r.status for r in results] == [Status.SENT] * 3
+    assert [r.kind for r in results] == [OutcomeKind.SENT] * 3
     assert [r.message_id for r in results] == ["re-1", "re-2", "re-3"]
     assert seen["url"] == "https://api.resend.com/emails/batch"
     assert seen["headers"]["Authorization"] == f"Bearer {API_KEY}"
     assert seen["headers"]["Idempotency-Key"] == idempotency_key(outgoing.edition_key, "b1")
     assert seen["headers"]["x-batch-validation"] == "strict"
     validate_request("resend", "/emails/batch", "post", seen["body"])
-    assert seen["body"] == build_batch(outgoing, recipients(3))
+    assert seen["body"] == build_batch(outgoing, personalized(outgoing, recipients(3)))
 
 
 async def test_provider_base_url_overrides_the_endpoint(project, outgoing):
@@ -153,9 +159,9 @@ def test_the_api_key_is_required(project):
 
 @pytest.mark.parametrize("answer", [ok(2), {"data": []}, {}, [], {"data": [{}, {}, {}]},
                                     {"data": ok(3)["data"], "errors": [{"index": 1}]}])
-def test_an_answer_that_does_not_map_onto_the_batch_is_unknown(answer):
+def test_an_answer_that_does_not_map_onto_the_batch_is_unknown(outgoing, answer):
     with pytest.raises(OutcomeUnknown):
-        parse_batch(recipients(3), answer)
+        parse_batch(personalized(outgoing, recipients(3)), answer)
 
 
 async def test_a_mismatched_count_is_unknown(config, outgoing):
@@ -220,7 +226,7 @@ async def test_429_honours_retry_after(config, outgoing):
         return httpx.Response(200, json=ok(3))
 
     results = await send(config, outgoing, handler, sleeps=sleeps)
-    assert [r.status for r in results] == [Status.SENT] * 3
+    assert [r.kind for r in results] == [OutcomeKind.SENT] * 3
     assert len(calls) == 2 and sleeps[0] >= 3
 
 
@@ -236,7 +242,7 @@ async def test_a_timeout_is_resent_with_the_same_key_and_ends_sent(config, outgo
         return httpx.Response(200, json=ok(3))
 
     results = await send(config, outgoing, handler)
-    assert [r.status for r in results] == [Status.SENT] * 3
+    assert [r.kind for r in results] == [OutcomeKind.SENT] * 3
     assert len(seen) == 2 and seen[0] == seen[1], "same key, same payload"
 
 
@@ -276,7 +282,8 @@ async def test_more_than_100_messages_is_refused(config, outgoing):
     transport = ResendTransport(config, transport=httpx.MockTransport(
         lambda r: httpx.Response(200, json=ok(101))))
     with pytest.raises(ValueError, match="maximum of 100"):
-        await transport.send_batch(outgoing, recipients(101), batch_key="x")
+        await transport.send_batch(outgoing, personalized(outgoing, recipients(101)),
+                                   batch_key="x")
     await transport.aclose()
 
 
@@ -293,7 +300,9 @@ async def test_a_used_up_quota_stops_the_send_instead_of_waiting(project):
                                     "message": "You have reached your daily email quota."})
 
     transport = ResendTransport(config, transport=httpx.MockTransport(handler))
+    outgoing = make_outgoing(config)
     with pytest.raises(FatalTransportError, match="daily_quota_exceeded"):
-        await transport.send_batch(make_outgoing(config), recipients(2), batch_key="b")
+        await transport.send_batch(outgoing, personalized(outgoing, recipients(2)),
+                                   batch_key="b")
     await transport.aclose()
     assert len(calls) == 1

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from newsletter.providers.base import BatchRetryable, OutcomeUnknown, Status
+from newsletter.providers.base import BatchRetryable, OutcomeKind, OutcomeUnknown
 from newsletter.providers.mailgun import MailgunTransport
 from newsletter.providers.postmark import PostmarkTransport
 from newsletter.providers.resend import ResendTransport
@@ -72,7 +72,7 @@ async def test_a_connect_error_is_retried(project, provider):
         return provider.success(request)
 
     results = await send(project, provider, handler)
-    assert [r.status for r in results] == [Status.SENT] * 3
+    assert [r.kind for r in results] == [OutcomeKind.SENT] * 3
 
 
 @pytest.mark.parametrize("provider", PROVIDERS, ids=lambda p: p.name)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from newsletter.audience.recipient import Recipient
 from newsletter.errors import ConfigError
-from newsletter.providers.base import BatchRejected, FatalTransportError, Status
+from newsletter.providers.base import BatchRejected, FatalTransportError, OutcomeKind
 from newsletter.providers.sendgrid import (
     SendGridTransport,
     build_mail,
@@ -27,6 +27,7 @@ from tests.transport_fixtures import (
     make_config,
     make_outgoing,
     personal_parts,
+    personalized,
     recipients,
     send_with,
 )
@@ -76,7 +77,7 @@ def deliver(body):
 
 
 def assert_delivered_faithfully(outgoing, batch):
-    body = build_mail(outgoing, batch)
+    body = build_mail(outgoing, personalized(outgoing, batch))
     for recipient, (p, html, text) in zip(batch, deliver(body), strict=True):
         personal = personal_parts(outgoing, recipient)
         assert html == personal.html
@@ -98,7 +99,7 @@ def accepted(request):
 
 
 def test_mail_body_matches_sendgrids_spec(outgoing):
-    body = build_mail(outgoing, [*recipients(2), BOB])
+    body = build_mail(outgoing, personalized(outgoing, [*recipients(2), BOB]))
     validate_mail_send(body)
     assert body["from"] == {"email": "editors@fivethings.example.com", "name": "Five Things"}
     assert body["reply_to"] == {"email": "editors@fivethings.example.com"}
@@ -132,7 +133,7 @@ def test_each_recipient_receives_exactly_their_own_message(outgoing):
 
 
 def test_the_content_is_sent_once_with_tags_that_never_collide(outgoing):
-    body = build_mail(outgoing, recipients(3))
+    body = build_mail(outgoing, personalized(outgoing, recipients(3)))
     text, html = (c["value"] for c in body["content"])
     rendered = outgoing
     assert html.startswith(rendered.html.literals[0]) and text.endswith(rendered.text.literals[-1])
@@ -191,12 +192,6 @@ async def test_a_batch_of_1000_costs_well_under_2kb_per_recipient(config, outgoi
     assert seen["size"] / 1000 < 2048, f"{seen['size'] / 1000:.0f} bytes per recipient"
 
 
-def test_the_same_address_twice_is_refused_before_sending(outgoing):
-    twice = [Recipient(1, "a@example.com"), Recipient(2, "A@example.com")]
-    with pytest.raises(ValueError, match="twice"):
-        build_mail(outgoing, twice)
-
-
 # --- the answers ---------------------------------------------------------------------------
 
 
@@ -210,7 +205,7 @@ async def test_accepted_marks_everyone_sent_with_the_message_id(config, outgoing
         return accepted(request)
 
     results = await send(config, outgoing, handler)
-    assert [r.status for r in results] == [Status.SENT] * 3
+    assert [r.kind for r in results] == [OutcomeKind.SENT] * 3
     assert {r.message_id for r in results} == {"sg-abc123"}
     assert seen["auth"] == f"Bearer {API_KEY}"
     assert seen["url"] == "https://api.sendgrid.com/v3/mail/send"
@@ -241,16 +236,17 @@ async def test_a_refused_personalization_fails_only_that_recipient(config, outgo
                           "field": "personalizations.1.to.0.email", "help": {}}]}
     validate_answer(400, answer)
     results = await send(config, outgoing, lambda r: httpx.Response(400, json=answer))
-    assert [r.status for r in results] == [Status.RETRY, Status.FAILED, Status.RETRY]
+    assert [r.kind for r in results] == [OutcomeKind.RETRY, OutcomeKind.FAILED, OutcomeKind.RETRY]
     assert results[1].bad_address and "valid address" in results[1].reason
     assert not results[0].bad_address
 
 
-def test_an_error_outside_the_personalizations_cannot_be_split():
+def test_an_error_outside_the_personalizations_cannot_be_split(outgoing):
     answer = {"errors": [{"message": "bad", "field": "personalizations.0.to.0.email"},
                          {"message": "also bad", "field": None}]}
-    assert parse_rejected(recipients(2), answer) is None
-    assert parse_rejected(recipients(2), {"errors": [{"field": "personalizations.5"}]}) is None
+    batch = personalized(outgoing, recipients(2))
+    assert parse_rejected(batch, answer) is None
+    assert parse_rejected(batch, {"errors": [{"field": "personalizations.5"}]}) is None
 
 
 async def test_a_refused_sender_stops_the_send(config, outgoing):
@@ -298,7 +294,7 @@ async def test_429_waits_until_x_ratelimit_reset(config, outgoing):
         return accepted(request)
 
     results = await send(config, outgoing, handler, sleeps=sleeps)
-    assert [r.status for r in results] == [Status.SENT] * 3
+    assert [r.kind for r in results] == [OutcomeKind.SENT] * 3
     assert len(calls) == 2 and 7 <= sleeps[0] <= 10
 
 
@@ -319,5 +315,6 @@ async def test_a_wrong_endpoint_stops_the_send(config, outgoing):
 async def test_more_than_1000_recipients_is_refused(config, outgoing):
     transport = SendGridTransport(config, transport=httpx.MockTransport(accepted))
     with pytest.raises(ValueError, match="maximum of 1000"):
-        await transport.send_batch(outgoing, recipients(1001), batch_key="x")
+        await transport.send_batch(outgoing, personalized(outgoing, recipients(1001)),
+                                   batch_key="x")
     await transport.aclose()

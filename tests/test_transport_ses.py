@@ -23,10 +23,10 @@ from newsletter.audience.recipient import Recipient
 from newsletter.errors import ConfigError, NewsletterError
 from newsletter.providers import make_transport
 from newsletter.providers._http import RetryPolicy
-from newsletter.providers.base import FatalTransportError, Status
+from newsletter.providers.base import FatalTransportError, OutcomeKind
 from newsletter.providers.ses import SEND_PATH, SesTransport, build_request, error_type, tag_value
 from tests.provider_specs import SPEC_DIR
-from tests.transport_fixtures import make_config, make_outgoing, recipients
+from tests.transport_fixtures import make_config, make_outgoing, personalized, recipients
 
 KEY_ID = "AKIAEXAMPLE0123456789"
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
@@ -206,7 +206,8 @@ async def send(config, outgoing, handler, n=3, sleeps=None, **options):
     transport = SesTransport(config, transport=httpx.MockTransport(handler), sleep=sleep,
                              retry=RetryPolicy(attempts=3, base_delay=0.01), **options)
     try:
-        return await transport.send_batch(outgoing, recipients(n), batch_key="b1")
+        return await transport.send_batch(outgoing, personalized(outgoing, recipients(n)),
+                                          batch_key="b1")
     finally:
         await transport.aclose()
 
@@ -237,7 +238,7 @@ async def test_success_is_signed_and_records_sess_message_ids(config, outgoing):
         return httpx.Response(200, json={"MessageId": f"ses-{n}"})
 
     results = await send(config, outgoing, handler)
-    assert [r.status for r in results] == [Status.SENT] * 3
+    assert [r.kind for r in results] == [OutcomeKind.SENT] * 3
     assert [r.message_id for r in results] == ["ses-1", "ses-2", "ses-3"]
     assert len(seen) == 3
     for request in seen:
@@ -259,7 +260,7 @@ async def test_every_retry_is_signed_afresh(config, outgoing):
         return httpx.Response(200, json={"MessageId": "m"})
 
     results = await send(config, outgoing, handler, n=1)
-    assert results[0].status == Status.SENT
+    assert results[0].kind == OutcomeKind.SENT
     assert len(seen) == 2 and all(signature_ok(r) for r in seen)
 
 
@@ -286,18 +287,18 @@ SANDBOX = ("Email address is not verified. The following identities failed the c
 
 
 @pytest.mark.parametrize(("response", "status", "bad_address"), [
-    (ses_error(400, "MessageRejected", SUPPRESSED), Status.FAILED, True),
-    (ses_error(400, "MessageRejected", SUPPRESSED, in_body=True), Status.FAILED, True),
-    (ses_error(400, "MessageRejected", SANDBOX), Status.FAILED, False),
-    (ses_error(400, "BadRequestException", "Illegal address"), Status.FAILED, True),
-    (ses_error(400, "BadRequestException", "Tag value is invalid"), Status.FAILED, False),
+    (ses_error(400, "MessageRejected", SUPPRESSED), OutcomeKind.FAILED, True),
+    (ses_error(400, "MessageRejected", SUPPRESSED, in_body=True), OutcomeKind.FAILED, True),
+    (ses_error(400, "MessageRejected", SANDBOX), OutcomeKind.FAILED, False),
+    (ses_error(400, "BadRequestException", "Illegal address"), OutcomeKind.FAILED, True),
+    (ses_error(400, "BadRequestException", "Tag value is invalid"), OutcomeKind.FAILED, False),
     (ses_error(400, "LimitExceededException", "Maximum sending rate exceeded."),
-     Status.RETRY, False),
-    (ses_error(400, "ThrottlingException", "Rate exceeded"), Status.RETRY, False),
-    (ses_error(429, "TooManyRequestsException", "Too many requests"), Status.RETRY, False),
-    (httpx.Response(503, text="Service Unavailable"), Status.RETRY, False),
-    (httpx.Response(504, text="Gateway Timeout"), Status.UNKNOWN, False),
-    (httpx.Response(200, json={"unexpected": True}), Status.UNKNOWN, False),
+     OutcomeKind.RETRY, False),
+    (ses_error(400, "ThrottlingException", "Rate exceeded"), OutcomeKind.RETRY, False),
+    (ses_error(429, "TooManyRequestsException", "Too many requests"), OutcomeKind.RETRY, False),
+    (httpx.Response(503, text="Service Unavailable"), OutcomeKind.RETRY, False),
+    (httpx.Response(504, text="Gateway Timeout"), OutcomeKind.UNKNOWN, False),
+    (httpx.Response(200, json={"unexpected": True}), OutcomeKind.UNKNOWN, False),
 ])
 async def test_one_messages_answer_is_that_recipients_result(config, outgoing, response,
                                                              status, bad_address):
@@ -309,7 +310,7 @@ async def test_one_messages_answer_is_that_recipients_result(config, outgoing, r
         return httpx.Response(200, json={"MessageId": "ok"})
 
     results = await send(config, outgoing, handler, max_in_flight=1)
-    assert [r.status for r in results] == [Status.SENT, Status.SENT, status]
+    assert [r.kind for r in results] == [OutcomeKind.SENT, OutcomeKind.SENT, status]
     assert results[2].bad_address is bad_address
     assert not results[2].fatal
     assert SECRET not in results[2].reason
@@ -326,7 +327,8 @@ async def test_a_timeout_is_unknown_for_that_recipient_only_and_not_resent(confi
 
     results = await send(config, outgoing, handler, max_in_flight=1)
     # The message after it is not started (no more unknowns while SES is not answering).
-    assert [r.status for r in results] == [Status.SENT, Status.UNKNOWN, Status.RETRY]
+    assert [r.kind for r in results] == [OutcomeKind.SENT, OutcomeKind.UNKNOWN,
+                                         OutcomeKind.UNTRIED]
     assert calls.count("reader2@example.com") == 1
     assert "not sent" in results[2].reason
 
@@ -339,7 +341,7 @@ async def test_concurrent_messages_keep_their_own_outcomes(config, outgoing):
         return httpx.Response(200, json={"MessageId": recipient_of(request)})
 
     results = await send(config, outgoing, handler, max_in_flight=3)
-    assert [r.status for r in results] == [Status.SENT, Status.UNKNOWN, Status.SENT]
+    assert [r.kind for r in results] == [OutcomeKind.SENT, OutcomeKind.UNKNOWN, OutcomeKind.SENT]
     assert results[2].message_id == "reader3@example.com"
 
 
@@ -370,7 +372,8 @@ async def test_an_account_error_after_some_were_sent_is_flagged_fatal(config, ou
         return ses_error(400, "SendingPausedException", "paused")
 
     results = await send(config, outgoing, handler, max_in_flight=1)
-    assert [r.status for r in results] == [Status.SENT, Status.RETRY, Status.RETRY]
+    assert [r.kind for r in results] == [OutcomeKind.SENT, OutcomeKind.UNTRIED,
+                                         OutcomeKind.UNTRIED]
     assert not results[0].fatal and results[1].fatal
     assert "not sent" in results[2].reason
 
@@ -385,7 +388,8 @@ async def test_throttling_stops_starting_more_messages(config, outgoing):
         return ses_error(400, "LimitExceededException", "Maximum sending rate exceeded.")
 
     results = await send(config, outgoing, handler, n=4, max_in_flight=1)
-    assert [r.status for r in results] == [Status.SENT] + [Status.RETRY] * 3
+    assert [r.kind for r in results] == [OutcomeKind.SENT, OutcomeKind.RETRY] + \
+        [OutcomeKind.UNTRIED] * 2
     assert len(calls) == 2
 
 
@@ -418,7 +422,8 @@ async def test_more_than_50_messages_is_refused(config, outgoing):
     transport = SesTransport(config, transport=httpx.MockTransport(
         lambda r: httpx.Response(200, json={"MessageId": "m"})))
     with pytest.raises(ValueError, match="maximum of 50"):
-        await transport.send_batch(outgoing, recipients(51), batch_key="x")
+        await transport.send_batch(outgoing, personalized(outgoing, recipients(51)),
+                                   batch_key="x")
     await transport.aclose()
 
 
@@ -518,10 +523,11 @@ async def test_moto_accepts_our_signed_raw_messages(project, moto_ses):
     batch = recipients(4) + [Recipient(id=9, email="zoe@bücher.example", name="Zoë Ü")]
     transport = SesTransport(config)
     try:
-        results = await transport.send_batch(outgoing, batch, batch_key="b1")
+        results = await transport.send_batch(outgoing, personalized(outgoing, batch),
+                                             batch_key="b1")
     finally:
         await transport.aclose()
-    assert [r.status for r in results] == [Status.SENT] * 5, [r.reason for r in results]
+    assert [r.kind for r in results] == [OutcomeKind.SENT] * 5, [r.reason for r in results]
 
     stored = {m["id"]: m for m in sent_by_moto(moto_ses["url"])}
     assert len(stored) == 5
@@ -547,9 +553,11 @@ async def test_moto_refuses_a_wrong_secret_and_the_error_hides_it(project, moto_
     wrong = "WrongSecretKey0123456789abcdefghijklmnop"
     config = moto_config(project, moto_ses, aws_secret_access_key=wrong)
     transport = SesTransport(config)
+    outgoing = make_outgoing(config)
     try:
         with pytest.raises(FatalTransportError) as err:
-            await transport.send_batch(make_outgoing(config), recipients(3), batch_key="b1")
+            await transport.send_batch(outgoing, personalized(outgoing, recipients(3)),
+                                       batch_key="b1")
     finally:
         await transport.aclose()
     assert err.value.status == 403
@@ -561,8 +569,10 @@ async def test_moto_refuses_a_wrong_secret_and_the_error_hides_it(project, moto_
 async def test_moto_refuses_an_unverified_sender_and_the_send_stops(project, moto_ses):
     config = moto_config(project, moto_ses, from_address="someone@elsewhere.example")
     transport = SesTransport(config)
+    outgoing = make_outgoing(config)
     try:
         with pytest.raises(FatalTransportError, match="MessageRejected"):
-            await transport.send_batch(make_outgoing(config), recipients(2), batch_key="b1")
+            await transport.send_batch(outgoing, personalized(outgoing, recipients(2)),
+                                       batch_key="b1")
     finally:
         await transport.aclose()

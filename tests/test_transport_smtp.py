@@ -10,7 +10,7 @@ import pytest
 
 from newsletter.audience.recipient import Recipient
 from newsletter.providers import make_transport
-from newsletter.providers.base import BatchRetryable, FatalTransportError, Status
+from newsletter.providers.base import BatchRetryable, FatalTransportError, OutcomeKind
 from newsletter.providers.smtp import SmtpTransport, enhanced_code, is_bad_address
 from tests.smtp_servers import (
     SENDER,
@@ -37,7 +37,7 @@ async def test_starttls_auth_delivers_each_message_over_one_connection(project, 
     finally:
         await transport.aclose()
 
-    assert [r.status for r in results] == [Status.SENT] * 4, [r.reason for r in results]
+    assert [r.kind for r in results] == [OutcomeKind.SENT] * 4, [r.reason for r in results]
     assert [r.message_id for r in results] == [
         outgoing.personalize(r).message_id for r in batch]
     assert handler.connections == 1 and transport.connections == 1
@@ -75,7 +75,7 @@ async def test_the_connection_is_reused_across_batches_and_reopened_if_dropped(
         results = await send(transport, outgoing, recipients(2, start=5))
     finally:
         await transport.aclose()
-    assert [r.status for r in results] == [Status.SENT] * 2
+    assert [r.kind for r in results] == [OutcomeKind.SENT] * 2
     assert handler.connections == 2 and len(handler.messages) == 6
 
 
@@ -104,8 +104,8 @@ async def test_a_refused_recipient_fails_alone(project, handler, starttls_port, 
         results = await send(transport, make_outgoing(config), recipients(5))
     finally:
         await transport.aclose()
-    assert [r.status for r in results] == [
-        Status.SENT, Status.FAILED, Status.RETRY, Status.FAILED, Status.SENT]
+    assert [r.kind for r in results] == [OutcomeKind.SENT, OutcomeKind.FAILED, OutcomeKind.RETRY,
+                                         OutcomeKind.FAILED, OutcomeKind.SENT]
     assert results[1].bad_address and results[1].code == "550"
     assert "no such user" in results[1].reason
     assert results[2].code == "451" and not results[2].bad_address
@@ -136,7 +136,7 @@ async def test_a_connection_lost_during_data_is_unknown_for_that_recipient(
         results = await send(transport, make_outgoing(config), recipients(3))
     finally:
         await transport.aclose()
-    assert [r.status for r in results] == [Status.SENT, Status.UNKNOWN, Status.SENT]
+    assert [r.kind for r in results] == [OutcomeKind.SENT, OutcomeKind.UNKNOWN, OutcomeKind.SENT]
     assert handler.connections == 2, "the next message reconnects"
 
 
@@ -149,7 +149,7 @@ async def test_a_timeout_during_data_is_unknown_and_the_next_message_reconnects(
         results = await send(transport, make_outgoing(config), recipients(2))
     finally:
         await transport.aclose()
-    assert [r.status for r in results] == [Status.UNKNOWN, Status.SENT]
+    assert [r.kind for r in results] == [OutcomeKind.UNKNOWN, OutcomeKind.SENT]
     assert transport.connections == 2
 
 
@@ -164,7 +164,7 @@ async def test_a_connection_dropped_before_data_is_reopened_and_the_message_sent
         results = await send(transport, outgoing, recipients(2, start=2))
     finally:
         await transport.aclose()
-    assert [r.status for r in results] == [Status.SENT] * 2
+    assert [r.kind for r in results] == [OutcomeKind.SENT] * 2
     assert [m["to"] for m in handler.messages] == [
         [f"reader{i}@example.com"] for i in (1, 2, 3)], "each message exactly once"
     assert transport.connections == 2
@@ -190,7 +190,7 @@ async def test_a_421_closes_the_connection_and_the_batch_goes_on(project, handle
         results = await send(transport, make_outgoing(config), recipients(2))
     finally:
         await transport.aclose()
-    assert [r.status for r in results] == [Status.RETRY, Status.SENT]
+    assert [r.kind for r in results] == [OutcomeKind.RETRY, OutcomeKind.SENT]
     assert transport.connections == 2
 
 
@@ -203,7 +203,9 @@ async def test_a_sender_refused_mid_batch_is_flagged_fatal(project, handler, sta
         results = await send(transport, make_outgoing(config), recipients(3))
     finally:
         await transport.aclose()
-    assert [r.status for r in results] == [Status.SENT, Status.RETRY, Status.RETRY]
+    # Neither of the others was this recipient's doing: both are sent again later as new.
+    assert [r.kind for r in results] == [OutcomeKind.SENT, OutcomeKind.UNTRIED,
+                                         OutcomeKind.UNTRIED]
     assert results[1].fatal and results[1].code == "550"
     assert not results[2].fatal and "not sent" in results[2].reason
 
@@ -234,7 +236,7 @@ async def test_plain_smtp_without_tls_or_auth(project, handler, start_server):
         results = await send(transport, make_outgoing(config), recipients(2))
     finally:
         await transport.aclose()
-    assert [r.status for r in results] == [Status.SENT] * 2
+    assert [r.kind for r in results] == [OutcomeKind.SENT] * 2
     assert handler.tls == [False, False] and len(handler.messages) == 2
 
 
@@ -261,7 +263,7 @@ async def test_implicit_tls_with_auth(project, handler, start_server, certs):
         results = await send(transport, make_outgoing(config), recipients(2))
     finally:
         await transport.aclose()
-    assert [r.status for r in results] == [Status.SENT] * 2
+    assert [r.kind for r in results] == [OutcomeKind.SENT] * 2
     assert all(m["authenticated"] for m in handler.messages)
     unverified = SmtpTransport(config, timeout=5)  # the system's trust store
     with pytest.raises(FatalTransportError, match="TLS failed at connect"):

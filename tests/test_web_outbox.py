@@ -13,6 +13,8 @@ from newsletter.delivery import confirmations
 from newsletter.delivery.confirmations import drain_outbox
 from newsletter.providers import make_transport
 from newsletter.store.db import connect
+from newsletter.store.tables import subscribers
+from tests.smtp_servers import Handler
 from tests.web_helpers import (
     PUBLIC,
     Clock,
@@ -25,6 +27,8 @@ from tests.web_helpers import (
     web_client,
     web_config,
 )
+
+pytest_plugins = ("tests.smtp_fixtures",)
 
 
 class FakePostmark:
@@ -83,6 +87,41 @@ def test_a_failed_mail_is_retried_later_and_survives_a_restart(postmark):
     page = second_process.get(path)
     second_process.post(path, data={"action": "confirm", "csrf": field(page.text, "csrf")})
     assert row(engine, "zoe@example.com")["status"] == "active"
+
+
+def test_a_confirmation_goes_out_over_smtp_dot_stuffed_like_any_message(project, database_url,
+                                                                        start_server):
+    handler = Handler(pipelining=True)
+    port = start_server(handler)
+    config = web_config(project, database_url, provider="smtp", smtp_host="127.0.0.1",
+                        smtp_port=port, smtp_security="none", smtp_username="",
+                        smtp_password="", from_address="editors@fivethings.example.com")
+    engine, clock = connect(database_url), Clock()
+    sign_up(web_client(make_app(config, clock, engine=engine)), clock, "Zoe@bücher.example",
+            name="Zoë “Z” Ñúñez")
+    assert drain_outbox(config, engine, clock=clock) == 1
+    (sent,) = outbox_rows(engine)
+    assert sent["status"] == "sent"
+    (mail,) = handler.messages
+    assert mail["to"] == ["Zoe@xn--bcher-kva.example"]
+    assert b"/confirm/" in mail["content"] and b"Subject: Confirm" in mail["content"]
+
+
+def test_a_stored_address_no_mail_can_carry_fails_its_confirmation_alone(postmark):
+    config, engine, clock, fake = postmark
+    fake.up = True
+    client = web_client(make_app(config, clock, engine=engine))
+    sign_up(client, clock, "ana@bücher.example", name="Ana Lúcia")
+    sign_up(client, clock, "Zoe@bücher.example", name="Zoë")
+    with engine.begin() as conn:  # a row from before today's rules: a line break in it
+        conn.execute(subscribers.update().where(subscribers.c.email_key == "ana@bücher.example")
+                     .values(email="ana@bücher.example\r\nBcc: x@example.com"))
+    assert drain_outbox(config, engine, transport(config, fake), clock=clock) == 1
+    broken, sent = outbox_rows(engine)
+    assert broken["status"] == "failed" and "control character" in broken["error"]
+    assert sent["status"] == "sent"
+    (mail,) = fake.mails
+    assert mail["To"].endswith("<Zoe@xn--bcher-kva.example>")
 
 
 def test_a_mail_claimed_by_a_process_that_died_is_sent_after_the_lease(postmark):

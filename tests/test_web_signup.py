@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from newsletter.audience import lookup, signup, subscribers
 from newsletter.audience.signup import Change, Consent, Unsubscribe, UnsubscribeMethod
 from newsletter.store.db import connect
+from tests.audience_helpers import mark_bounced
 
 T = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 
@@ -17,7 +18,7 @@ def test_a_batch_gives_each_request_its_own_outcome(database_url):
     active = subscribers.add(engine, "a@example.com")
     pending = subscribers.add(engine, "p@example.com", status="pending")
     bounced = subscribers.add(engine, "b@example.com")
-    subscribers.mark_bounced(engine, "b@example.com", "550 unknown user")
+    mark_bounced(engine, "b@example.com", "550 unknown user")
     gone = subscribers.add(engine, "g@example.com")
     subscribers.remove(engine, "g@example.com")
     one_click, page = UnsubscribeMethod.ONE_CLICK, UnsubscribeMethod.PAGE

@@ -15,6 +15,7 @@ from newsletter.delivery.confirmations import drain_outbox
 from newsletter.store.db import connect
 from newsletter.store.tables import status_changes
 from newsletter.web.subscribe import consent_text
+from tests.audience_helpers import mark_bounced
 from tests.web_helpers import (
     USER_AGENT,
     Clock,
@@ -80,7 +81,7 @@ def _prepare(engine, status: str, email: str) -> None:
     if status == "unsubscribed":
         subscribers.unsubscribe(engine, email)
     elif status == "bounced":
-        subscribers.mark_bounced(engine, email, "550 5.1.1 unknown user")
+        mark_bounced(engine, email, "550 5.1.1 unknown user")
     elif status == "complained":
         subscribers.mark_complained(engine, email, "abuse report")
     elif status == "erased":

@@ -8,6 +8,7 @@ from newsletter.audience import subscribers
 from newsletter.audience.tokens import make_token
 from newsletter.store.db import connect
 from newsletter.web.security import csrf_token
+from tests.audience_helpers import mark_bounced
 from tests.web_helpers import (
     SECRET,
     USER_AGENT,
@@ -112,7 +113,7 @@ def test_resubscribe_is_only_for_someone_who_unsubscribed_themselves(setup):
 
 def test_a_bounced_address_is_told_so_and_offered_nothing(setup):
     client, engine, _, sub, path = setup
-    subscribers.mark_bounced(engine, sub.email, "550 no such user")
+    mark_bounced(engine, sub.email, "550 no such user")
     page = client.get(path)
     assert "does not receive Five Things any more" in main_text(page.text)
     assert "<form" not in page.text

@@ -13,9 +13,9 @@ from newsletter.feedback.events import (
     NotConfigured,
     WebhookRejected,
 )
-from newsletter.feedback.replay import MemoryReplayGuard
 from newsletter.feedback.webhooks import postmark
 from newsletter.feedback.webhooks.inbound import Inbound, WebhookSettings
+from tests.replay_helpers import MemoryReplayGuard
 
 CREDENTIALS = "postmark:pässwörd-“2026”"
 

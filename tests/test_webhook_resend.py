@@ -10,9 +10,9 @@ import pytest
 
 from newsletter.errors import ConfigError
 from newsletter.feedback.events import BadSignature, EventKind, NotConfigured, StaleRequest
-from newsletter.feedback.replay import MemoryReplayGuard
 from newsletter.feedback.webhooks import resend
 from newsletter.feedback.webhooks.inbound import Inbound, WebhookSettings
+from tests.replay_helpers import MemoryReplayGuard
 
 # Svix src/webhook.test.ts / the Standard Webhooks reference vector (research notes 1.3)
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

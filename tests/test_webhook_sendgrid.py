@@ -16,9 +16,9 @@ from newsletter.feedback.events import (
     NotConfigured,
     StaleRequest,
 )
-from newsletter.feedback.replay import MemoryReplayGuard
 from newsletter.feedback.webhooks import sendgrid
 from newsletter.feedback.webhooks.inbound import Inbound, WebhookSettings
+from tests.replay_helpers import MemoryReplayGuard
 
 # sendgrid/sendgrid-python test/unit/test_eventwebhook.py (research notes 1.1)
 VECTOR_KEY = ("MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE83T4O/n84iotIvIW4mdBgQ/7dAfSmpqIM8kF9mN1fl"

@@ -21,10 +21,10 @@ from newsletter.feedback.events import (
     UnknownTopic,
     WebhookUnavailable,
 )
-from newsletter.feedback.replay import MemoryReplayGuard
 from newsletter.feedback.times import from_iso
 from newsletter.feedback.webhooks import ses, sns
 from newsletter.feedback.webhooks.inbound import Inbound, WebhookSettings
+from tests.replay_helpers import MemoryReplayGuard
 
 VECTORS = json.loads((Path(__file__).parent / "data" / "feedback" / "sns-test-vectors.json")
                      .read_text(encoding="utf-8"))

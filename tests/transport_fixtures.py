@@ -1,4 +1,5 @@
-"""Shared pieces for transport tests: a rendered Outgoing and a few recipients."""
+"""Shared pieces for transport tests: a rendered Outgoing, a few recipients and their
+personalized messages (what a transport is given)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ from types import SimpleNamespace
 
 from newsletter.audience.recipient import Recipient
 from newsletter.config import load_config
-from newsletter.delivery.outgoing import prepare
 from newsletter.edition.render import render_week
-from newsletter.providers.base import filled
+from newsletter.message.model import Personalized
+from newsletter.message.outgoing import prepare
 
 WEEK = "2026-W47"
 API_KEY = "pm-test-token-0123456789"
@@ -25,10 +26,16 @@ def make_outgoing(config, *, test: bool = False):
     return prepare(config, render_week(config, WEEK), test=test)
 
 
+def personalized(outgoing, batch: list[Recipient]) -> list[Personalized]:
+    """The batch as the sender hands it to a transport: each recipient personalized."""
+    return [outgoing.personalize(r) for r in batch]
+
+
 def personal_parts(outgoing, recipient: Recipient) -> SimpleNamespace:
     """What one recipient's message holds: its filled-in HTML and text, and its headers."""
     person = outgoing.personalize(recipient)
-    html, text = filled(outgoing, person)
+    html = outgoing.html.fill(person.html_values)
+    text = outgoing.text.fill(person.values)
     return SimpleNamespace(html=html, text=text, headers=dict(person.headers))
 
 
@@ -55,6 +62,7 @@ async def send_with(cls, config, outgoing, handler, *, n: int = 3, sleeps=None, 
     transport = cls(config, transport=httpx.MockTransport(handler), sleep=sleep,
                     retry=RetryPolicy(attempts=3, base_delay=0.01), **options)
     try:
-        return await transport.send_batch(outgoing, batch or recipients(n), batch_key=batch_key)
+        messages = personalized(outgoing, batch or recipients(n))
+        return await transport.send_batch(outgoing, messages, batch_key=batch_key)
     finally:
         await transport.aclose()

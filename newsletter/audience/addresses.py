@@ -38,14 +38,6 @@ class Address:
     name: str | None = None
 
 
-@functools.cache
-def _email_validator():
-    # Imported on first use, not with the module: `subscribers count` never needs it.
-    import email_validator
-
-    return email_validator
-
-
 def parse_address(value: str) -> Address:
     """Validate ``addr`` or ``Name <addr>``; raise SubscriberError saying what is wrong."""
     if not isinstance(value, str):
@@ -62,7 +54,9 @@ def parse_address(value: str) -> Address:
         name = clean_name(_unquote(match["name"]))
     if not text:
         raise SubscriberError("empty address")
-    ev = _email_validator()
+    # Imported on first use, not with the module: `subscribers count` never needs it.
+    import email_validator as ev
+
     try:
         valid = ev.validate_email(text, check_deliverability=False, allow_smtputf8=False)
     except ev.EmailNotValidError as exc:

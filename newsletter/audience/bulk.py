@@ -4,14 +4,17 @@ caller's transaction (COPY and one array parameter on PostgreSQL, batches on SQL
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
 
 from ..store.tables import subscribers, suppressions
 from . import history
+
+if TYPE_CHECKING:
+    import psycopg
 
 _CHUNK = 500  # rows per IN (...) lookup and per INSERT batch
 
@@ -33,7 +36,7 @@ def insert_rows(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
     )
     converted: dict[tuple[str, datetime], Any] = {}
 
-    def bind(name: str, process, value):
+    def bind(name: str, process: Callable[[Any], Any] | None, value: Any) -> Any:
         if process is None or value is None:
             return value
         if isinstance(value, datetime):
@@ -46,7 +49,9 @@ def insert_rows(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
     if dialect.name == "postgresql":
         # COPY, in this same transaction: several times faster than INSERT on PostgreSQL.
         names = ", ".join(c.name for c in columns)
-        with conn.connection.dbapi_connection.cursor() as cursor, cursor.copy(
+        # store.db connects to PostgreSQL through psycopg 3, whose cursor has COPY.
+        raw = cast("psycopg.Connection[Any]", conn.connection.dbapi_connection)
+        with raw.cursor() as cursor, cursor.copy(
             f"COPY {subscribers.name} ({names}) FROM STDIN"
         ) as copy:
             for values in tuples:
@@ -77,15 +82,17 @@ def record_added(conn: sa.Connection, keys: list[str], at: datetime, detail: str
                                 history.ChangeMethod.IMPORT, detail)
 
 
-def _lookup(conn: sa.Connection, query: sa.Select, column, values: list[str]) -> list[sa.Row]:
+def _lookup(conn: sa.Connection, query: sa.Select[*tuple[Any, ...]], column: sa.Column[str],
+            values: list[str]) -> list[sa.Row[*tuple[Any, ...]]]:
     """``query`` for rows whose ``column`` is one of ``values``, in batches."""
-    found: list[sa.Row] = []
+    found: list[sa.Row[*tuple[Any, ...]]] = []
     for where in _batches(conn, column, values):
         found.extend(conn.execute(query.where(where)).all())
     return found
 
 
-def _batches(conn: sa.Connection, column, values: list[str]) -> Iterator[sa.ColumnElement]:
+def _batches(conn: sa.Connection, column: sa.Column[str],
+             values: list[str]) -> Iterator[sa.ColumnElement[bool]]:
     """"``column`` is one of ``values``", a batch of values at a time."""
     if conn.dialect.name == "postgresql":
         # One array parameter: several times faster than IN with thousands of parameters.

@@ -20,7 +20,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import IO
 
 from ..errors import SubscriberError
 
@@ -56,7 +56,7 @@ class CsvData:
     header_line: int = 1
 
 
-def read_csv(path: str | os.PathLike) -> CsvData:
+def read_csv(path: str | os.PathLike[str]) -> CsvData:
     """Read a whole CSV file with a header row; raise SubscriberError on anything unreadable."""
     path = Path(path)
     text = _decode(path, _read_bytes(path))
@@ -126,7 +126,7 @@ def _header(path: Path, line: int, cells: list[str]) -> list[str]:
     return names
 
 
-def write_rows(fh: TextIO, columns: list[str], rows: Iterable[list[str]]) -> int:
+def write_rows(fh: IO[str], columns: list[str], rows: Iterable[list[str]]) -> int:
     """Write a header and the rows; return how many rows were written."""
     # CRLF, as RFC 4180 says: with "\n" alone the csv module would not quote a bare "\r".
     writer = csv.writer(fh, lineterminator="\r\n")

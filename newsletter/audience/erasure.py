@@ -31,6 +31,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import overload
 
 import sqlalchemy as sa
 
@@ -118,6 +119,14 @@ def _sweep(erasure: Erasure, outboxes: Iterable[Path], traces: Traces) -> None:
     erasure.files, erasure.left = swept.deleted, swept.left
 
 
+@overload
+def _erase(engine: sa.Engine, where: sa.ColumnElement[bool],
+           address: Address) -> tuple[Erasure, Traces]: ...
+@overload
+def _erase(engine: sa.Engine, where: sa.ColumnElement[bool],
+           address: None) -> tuple[Erasure, Traces] | None: ...
+
+
 def _erase(engine: sa.Engine, where: sa.ColumnElement[bool],
            address: Address | None) -> tuple[Erasure, Traces] | None:
     """The database part, in one transaction; None when no row matches and no address was
@@ -125,12 +134,12 @@ def _erase(engine: sa.Engine, where: sa.ColumnElement[bool],
     s = subscribers.c
     with begin_write(engine) as conn:
         row = conn.execute(sa.select(s.id, s.email, s.email_key, s.name).where(where)).first()
-        if row is None and address is None:
-            return None
         if row is not None:
             subscriber_id, email, key, name = row.id, row.email, row.email_key, row.name
-        else:
+        elif address is not None:
             subscriber_id, email, key, name = None, address.email, address.key, address.name
+        else:
+            return None
         traces = Traces(email, key, name)
         digest = email_hash(key)
         already = suppressed(conn, digest)
@@ -160,7 +169,7 @@ def _delete_subscriber(conn: sa.Connection, subscriber_id: int, erasure: Erasure
     erasure.subscriber = _delete(conn, subscribers, subscribers.c.id, subscriber_id)
 
 
-def _delete(conn: sa.Connection, table: sa.Table, column: sa.Column, value: int) -> int:
+def _delete(conn: sa.Connection, table: sa.Table, column: sa.Column[int], value: int) -> int:
     return conn.execute(table.delete().where(column == value)).rowcount
 
 

@@ -17,7 +17,7 @@ from .model import EXPORT_COLUMNS, Subscriber
 
 
 def export_csv(
-    engine: sa.Engine, dest: str | os.PathLike | TextIO, status: str | None = None
+    engine: sa.Engine, dest: str | os.PathLike[str] | TextIO, status: str | None = None
 ) -> int:
     """Write subscribers as CSV (the format import reads) to a path or an open text stream.
 
@@ -31,7 +31,7 @@ def export_csv(
     keys = attribute_keys(engine, status)
     columns = list(EXPORT_COLUMNS) + keys
     rows = (subscriber_row(sub, keys) for sub in iter_subscribers(engine, status))
-    if hasattr(dest, "write"):
+    if not isinstance(dest, str | os.PathLike):  # an open stream
         return write_rows(dest, columns, rows)
     try:
         with atomic_writer(dest, text=True) as fh:

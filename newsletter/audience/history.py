@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -66,7 +67,7 @@ def record_many(conn: sa.Connection, changes: Iterable[StatusChange]) -> None:
         conn.execute(status_changes.insert(), rows)
 
 
-def record_selected(conn: sa.Connection, query: sa.Select, at: datetime,
+def record_selected(conn: sa.Connection, query: sa.Select[*tuple[Any, ...]], at: datetime,
                     method: ChangeMethod, detail: str) -> None:
     """Within the transaction that added them: a first row (no status before) for each
     subscriber ``query`` selects as (id, status), in one INSERT ... SELECT however many."""
@@ -77,7 +78,7 @@ def record_selected(conn: sa.Connection, query: sa.Select, at: datetime,
         ["subscriber_id", "at", "from_status", "to_status", "method", "detail"], source))
 
 
-def latest_sign_up(conn: sa.Connection, subscriber_id: int) -> sa.Row | None:
+def latest_sign_up(conn: sa.Connection, subscriber_id: int) -> sa.Row[*tuple[Any, ...]] | None:
     """The subscriber's newest sign-up on the web or through the API: the consent a
     confirmation makes good."""
     h = status_changes.c
@@ -104,7 +105,7 @@ def without_address(value: str | None) -> str | None:
     return one_line(_ADDRESS.sub("(address)", value), MAX_DETAIL)
 
 
-def _values(change: StatusChange) -> dict:
+def _values(change: StatusChange) -> dict[str, Any]:
     return dict(
         subscriber_id=change.subscriber_id, at=change.at, from_status=change.from_status,
         to_status=change.to_status,

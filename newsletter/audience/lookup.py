@@ -7,6 +7,7 @@ the list. Plain functions taking an Engine (from ``newsletter.store.db.connect``
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -24,7 +25,7 @@ def check_status(status: str, allowed: Iterable[str] = STATUSES) -> str:
     return status
 
 
-def to_subscriber(row: sa.Row) -> Subscriber:
+def to_subscriber(row: sa.Row[*tuple[Any, ...]]) -> Subscriber:
     m = row._mapping
     return Subscriber(
         id=m["id"],
@@ -50,18 +51,13 @@ def get(engine: sa.Engine, email: str) -> Subscriber | None:
     return to_subscriber(row) if row else None
 
 
-def get_by_id(engine: sa.Engine, subscriber_id: int) -> Subscriber | None:
-    with engine.connect() as conn:
-        row = conn.execute(sa.select(subscribers).where(subscribers.c.id == subscriber_id)).first()
-    return to_subscriber(row) if row else None
-
-
 def suppressed(conn: sa.Connection, digest: str) -> bool:
     query = sa.select(suppressions.c.id).where(suppressions.c.email_hash == digest)
     return conn.execute(query).first() is not None
 
 
-def _keyset(engine: sa.Engine, query: sa.Select, chunk: int) -> Iterator[sa.Row]:
+def _keyset(engine: sa.Engine, query: sa.Select[*tuple[Any, ...]],
+            chunk: int) -> Iterator[sa.Row[*tuple[Any, ...]]]:
     """Rows of ``query`` in id order, fetched ``chunk`` at a time.
 
     Each page is its own short read, so no cursor or lock is held while the caller works
@@ -103,7 +99,7 @@ def count_by_status(engine: sa.Engine) -> dict[str, int]:
     """Subscribers per status, every status present (zero when none)."""
     query = sa.select(subscribers.c.status, sa.func.count()).group_by(subscribers.c.status)
     with engine.connect() as conn:
-        counts = dict(conn.execute(query).all())
+        counts: dict[str, int] = dict(conn.execute(query).all())
     return {status: counts.get(status, 0) for status in STATUSES}
 
 

@@ -55,37 +55,38 @@ def person_record(engine: sa.Engine, email: str) -> dict[str, Any]:
                                 "member": member}
                                for b, member in person_batches(conn, row.id, traces)],
         }
-    return _plain(record)
+    return {key: _plain(value) for key, value in record.items()}
 
 
-def write_json(record: dict[str, Any], dest: str | os.PathLike | TextIO) -> None:
+def write_json(record: dict[str, Any], dest: str | os.PathLike[str] | TextIO) -> None:
     """The record as indented JSON to an open stream, or to a path replaced atomically."""
     from ..files import atomic_writer
 
     text = json.dumps(record, ensure_ascii=False, indent=2) + "\n"
-    if hasattr(dest, "write"):
+    if not isinstance(dest, str | os.PathLike):  # an open stream
         dest.write(text)
         return
     with atomic_writer(dest, text=True) as fh:
         fh.write(text)
 
 
-def _one(conn: sa.Connection, table: sa.Table, column: sa.Column, value: int) -> dict | None:
+def _one(conn: sa.Connection, table: sa.Table, column: sa.Column[int],
+         value: int) -> dict[str, Any] | None:
     row = conn.execute(sa.select(table).where(column == value)).first()
     return dict(row._mapping) if row else None
 
 
-def _rows(conn: sa.Connection, query: sa.Select) -> list[dict]:
+def _rows(conn: sa.Connection, query: sa.Select[*tuple[Any, ...]]) -> list[dict[str, Any]]:
     return [dict(row._mapping) for row in conn.execute(query)]
 
 
-def _status_history(conn: sa.Connection, subscriber_id: int) -> list[dict]:
+def _status_history(conn: sa.Connection, subscriber_id: int) -> list[dict[str, Any]]:
     c = status_changes.c
     return _rows(conn, sa.select(status_changes).where(c.subscriber_id == subscriber_id)
                  .order_by(c.at, c.id))
 
 
-def _deliveries(conn: sa.Connection, subscriber_id: int) -> list[dict]:
+def _deliveries(conn: sa.Connection, subscriber_id: int) -> list[dict[str, Any]]:
     d, s = deliveries.c, sends.c
     query = (sa.select(s.week, d.send_id, s.subject, s.provider,
                        s.created_at.label("send_started_at"), d.status, d.attempts, d.canary,
@@ -95,14 +96,14 @@ def _deliveries(conn: sa.Connection, subscriber_id: int) -> list[dict]:
     return _rows(conn, query)
 
 
-def _event(row: sa.Row) -> dict:
+def _event(row: sa.Row[*tuple[Any, ...]]) -> dict[str, Any]:
     out = dict(row._mapping)
     with contextlib.suppress(ValueError):  # stored as JSON text: given back as the payload
         out["raw"] = json.loads(row.raw)
     return out
 
 
-def _plain(value):
+def _plain(value: object) -> object:
     """JSON-ready: datetimes as ISO 8601, containers walked."""
     if isinstance(value, datetime):
         return value.isoformat()

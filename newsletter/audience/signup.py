@@ -24,9 +24,11 @@ caller, an aware UTC datetime.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
@@ -35,6 +37,9 @@ from ..store.tables import consent_details, subscribers, suppressions
 from .addresses import Address, email_hash
 from .history import ChangeMethod, StatusChange, latest_sign_up, one_line, record, record_many
 from .model import SubscriberStatus
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects import postgresql, sqlite
 
 SOURCE = "web"
 # An unsubscribe's method as the status history names who made it: one-click and the page are
@@ -146,7 +151,9 @@ def sign_up(conn: sa.Connection, address: Address, name: str | None, consent: Co
         values = dict(status=SubscriberStatus.PENDING, source=SOURCE, consented_at=now,
                       email=address.email, email_key=address.key, name=name or address.name,
                       attributes={}, created_at=now, updated_at=now)
-        subscriber_id = conn.execute(subscribers.insert().values(values)).inserted_primary_key[0]
+        inserted = conn.execute(subscribers.insert().values(values)).inserted_primary_key
+        assert inserted is not None  # an INSERT of one row always has its key
+        subscriber_id: int = inserted[0]
     else:
         subscriber_id, before = row
         values = dict(status=SubscriberStatus.PENDING, updated_at=now)
@@ -216,12 +223,12 @@ class Unsubscribe:
     """One unsubscribe request, as ``unsubscribe_many`` takes it."""
 
     subscriber_id: int
-    method: UnsubscribeMethod
+    method: UnsubscribeMethod | str  # or the provider whose webhook reported it ("postmark")
     consent: Consent
     now: datetime
 
 
-def unsubscribe(engine: sa.Engine, subscriber_id: int, method: UnsubscribeMethod,
+def unsubscribe(engine: sa.Engine, subscriber_id: int, method: UnsubscribeMethod | str,
                 consent: Consent, now: datetime) -> Change | None:
     """Stop a pending or active subscriber; a stopped one stays as it is. None: no subscriber."""
     return unsubscribe_many(engine, [Unsubscribe(subscriber_id, method, consent, now)])[0]
@@ -323,14 +330,15 @@ def resubscribe(engine: sa.Engine, subscriber_id: int, consent: Consent,
 # -- the consent details row ------------------------------------------------------------------
 
 
-def _save_details(conn: sa.Connection, subscriber_id: int, now: datetime, **values) -> None:
+def _save_details(conn: sa.Connection, subscriber_id: int, now: datetime,
+                  **values: str | None) -> None:
     """Insert or update the subscriber's consent_details row (one statement on both backends)."""
-    values["updated_at"] = now
-    statement = _insert(conn)(consent_details).values(subscriber_id=subscriber_id, **values)
-    conn.execute(statement.on_conflict_do_update(index_elements=["subscriber_id"], set_=values))
+    changed = {**values, "updated_at": now}
+    statement = _insert(conn)(consent_details).values(subscriber_id=subscriber_id, **changed)
+    conn.execute(statement.on_conflict_do_update(index_elements=["subscriber_id"], set_=changed))
 
 
-def _save_many(conn: sa.Connection, rows: list[dict]) -> None:
+def _save_many(conn: sa.Connection, rows: list[dict[str, object]]) -> None:
     """``_save_details`` for many rows at once (one executemany)."""
     if not rows:
         return
@@ -342,12 +350,15 @@ def _save_many(conn: sa.Connection, rows: list[dict]) -> None:
         set_={k: getattr(statement.excluded, k) for k in columns}), rows)
 
 
-def _insert(conn: sa.Connection):
+def _insert(conn: sa.Connection) -> Callable[[sa.Table], postgresql.Insert | sqlite.Insert]:
+    """The connection's dialect's INSERT, which has ON CONFLICT DO UPDATE on both."""
     if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        return postgresql_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
 
 
 def _detail(value: str | None) -> str | None:

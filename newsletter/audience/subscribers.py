@@ -1,7 +1,9 @@
-"""The subscriber list: add, unsubscribe, bounce, complain, confirm, erase.
+"""The subscriber list: add, unsubscribe, bounce, complain, erase.
 
 This module and ``audience.signup`` (the changes a subscriber makes on the web: sign-up,
-confirm, unsubscribe, resubscribe) are the only code that changes a subscriber's status.
+confirm, unsubscribe, resubscribe) are the only code that changes a subscriber's status; each
+change has one function (confirming is ``signup.confirm``'s alone, which also lifts an
+erasure's suppression the person signed up past).
 The rules this one keeps:
 
 * An address is unique case-insensitively (``email_key``); the address as given is kept for
@@ -53,7 +55,8 @@ def add(
     name = clean_name(name) or address.name
     attributes = _check_attributes(attributes or {})
     now = utc_now()
-    values = dict(
+    # The row's values (the table's columns are untyped), the Subscriber's fields but the key.
+    values: dict[str, Any] = dict(
         email=address.email,
         email_key=address.key,
         name=name,
@@ -73,10 +76,12 @@ def add(
         if existing is not None:
             raise SubscriberError(_refusal(address.email, existing))
         try:
-            new_id = conn.execute(subscribers.insert().values(values)).inserted_primary_key[0]
+            inserted = conn.execute(subscribers.insert().values(values)).inserted_primary_key
         except sa.exc.IntegrityError:
             # Another process added it between our check and insert.
             raise SubscriberError(f"{address.email} is already on the list") from None
+        assert inserted is not None  # an INSERT of one row always has its key
+        new_id: int = inserted[0]
         record(conn, StatusChange(new_id, now, None, status, method, detail=f"added ({source})"))
     return Subscriber(id=new_id, **{k: v for k, v in values.items() if k != "email_key"})
 
@@ -147,19 +152,6 @@ def unsubscribe(engine: sa.Engine, email: str, reason: str = "unsubscribed via C
     return sub
 
 
-def unsubscribe_by_id(engine: sa.Engine, subscriber_id: int, reason: str, *,
-                      method: ChangeMethod = ChangeMethod.WEB) -> Subscriber | None:
-    """Unsubscribe by id (from a signed link); None when no such subscriber (e.g. erased)."""
-    return _stop(engine, subscribers.c.id == subscriber_id, "unsubscribed", reason, method)
-
-
-def mark_bounced(engine: sa.Engine, email: str, reason: str, *,
-                 method: ChangeMethod = ChangeMethod.CLI) -> Subscriber | None:
-    """A hard bounce reported by the provider: never send to the address again."""
-    key = parse_or_raise(email).key
-    return _stop(engine, subscribers.c.email_key == key, "bounced", reason, method)
-
-
 def mark_bounced_ids(conn: sa.Connection, ids: list[int], reason: str, *,
                      method: ChangeMethod) -> None:
     """Within the caller's transaction (the delivery ledger's, or the event log's): these
@@ -185,24 +177,6 @@ def mark_complained(engine: sa.Engine, email: str, reason: str, *,
     """A spam complaint reported by the provider: never send to the address again."""
     key = parse_or_raise(email).key
     return _stop(engine, subscribers.c.email_key == key, "complained", reason, method)
-
-
-def confirm_by_id(engine: sa.Engine, subscriber_id: int, *,
-                  method: ChangeMethod = ChangeMethod.CLI) -> Subscriber | None:
-    """Double opt-in: a pending subscriber becomes active. Anything else is left unchanged."""
-    now = utc_now()
-    where = subscribers.c.id == subscriber_id
-    with begin_write(engine) as conn:
-        changed = conn.execute(
-            subscribers.update()
-            .where(where, subscribers.c.status == "pending")
-            .values(status="active", confirmed_at=now, updated_at=now)
-        ).rowcount
-        if changed:
-            record(conn, StatusChange(subscriber_id, now, "pending", "active", method,
-                                      detail="confirmed"))
-        row = conn.execute(sa.select(subscribers).where(where)).first()
-    return to_subscriber(row) if row else None
 
 
 def remove(engine: sa.Engine, email: str, outboxes: Iterable[Path] = ()) -> Erasure:

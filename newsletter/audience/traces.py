@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from typing import Any, TypeAlias, overload
 from urllib.parse import quote
 
 import sqlalchemy as sa
@@ -22,6 +23,9 @@ from ..store.tables import batches, events
 from .addresses import ascii_domain
 
 ERASED = "[erased]"
+
+# A decoded JSON value, as a JSON column or json.loads gives it.
+JsonValue: TypeAlias = "str | int | float | bool | None | list[JsonValue] | dict[str, JsonValue]"
 
 
 class Traces:
@@ -37,7 +41,9 @@ class Traces:
 
     def mentions(self, text: str | None) -> bool:
         """Whether ``text`` holds the address in any of its forms."""
-        return bool(text) and self._address.search(text) is not None
+        if not text:
+            return False
+        return self._address.search(text) is not None
 
     def mentions_json(self, raw: str | None) -> bool:
         """``mentions`` for JSON text, looked for in its decoded strings (so that ``\\u00e4``
@@ -50,13 +56,18 @@ class Traces:
             return False
         return any(self.mentions(text) for text in _strings(value))
 
+    @overload
+    def scrub(self, text: str) -> str: ...
+    @overload
+    def scrub(self, text: None) -> None: ...
+
     def scrub(self, text: str | None) -> str | None:
         """``text`` with the address (any form) and the name replaced by ``ERASED``."""
         if not text:
             return text
         return self._personal.sub(ERASED, text)
 
-    def scrub_value(self, value):
+    def scrub_value(self, value: JsonValue) -> JsonValue:
         """``scrub`` through a JSON value: every string in it, keys included."""
         if isinstance(value, str):
             return self.scrub(value)
@@ -107,7 +118,7 @@ def _alternation(texts: set[str]) -> re.Pattern[str]:
     return re.compile("|".join(re.escape(text) for text in ordered), re.IGNORECASE)
 
 
-def _strings(value) -> Iterator[str]:
+def _strings(value: JsonValue) -> Iterator[str]:
     if isinstance(value, str):
         yield value
     elif isinstance(value, list):
@@ -122,7 +133,8 @@ def _strings(value) -> Iterator[str]:
 # -- the rows that name a person ---------------------------------------------------------------
 
 
-def person_events(conn: sa.Connection, subscriber_id: int | None, traces: Traces) -> list[sa.Row]:
+def person_events(conn: sa.Connection, subscriber_id: int | None,
+                  traces: Traces) -> list[sa.Row[*tuple[Any, ...]]]:
     """The events matched to the subscriber, and the unmatched ones that name the address.
 
     The database narrows the unmatched events down by the part before the @ (ASCII, so
@@ -142,11 +154,11 @@ def person_events(conn: sa.Connection, subscriber_id: int | None, traces: Traces
 
 
 def person_batches(conn: sa.Connection, subscriber_id: int | None,
-                   traces: Traces) -> list[tuple[sa.Row, dict]]:
+                   traces: Traces) -> list[tuple[sa.Row[*tuple[Any, ...]], dict[str, Any]]]:
     """The stored batch payloads (kept for a repeat under the batch's key) that carry the
     person, each with the person's entry in it."""
     query = sa.select(batches).where(batches.c.members.is_not(None)).order_by(batches.c.created_at)
-    found = []
+    found: list[tuple[sa.Row[*tuple[Any, ...]], dict[str, Any]]] = []
     for row in conn.execute(query):
         for member in row.members or ():
             if ((subscriber_id is not None and member.get("id") == subscriber_id)

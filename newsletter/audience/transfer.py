@@ -87,7 +87,7 @@ class _Columns:
 
 def import_csv(
     engine: sa.Engine,
-    path: str | os.PathLike,
+    path: str | os.PathLike[str],
     dry_run: bool = False,
     skip_invalid: bool = False,
 ) -> ImportReport:
@@ -111,7 +111,9 @@ def import_csv(
             _insert_new(conn, candidates, report, write=False)
         return report
     # COPY (PostgreSQL) runs on the driver's cursor, so its errors come unwrapped.
-    integrity_errors = (sa.exc.IntegrityError, engine.dialect.dbapi.IntegrityError)
+    driver = engine.dialect.dbapi
+    assert driver is not None  # store.db's engines always load their driver
+    integrity_errors = (sa.exc.IntegrityError, driver.IntegrityError)
     try:
         with begin_write(engine) as conn:
             _insert_new(conn, candidates, report, write=True)

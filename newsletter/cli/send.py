@@ -77,7 +77,7 @@ def send(app: AppContext, week: str | None, dry_run: bool, out: str | None, test
 
 
 def _test_send(app: AppContext, week: str | None, to: tuple[str, ...]) -> None:
-    from ..delivery.test_send import send_test
+    from ..delivery.trial import send_test
 
     failed = 0
     for outcome in send_test(app.config, week, to):
@@ -98,19 +98,18 @@ def _dry_run(app: AppContext, week: str | None, out: str | None) -> None:
 def _send(app: AppContext, week: str | None, *, retry_failed: bool, retry_unknown: bool,
           force: bool = False, resume_paused: bool = False) -> None:
     from ..delivery.arenas import limit_arenas
-    from ..delivery.send import NotReady, send_edition
-    from ..delivery.status import counts_line, next_steps
+    from ..delivery.send import NotReady, SendOptions, send_edition
+    from ..delivery.states import StopKind
     from ..edition.content import resolve_week
     from ..preflight.isolated import check_week_apart
-    from ..providers import transport_class
     from .output import setup_logging
 
     limit_arenas()
     setup_logging()
+    options = SendOptions(retry_failed=retry_failed, retry_unknown=retry_unknown, force=force,
+                          resume_paused=resume_paused, check=check_week_apart)
     try:
-        run = send_edition(app.config, week, retry_failed=retry_failed,
-                           retry_unknown=retry_unknown, check=check_week_apart, force=force,
-                           resume_paused=resume_paused)
+        run = send_edition(app.config, week, options)
     except NotReady as exc:
         from ..preflight import to_text
 
@@ -121,11 +120,8 @@ def _send(app: AppContext, week: str | None, *, retry_failed: bool, retry_unknow
         click.echo(f"{week_name} was already sent; nothing to do "
                    f"(see `newsletter status --week {week_name}`)")
         return
-    click.echo(f"{run.send.week}: {counts_line(run.counts)} "
-               f"(this run: sent {run.this_run.get('sent', 0)})")
-    idempotent = transport_class(run.send.provider or app.config.provider).idempotent
-    for hint in next_steps(run.send.week, run.counts, idempotent=idempotent,
-                           status=run.send.status):
+    click.echo(f"{run.send.week}: {run.summary()}")
+    for hint in run.next_steps():
         click.echo(hint)
     if run.send.forced:
         click.echo(f"warning: sent past `newsletter check` with --force: {run.send.forced}",
@@ -133,14 +129,15 @@ def _send(app: AppContext, week: str | None, *, retry_failed: bool, retry_unknow
     if run.note:  # an abort that came with the last batch: the send is done all the same
         click.echo(f"warning: {run.note}", err=True)
     stopped, name = run.stopped, run.send.week
-    if stopped is not None and stopped.kind == "waiting":
+    if stopped is None:
+        return
+    if stopped.kind is StopKind.WAITING:
         click.echo(f"{stopped.detail}; `newsletter send --week {name}` after that sends the "
                    "rest (the worker does it by itself)")
-    elif stopped is not None and stopped.kind == "paused":
+    elif stopped.kind in (StopKind.PAUSED, StopKind.ABORTED):
         raise NewsletterError(str(stopped))
-    elif stopped:
-        raise NewsletterError(f"{stopped}; run the same command to resume"
-                              if not run.aborted else stopped)
+    else:
+        raise NewsletterError(f"{stopped}; run the same command to resume")
 
 
 def _cancel(app: AppContext, week: str | None) -> None:
@@ -187,8 +184,7 @@ def status(app: AppContext, week: str | None) -> None:
         started = f"{earlier.created_at:%Y-%m-%d %H:%M %Z}"
         click.echo(f"  earlier   {earlier.status} send started {started}: "
                    f"{counts_line(counts)}")
-    for hint in next_steps(s.week, report.counts, idempotent=report.idempotent,
-                           status=s.status):
+    for hint in next_steps(s.week, report.counts, idempotent=s.idempotent, status=s.status):
         click.echo(hint)
     # What came back: bounces, complaints, unsubscribes (newsletter.feedback.report).
     from ..feedback.report import feedback_lines

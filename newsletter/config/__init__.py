@@ -7,8 +7,8 @@ Secrets are never part of an error message or of ``Config.redacted()``.
 """
 
 from .load import find_config_path, load_config
-from .model import DEMO_SECRET, PROVIDERS, SECRET_KEYS, Config, key_fields
+from .model import DEMO_SECRET, SECRET_KEYS, Config, key_fields
 from .rules import DNS_NAME
 
-__all__ = ["DEMO_SECRET", "DNS_NAME", "PROVIDERS", "SECRET_KEYS", "Config", "find_config_path",
-           "key_fields", "load_config"]
+__all__ = ["DEMO_SECRET", "DNS_NAME", "SECRET_KEYS", "Config", "find_config_path", "key_fields",
+           "load_config"]

@@ -17,7 +17,6 @@ SECRET_KEYS = frozenset(
        "imap_password"}
     | {"dkim_private_key"}
 )
-PROVIDERS = ("eml", "postmark", "sendgrid", "mailgun", "ses", "resend", "smtp")
 SMTP_SECURITY = ("starttls", "tls", "none")
 PATH_KEYS = ("items_dir", "templates_dir", "outbox_dir")
 # Text keys that may hold line breaks (PEM armour); every other text value is one line.

@@ -17,7 +17,6 @@ from ..text import has_control
 from .model import (
     META,
     MULTILINE_KEYS,
-    PROVIDERS,
     SECRET_KEYS,
     SMTP_SECURITY,
     Config,
@@ -92,8 +91,7 @@ def validate(config: Config) -> None:
 
     check_text(config, SECRET_KEYS, bad, skip=MULTILINE_KEYS + META)
     check_secrets(config, SECRET_KEYS, bad)
-    if config.provider not in PROVIDERS:
-        raise bad("provider", f"must be one of {', '.join(PROVIDERS)}, got {config.provider!r}")
+    _check_provider(config.provider, bad)
     if config.smtp_security not in SMTP_SECURITY:
         raise bad("smtp_security", f"must be one of {', '.join(SMTP_SECURITY)}")
     if not config.name.strip():
@@ -119,6 +117,13 @@ def validate(config: Config) -> None:
     _check_feedback(config, bad)
     _check_dkim(config, bad)
     _check_brake(config, bad)
+
+
+def _check_provider(name: str, bad: Bad) -> None:
+    from ..providers import REGISTRY  # the providers' own list; loads none of their modules
+
+    if name not in REGISTRY:
+        raise bad("provider", f"must be one of {', '.join(REGISTRY)}, got {name!r}")
 
 
 def _check_timezone(name: str, bad) -> None:

@@ -1,2 +1,3 @@
-"""Delivery: personalize the rendered edition per recipient, build messages, send through a
-provider in batches, and record every recipient's outcome in the ledger."""
+"""Delivery: the ledger, the send loop and its uses. Each batch is claimed from the ledger,
+personalized (``newsletter.message``), sent through a provider, and every recipient's outcome
+recorded in the ledger."""

@@ -1,11 +1,14 @@
 """One batch's attempt: whatever happens, one outcome per recipient, and whether the send
 must stop.
 
-First the recipients are screened (a first attempt only; a repeat must carry exactly what
-the first request did): one whose stored values no message can carry, or whose address is
-already in the batch, fails on its own, with the reason. The rest go to the transport:
+First each recipient is personalized, once: on a first attempt one whose stored values no
+message can carry, or whose address is already in the batch, fails on its own, with the
+reason. A repeat must carry exactly what the first request did, so there a recipient that
+cannot be personalized stops the send instead, the batch left as it was (not tried again
+now). The personalized messages go to the transport:
 
-- its results map onto the recipients (a result marked fatal: not tried, and the send stops);
+- its outcomes, one per message in order, are the batch's as they are (one marked fatal
+  stops the send); any other answer is unknown for all, and the send stops;
 - FatalTransportError: nobody was sent (not tried; unknown if an earlier attempt of this
   request may have been accepted), the send stops;
 - BatchError: each recipient gets the error's outcome (failed, retry or unknown);
@@ -21,20 +24,18 @@ from dataclasses import dataclass
 
 from ..audience.recipient import Recipient
 from ..errors import NewsletterError
+from ..message.model import Outgoing, Personalized
 from ..providers._http import watch_requests
 from ..providers.base import (
     BatchError,
     FatalTransportError,
-    Outgoing,
-    Personalized,
-    SendResult,
+    Outcome,
+    OutcomeKind,
     Transport,
     results_for,
 )
 from .ledger.claiming import Claim
-from .ledger.recording import Outcome
 from .ratelimit import RateLimiter
-from .states import OutcomeKind
 
 log = logging.getLogger("newsletter.send")
 
@@ -49,16 +50,16 @@ async def attempt(transport: Transport, outgoing: Outgoing, claim: Claim,
                   limiter: RateLimiter) -> Attempt:
     recipients = claim.recipients
     outcomes: list[Outcome | None] = [None] * len(recipients)
-    if claim.repeat:
-        ready, checked = list(range(len(recipients))), outgoing
-    else:
-        ready, persons = screen(outgoing, recipients, outcomes)
-        checked = Screened(outgoing, persons)
-    abort = None
-    if ready:
-        batch = [recipients[i] for i in ready]
-        await limiter.acquire(len(batch))
-        results, abort = await _send(transport, checked, batch, claim.batch_key)
+    ready, messages = screen(outgoing, recipients, outcomes)
+    if claim.repeat and len(messages) < len(recipients):
+        reason = next(o.reason for o in outcomes if o is not None)
+        stop = f"a batch to repeat cannot be made as it was sent: {reason}"
+        return Attempt([Outcome(r.id, OutcomeKind.UNTRIED, code="message", reason=stop)
+                        for r in recipients], stop)
+    abort: str | None = None
+    if messages:
+        await limiter.acquire(len(messages))
+        results, abort = await _send(transport, outgoing, messages, claim.batch_key)
         for i, outcome in zip(ready, results, strict=True):
             outcomes[i] = outcome
     assert all(o is not None for o in outcomes), "every recipient has an outcome"
@@ -66,11 +67,12 @@ async def attempt(transport: Transport, outgoing: Outgoing, claim: Claim,
 
 
 def screen(outgoing: Outgoing, recipients: Sequence[Recipient],
-           outcomes: list[Outcome | None]) -> tuple[list[int], dict[int, Personalized]]:
-    """Personalize each recipient; fail (in ``outcomes``) those that cannot be. Returns the
-    indexes of the others and their personalizations (keyed by ``id()`` of the recipient)."""
+           outcomes: list[Outcome | None]) -> tuple[list[int], list[Personalized]]:
+    """Personalize each recipient once; fail (in ``outcomes``) those that cannot be, and the
+    second of an address already in the batch (providers that substitute per recipient key
+    their values by address). Returns the indexes of the others and their messages."""
     ready: list[int] = []
-    persons: dict[int, Personalized] = {}
+    messages: list[Personalized] = []
     seen: dict[str, int] = {}
     for i, recipient in enumerate(recipients):
         try:
@@ -86,60 +88,36 @@ def screen(outgoing: Outgoing, recipients: Sequence[Recipient],
                 "too): one mailbox, one copy"))
             continue
         seen[address] = recipient.id
-        persons[id(recipient)] = person
+        messages.append(person)
         ready.append(i)
-    return ready, persons
+    return ready, messages
 
 
-class Screened:
-    """``outgoing`` with the screened recipients' personalizations kept, so that the
-    transport does not make them again (and a test send's Message-IDs stay the same)."""
-
-    def __init__(self, outgoing: Outgoing, persons: dict[int, Personalized]):
-        self._outgoing = outgoing
-        self._persons = persons
-
-    def personalize(self, recipient: Recipient) -> Personalized:
-        person = self._persons.get(id(recipient))
-        return person if person is not None else self._outgoing.personalize(recipient)
-
-    def __getattr__(self, name: str):
-        return getattr(self._outgoing, name)
-
-
-async def _send(transport: Transport, outgoing: Outgoing, batch: list[Recipient],
+async def _send(transport: Transport, outgoing: Outgoing, messages: list[Personalized],
                 key: str) -> tuple[list[Outcome], str | None]:
+    batch = [m.recipient for m in messages]
     with watch_requests() as watch:
         try:
-            results = await transport.send_batch(outgoing, batch, batch_key=key)
+            results = await transport.send_batch(outgoing, messages, batch_key=key)
         except FatalTransportError as exc:
-            kind = OutcomeKind.UNKNOWN if getattr(exc, "maybe_accepted", False) \
-                else OutcomeKind.UNTRIED
+            kind = OutcomeKind.UNKNOWN if exc.maybe_accepted else OutcomeKind.UNTRIED
             return [Outcome(r.id, kind, code=str(exc.status or ""), reason=f"not sent: {exc}")
                     for r in batch], str(exc)
         except BatchError as exc:
-            return [_outcome(r) for r in results_for(batch, exc)], None
+            return results_for(messages, exc), None
         except Exception as exc:  # a bug or the machine: record the batch, then stop
             reason = f"{transport.name}: {type(exc).__name__}: {one_line(exc)}"
             log.debug("the batch %s raised", key, exc_info=True)
             kind = OutcomeKind.UNTRIED if watch.used and not watch.sent else OutcomeKind.UNKNOWN
             return [Outcome(r.id, kind, code="error", reason=reason) for r in batch], reason
-    if len(results) != len(batch) or any(res.recipient_id != r.id
+    if len(results) != len(batch) or any(res.subscriber_id != r.id
                                          for res, r in zip(results, batch, strict=False)):
         reason = (f"{transport.name}: {len(results)} results for a batch of {len(batch)}, "
                   "not one per recipient in order")
         return [Outcome(r.id, OutcomeKind.UNKNOWN, code="error", reason=reason)
                 for r in batch], reason
     abort = next((f"{transport.name}: {res.reason}" for res in results if res.fatal), None)
-    return [_outcome(res) for res in results], abort
-
-
-def _outcome(result: SendResult) -> Outcome:
-    kind = OutcomeKind(str(result.status))
-    if result.fatal or result.untried:  # the recipient had nothing to do with it
-        kind = OutcomeKind.UNTRIED
-    return Outcome(result.recipient_id, kind, result.message_id, result.code, result.reason,
-                   result.bad_address, result.retry_after)
+    return results, abort
 
 
 def one_line(exc: BaseException) -> str:

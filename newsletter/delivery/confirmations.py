@@ -42,12 +42,14 @@ from ..clock import utc_now
 from ..config import Config
 from ..edition.placeholders import FieldTemplate, RecipientMarkers
 from ..edition.render import render_message
+from ..errors import NewsletterError
+from ..message.mime import MessageBuilder
+from ..message.model import Personalized
+from ..message.outgoing import sender_of
 from ..providers import make_transport
-from ..providers.base import BatchError, Personalized, Status, Transport, TransportError
+from ..providers.base import BatchError, OutcomeKind, Transport, TransportError
 from ..store.db import begin_write
 from ..store.tables import confirmations, subscribers
-from .mime import MessageBuilder
-from .outgoing import sender_of
 
 log = logging.getLogger("newsletter.confirmations")
 
@@ -136,8 +138,8 @@ class ConfirmationMail:
                             name=name, values=values, html_values=html_values, headers={},
                             message_id=message_id)
 
-    def message(self, person: Personalized) -> bytes:
-        return self._builder.build(person)
+    def message(self, person: Personalized, *, dot_stuffed: bool = False) -> bytes:
+        return self._builder.build(person, dot_stuffed=dot_stuffed)
 
 
 # -- draining the outbox ----------------------------------------------------------------------
@@ -278,18 +280,28 @@ async def _send(config: Config, engine: sa.Engine, transport: Transport, due: li
 
 async def _send_batch(transport: Transport, mail: ConfirmationMail,
                       batch: Sequence[_Due]) -> dict[int, tuple[str, str, str]]:
-    recipients = [d.recipient for d in batch]
+    out: dict[int, tuple[str, str, str]] = {}
+    ready, messages = [], []
+    for d in batch:
+        assert d.recipient is not None
+        try:
+            messages.append(mail.personalize(d.recipient))
+        except NewsletterError as exc:  # a stored address no message can carry
+            out[d.row_id] = ("failed", "", str(exc))
+            continue
+        ready.append(d)
+    if not ready:
+        return out
     key = f"confirm-{batch[0].row_id}-{batch[0].attempts}-{secrets.token_hex(4)}"
     try:
-        sent = await transport.send_batch(mail, recipients, batch_key=key)
+        sent = await transport.send_batch(mail, messages, batch_key=key)
     except (BatchError, TransportError) as exc:
-        log.warning("confirmation mails not sent (%d), will retry: %s", len(batch), exc)
-        return {d.row_id: ("retry", "", str(exc)) for d in batch}
-    out = {}
-    for d, result in zip(batch, sent, strict=True):
-        if result.status == Status.SENT:
+        log.warning("confirmation mails not sent (%d), will retry: %s", len(ready), exc)
+        return out | {d.row_id: ("retry", "", str(exc)) for d in ready}
+    for d, result in zip(ready, sent, strict=True):
+        if result.kind == OutcomeKind.SENT:
             out[d.row_id] = ("sent", result.message_id, "")
-        elif result.status == Status.FAILED:
+        elif result.kind == OutcomeKind.FAILED:
             out[d.row_id] = ("failed", "", f"{result.code} {result.reason}".strip())
         else:
             out[d.row_id] = ("retry", "", f"{result.code} {result.reason}".strip())

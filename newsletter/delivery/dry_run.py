@@ -22,9 +22,9 @@ from ..config import Config
 from ..edition.render import render_week
 from ..errors import HeaderError, OutputError
 from ..files import replace_folder, staging_folder, write_error
+from ..message.outgoing import prepare
 from ..providers.eml import eml_name
 from ..store.db import connect
-from .outgoing import prepare
 
 log = logging.getLogger("newsletter.dry_run")
 

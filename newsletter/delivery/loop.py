@@ -17,7 +17,8 @@ It stops claiming, lets the batches in flight finish and records them, then retu
 - too many recipients fail (``max_error_rate`` once at least ``ERROR_RATE_MIN`` outcomes are
   in): aborted likewise, since something is probably wrong with the list or the content;
 - the gate (``newsletter.delivery.gate``, asked before each claim) says no: the brake paused
-  the send, or its canary slice is out and the wait for what comes back has not ended.
+  the send, or its canary slice is out and the wait for what comes back has not ended. What it
+  says yes with goes to the claim: while the canary slice is being sent, only its rows.
 """
 
 from __future__ import annotations
@@ -35,18 +36,18 @@ from datetime import datetime
 
 from ..clock import utc_now
 from ..config import Config
-from ..providers.base import Outgoing, Transport
+from ..message.model import Outgoing
+from ..providers.base import Outcome, OutcomeKind, Transport
 from .attempt import attempt, one_line
+from .gate import GateCheck, Go
 from .ledger.book import Book
 from .ledger.claiming import Claim
-from .ledger.recording import Outcome
 from .ratelimit import RateLimiter
-from .states import OutcomeKind
+from .states import FINAL_STATES, DeliveryStatus, StopKind, StopReason
 
 log = logging.getLogger("newsletter.send")
 
 ERROR_RATE_MIN = 200
-FINAL = ("sent", "failed", "skipped", "unknown", "cancelled")
 
 
 @dataclass
@@ -61,49 +62,17 @@ class Progress:
 
     @property
     def finished(self) -> int:
-        return self.done_before + sum(self.counts[s] for s in FINAL)
+        return self.done_before + sum(self.counts[s] for s in FINAL_STATES)
 
 
-@dataclass(frozen=True)
-class StopReason:
-    """Why a run ended before the send was done.
-
-    ``interrupted`` (a signal) and ``shutdown`` (the worker stopping) leave the send resumable;
-    ``aborted`` (a fatal provider error, too many failures) marks it aborted with ``detail``;
-    ``paused`` (the brake) waits for ``--resume-paused``; ``waiting`` (the canary's wait)
-    goes on when run again after ``until``.
-    """
-
-    kind: str       # interrupted | shutdown | aborted | paused | waiting
-    detail: str
-    until: datetime | None = None
-
-    def __str__(self) -> str:
-        if self.kind in ("aborted", "paused"):
-            return f"{self.kind}: {self.detail.removeprefix('the brake: ')}"
-        return self.detail
-
-
-SHUTDOWN = StopReason("shutdown", "stopped: the worker is shutting down")
-
-
-@dataclass
-class RunResult:
-    send: object                    # the SendRecord after this run
-    counts: dict[str, int]          # the whole send, from the ledger, after this run
-    this_run: Counter
-    stopped: StopReason | None = None
-    note: str = ""                  # an abort that came with the last batch: the send is done
-
-    @property
-    def aborted(self) -> bool:
-        return self.stopped is not None and self.stopped.kind == "aborted"
+SHUTDOWN = StopReason(StopKind.SHUTDOWN, "stopped: the worker is shutting down")
+INTERRUPTED = StopReason(StopKind.INTERRUPTED, "interrupted")
 
 
 class Delivery:
     def __init__(self, config: Config, transport: Transport, outgoing: Outgoing, book: Book, *,
                  on_progress: Callable[[Progress], None] | None = None,
-                 stop_event: threading.Event | None = None, gate=None):
+                 stop_event: threading.Event | None = None, gate: GateCheck | None = None):
         self.transport = transport
         self.outgoing = outgoing
         self.book = book
@@ -115,8 +84,10 @@ class Delivery:
         self.progress: Progress | None = None
         # Another thread (the scheduled worker's shutdown) may ask the send to stop.
         self.stop_event = stop_event
-        # Asked before each claim whether a new batch may start (gate.Gate: canary, brake).
+        # Asked before each claim whether a new batch may start, and of which rows (the
+        # canary, the brake); None: always, of any (the test send).
         self.gate = gate
+        self._canary_only = False  # what the gate last said: only the canary slice's rows
         self._give_up = False        # a second signal: stop retrying the database
         self._signals_seen = 0
         self._dead: BaseException | None = None  # not an error: the process is going
@@ -124,7 +95,7 @@ class Delivery:
 
     # -- public ---------------------------------------------------------------------------
 
-    def stop(self, reason: StopReason = StopReason("interrupted", "interrupted")) -> None:
+    def stop(self, reason: StopReason = INTERRUPTED) -> None:
         if self.stop_reason is None:
             self.stop_reason = reason
         if self._wake is not None:
@@ -132,7 +103,7 @@ class Delivery:
 
     @property
     def aborted(self) -> bool:
-        return self.stop_reason is not None and self.stop_reason.kind == "aborted"
+        return self.stop_reason is not None and self.stop_reason.kind is StopKind.ABORTED
 
     async def run(self) -> tuple[Counter, StopReason | None]:
         """Send until done or stopped; return this run's final counts and why it stopped."""
@@ -167,7 +138,7 @@ class Delivery:
             while not self._stopping():
                 await slots.acquire()
                 if self.gate is not None and not self._stopping():
-                    await self._ask_gate()
+                    await self._ask_gate(self.gate)
                 claim = None if self._stopping() else await self._claim()
                 if claim is None:
                     slots.release()
@@ -201,9 +172,10 @@ class Delivery:
         self._abort(f"a batch could not be recorded: {type(exc).__name__}: {one_line(exc)}")
 
     async def _claim(self) -> Claim | None:
+        claim_batch = functools.partial(self.book.claim, canary_only=self._canary_only)
         while True:
             try:
-                claim = await self._db(self.book.claim)
+                claim = await self._db(claim_batch)
             except Exception as exc:
                 if not self._stopping():
                     self._abort(f"the database failed: {one_line(exc)}")
@@ -215,20 +187,24 @@ class Delivery:
             if claim.recipients:
                 return claim
 
-    async def _ask_gate(self) -> None:
+    async def _ask_gate(self, gate: GateCheck) -> None:
         try:
-            reason = await self._db(self.gate.check)
+            verdict = await self._db(gate.verdict)
         except Exception as exc:
             if not self._stopping():
                 self._abort(f"the database failed: {one_line(exc)}")
             return
-        if reason is not None:
-            self.stop(reason)
+        if isinstance(verdict, Go):
+            self._canary_only = verdict.canary_only
+        else:
+            self.stop(verdict.reason)
 
     async def _wait_for_work(self) -> bool:
         """Nothing claimable now: wait for a retry to fall due, or for other senders."""
         try:
-            wait = await self._db(self.book.wait_hint)
+            await self._db(self.book.recover)
+            wait = await self._db(functools.partial(self.book.wait_hint,
+                                                    canary_only=self._canary_only))
         except Exception as exc:
             if not self._stopping():
                 self._abort(f"the database failed: {one_line(exc)}")
@@ -280,16 +256,17 @@ class Delivery:
     def _check_error_rate(self) -> None:
         assert self.progress is not None
         c = self.progress.counts
-        judged = c["sent"] + c["failed"]
+        failed = c[DeliveryStatus.FAILED]
+        judged = c[DeliveryStatus.SENT] + failed
         limit = self.max_error_rate
-        if limit and judged >= ERROR_RATE_MIN and c["failed"] / judged > limit:
-            self._abort(f"{c['failed']} of {judged} recipients failed, more than "
+        if limit and judged >= ERROR_RATE_MIN and failed / judged > limit:
+            self._abort(f"{failed} of {judged} recipients failed, more than "
                         f"max_error_rate {limit:.0%}; check the list and the provider's "
                         "errors (newsletter status)")
 
     def _abort(self, reason: str) -> None:
         if not self.aborted:
-            self.stop_reason = StopReason("aborted", reason)
+            self.stop_reason = StopReason(StopKind.ABORTED, reason)
         if self._wake is not None:
             self._wake.set()
 
@@ -302,7 +279,7 @@ class Delivery:
         self._signals_seen += 1
         if self._signals_seen > 1:
             self._give_up = True  # a second signal: stop waiting for the database
-        self.stop(StopReason("interrupted", f"interrupted by {sig.name}"))
+        self.stop(StopReason(StopKind.INTERRUPTED, f"interrupted by {sig.name}"))
 
     @contextlib.contextmanager
     def _signals(self):

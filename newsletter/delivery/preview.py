@@ -9,7 +9,7 @@ from ..config import Config
 from ..edition.render import render_week
 from ..errors import OutputError
 from ..files import atomic_write
-from .outgoing import prepare
+from ..message.outgoing import prepare
 
 PREVIEW_RECIPIENT = Recipient(id=0, email="reader@example.com", name="Preview Reader")
 

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 
 from ..clock import utc_now
 from .loop import Progress
+from .states import DeliveryStatus
 
 log = logging.getLogger("newsletter.send")
 LOG_EVERY = 10.0  # seconds between plain progress lines
@@ -46,8 +47,8 @@ def _bar(week: str, total: int):
         task = bar.add_task("send", total=total, sent=0, failed=0, rate=0.0)
 
         def update(p: Progress) -> None:
-            bar.update(task, completed=p.finished, sent=p.counts["sent"],
-                       failed=p.counts["failed"], rate=_rate(p))
+            bar.update(task, completed=p.finished, sent=p.counts[DeliveryStatus.SENT],
+                       failed=p.counts[DeliveryStatus.FAILED], rate=_rate(p))
 
         yield update
 
@@ -64,12 +65,12 @@ def _lines(week: str):
         left = p.total - p.finished
         eta = f"{left / rate:.0f}s" if rate else "?"
         log.info("%s: %d/%d done, %d sent, %d failed, %d unknown this run, %.0f/s, ETA %s",
-                 week, p.finished, p.total, p.counts["sent"], p.counts["failed"],
-                 p.counts["unknown"], rate, eta)
+                 week, p.finished, p.total, p.counts[DeliveryStatus.SENT],
+                 p.counts[DeliveryStatus.FAILED], p.counts[DeliveryStatus.UNKNOWN], rate, eta)
 
     return update
 
 
 def _rate(p: Progress) -> float:
     elapsed = (utc_now() - p.started).total_seconds()
-    return p.counts["sent"] / elapsed if elapsed > 0 else 0.0
+    return p.counts[DeliveryStatus.SENT] / elapsed if elapsed > 0 else 0.0

@@ -3,40 +3,45 @@
 Resumable: run it again after a crash or an interruption and it carries on where it stopped,
 through the provider and endpoint it started with. ``cancel_week`` ends a send for good.
 
-A new send is checked first (``check``: the preflight report) and refused on an error unless
-``force``, which the send records. Its canary and brake are the gate's (``gate``): a paused
-send goes on only with ``resume_paused``.
+A run is asked for with ``SendOptions``. A new send is checked first (``check``: the
+preflight report) and refused on an error unless ``force``, which the send records. Its canary
+and brake are the gate's (``gate``): a paused send goes on only with ``resume_paused``.
+``SendDeps`` are the parts a send is made of (the transport, the ledger, the clock), each the
+real one unless given.
 """
 
 from __future__ import annotations
 
 import asyncio
-import sys
 import threading
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
 from ..audience.recipient import Recipient
+from ..clock import utc_now
 from ..config import Config
-from ..edition.render import render_week
+from ..edition.render import RenderedEdition, render_week
 from ..errors import NewsletterError
-from ..providers import make_transport, transport_class
-from ..providers.base import Outgoing, Transport
+from ..message.model import Outgoing
+from ..message.outgoing import prepare
+from ..providers import REGISTRY, make_transport, transport_class
+from ..providers.base import Transport
 from ..store.db import begin_write, connect
-from .brake import Thresholds
 from .canary import parse_canary
-from .gate import Gate
-from .gate import resume_paused as unpause
+from .gate import GateCheck, Rules
 from .ledger import queries, senders, sends
 from .ledger.book import LedgerBook
 from .ledger.sends import SendError
-from .loop import Delivery, RunResult
-from .outgoing import prepare
+from .loop import Delivery
 from .progress import progress_reporter
-from .states import SendStatus
+from .run_result import RunResult
+from .states import SendStatus, StopKind, StopReason
 
 
 def check_sender(config: Config) -> None:
@@ -46,16 +51,7 @@ def check_sender(config: Config) -> None:
 
 def endpoint_of(config: Config) -> str:
     """Where the configured provider sends: its base URL, SMTP server or outbox folder."""
-    if config.provider == "eml":
-        return str(Path(config.outbox_dir).resolve())
-    if config.provider == "smtp":
-        return f"smtp://{config.smtp_host}:{config.smtp_port}"
-    if config.provider_base_url:
-        return config.provider_base_url.rstrip("/")
-    if config.provider == "ses":
-        return f"https://email.{config.aws_region}.amazonaws.com"
-    module = sys.modules[transport_class(config.provider).__module__]
-    return getattr(module, "DEFAULT_BASE_URL", "").rstrip("/")
+    return REGISTRY[config.provider].endpoint(config)
 
 
 def probe(outgoing: Outgoing) -> None:
@@ -78,19 +74,46 @@ class NotReady(SendError):
                          "with --force")
 
 
-def send_edition(config: Config, week: str | None, *, retry_failed: bool = False,
-                 retry_unknown: bool = False, interactive: bool | None = None,
-                 stop_event: threading.Event | None = None, transport: Transport | None = None,
-                 wrap_book: Callable | None = None, check: Callable | None = None,
-                 force: bool = False, resume_paused: bool = False, now: Callable | None = None,
-                 **transport_options) -> RunResult | None:
+@dataclass(frozen=True)
+class SendOptions:
+    """What the operator (``newsletter send``) or the worker asks of a run of a send."""
+
+    retry_failed: bool = False      # failed rows go again (--retry-failed)
+    retry_unknown: bool = False     # unknown rows go again, perhaps a second time
+    force: bool = False             # a new send goes out past the check's errors, recorded
+    resume_paused: bool = False     # a send the brake paused goes on (--resume-paused)
+    interactive: bool | None = None  # a progress bar; None: when stderr is a terminal
+    # ``check(config, week)``: the preflight report a new send must pass (None: no check).
+    check: Callable[[Config, str], Any] | None = None
+
+
+def make_week_transport(config: Config, week: str) -> Transport:
+    """The configured provider's transport for the week's send (eml: its own folder)."""
+    return make_transport(config, out_dir=Path(config.outbox_dir) / week)
+
+
+def _as_is(book: LedgerBook) -> LedgerBook:
+    return book
+
+
+@dataclass(frozen=True)
+class SendDeps:
+    """What a send is made of besides its configuration and options, each the real one unless
+    given: the tests give their own (``tests/sending.py``: a transport, a ledger that fails on
+    cue, a clock past the canary's wait)."""
+
+    transport: Callable[[Config, str], Transport] = make_week_transport  # (config, week)
+    book: Callable[[LedgerBook], LedgerBook] = _as_is  # the ledger, as the loop sees it
+    clock: Callable[[], datetime] = utc_now      # the gate's: the canary's wait
+
+
+def send_edition(config: Config, week: str | None, options: SendOptions = SendOptions(), *,
+                 stop_event: threading.Event | None = None,
+                 deps: SendDeps = SendDeps()) -> RunResult | None:
     """Send (or resume) the week's send. None when it had already completed.
 
-    ``check(config, week)`` returns the preflight report a new send must pass (``force``:
-    sent anyway, and recorded); ``resume_paused`` goes on with a send the brake paused.
-    ``transport``, ``wrap_book`` and ``now`` (the canary's clock) are seams for tests (a
-    transport of their own, a ledger that fails on cue); ``transport_options`` reach the
-    provider's HTTP client.
+    ``stop_event`` set (from another thread: the worker stopping) asks the run to stop; the
+    batches in flight are recorded first.
     """
     check_sender(config)
     rendered = render_week(config, week)
@@ -98,102 +121,100 @@ def send_edition(config: Config, week: str | None, *, retry_failed: bool = False
     probe(outgoing)
     engine = connect(config.database_url)
     try:
-        return _send(config, engine, rendered.week, rendered, outgoing, retry_failed,
-                     retry_unknown, interactive, stop_event, transport, wrap_book,
-                     transport_options, _Start(check, force, resume_paused, now))
+        return _send(config, engine, rendered, outgoing, options, stop_event, deps)
     except sa.exc.DBAPIError as exc:
         raise SendError(f"the database failed: {_first_line(exc)}; nothing is lost, run the "
                         "same command again to resume") from None
 
 
-@dataclass(frozen=True)
-class _Start:
-    check: Callable | None
-    force: bool
-    resume_paused: bool
-    now: Callable | None
-
-
-def _open(config: Config, engine, week: str, rendered, endpoint: str, start: _Start):
+def _open(config: Config, engine: sa.Engine, rendered: RenderedEdition, endpoint: str,
+          options: SendOptions) -> sends.SendRecord:
     """The week's live send; a new one only past the check (or forced, and recorded)."""
+    week = rendered.week
     forced = None
-    if start.check is not None and sends.find_live(engine, week) is None:
-        report = start.check(config, week)
+    if options.check is not None and sends.find_live(engine, week) is None:
+        report = options.check(config, week)
         if not report.ok:
-            if not start.force:
+            if not options.force:
                 raise NotReady(week, report)
             errors = sorted({f.code for f in report.findings if f.severity == "error"})
             forced = f"{report.summary} ({', '.join(errors)})"
     send, _ = sends.open_send(engine, week, rendered.content_hash, rendered.subject,
                               config.provider, endpoint, canary=parse_canary(config.canary),
-                              forced=forced)
+                              forced=forced,
+                              idempotent=transport_class(config.provider).idempotent)
     if send.status == SendStatus.PAUSED:
-        if not start.resume_paused:
+        if not options.resume_paused:
             raise SendError(f"the send of {week} is paused: {send.abort_reason}. Look into it "
                             f"(`newsletter status --week {week}`, `newsletter events --week "
                             f"{week}`), then `newsletter send --week {week} --resume-paused` "
                             "goes on, or `--cancel` ends it")
-        unpause(engine, send.id)
+        sends.resume_paused(engine, send.id)
         send = sends.get_send(engine, send.id)
-    elif start.resume_paused:
+    elif options.resume_paused:
         raise SendError(f"the send of {week} is not paused (it is {send.status}); "
                         "leave out --resume-paused")
     return send
 
 
-def _send(config, engine, week, rendered, outgoing, retry_failed, retry_unknown, interactive,
-          stop_event, transport, wrap_book, transport_options, start) -> RunResult | None:
+def _send(config: Config, engine: sa.Engine, rendered: RenderedEdition, outgoing: Outgoing,
+          options: SendOptions, stop_event: threading.Event | None,
+          deps: SendDeps) -> RunResult | None:
+    week = rendered.week
     endpoint = endpoint_of(config)
-    send = _open(config, engine, week, rendered, endpoint, start)
-    if send.status == SendStatus.DONE and not _has(engine, send, retry_failed, retry_unknown):
+    send = _open(config, engine, rendered, endpoint, options)
+    if send.status == SendStatus.DONE and not _has(engine, send, options):
         return None
     sends.check_binding(engine, send, config.provider, endpoint)
     sender = senders.register(engine, send)
     try:
         requeued = 0
-        if retry_unknown:
+        if options.retry_unknown:
             requeued += sends.requeue(engine, send.id, "unknown")
-        if retry_failed:
+        if options.retry_failed:
             requeued += sends.requeue(engine, send.id, "failed")
         if send.status == SendStatus.DONE and not requeued:
             return None
-        if transport is None:
-            transport = _transport(config, week, transport_options)
-        book = LedgerBook(engine, send, sender.worker_id,
-                          batch_size=min(config.batch_size, transport.max_batch),
-                          max_attempts=config.max_attempts, retry_delay=config.retry_delay,
-                          idempotent=transport.idempotent,
-                          window=getattr(transport, "idempotency_window", None))
-        loop_book = wrap_book(book) if wrap_book else book
-        gate = Gate(engine, send.id, book, limits=Thresholds.of(config),
-                    wait=config.canary_wait, **({"clock": start.now} if start.now else {}))
-        delivery = Delivery(config, transport, outgoing, loop_book, stop_event=stop_event,
+        transport = _transport(config, week, deps)
+        ledger = LedgerBook(engine, send, sender.worker_id,
+                            batch_size=min(config.batch_size, transport.max_batch),
+                            max_attempts=config.max_attempts, retry_delay=config.retry_delay,
+                            idempotent=transport.idempotent,
+                            window=getattr(transport, "idempotency_window", None))
+        book = deps.book(ledger)
+        gate = GateCheck(book, Rules.of(config), deps.clock)
+        delivery = Delivery(config, transport, outgoing, book, stop_event=stop_event,
                             gate=gate)
-        with progress_reporter(week, send.total, interactive=interactive) as report:
+        with progress_reporter(week, send.total, interactive=options.interactive) as report:
             delivery.on_progress = report
             this_run, stopped = asyncio.run(delivery.run())
-        aborted = stopped.detail if stopped is not None and stopped.kind == "aborted" else None
-        # A pause after the last message changes nothing: the send is done all the same.
-        paused = stopped is not None and stopped.kind == "paused"
-        record, counts, finished = loop_book.conclude(aborted, stopped is not None
-                                                      and not paused)
-        note = ""
-        if finished and (aborted or paused):
-            note, stopped = (aborted or str(stopped)), None
-        return RunResult(record, counts, this_run, stopped, note)
+        return _conclude(book, this_run, stopped)
     finally:
         senders.release(engine, sender)
 
 
-def _has(engine, send, retry_failed: bool, retry_unknown: bool) -> bool:
+def _conclude(book: LedgerBook, this_run: Counter, stopped: StopReason | None) -> RunResult:
+    """Mark the send done or aborted after the run; what the run came to."""
+    aborted = stopped.detail if stopped is not None and stopped.kind is StopKind.ABORTED \
+        else None
+    # A pause after the last message changes nothing: the send is done all the same.
+    paused = stopped is not None and stopped.kind is StopKind.PAUSED
+    record, counts, finished = book.conclude(aborted, stopped is not None and not paused)
+    note = ""
+    if finished and stopped is not None and (aborted or paused):
+        note, stopped = (aborted or str(stopped)), None
+    return RunResult(record, counts, this_run, stopped, note)
+
+
+def _has(engine: sa.Engine, send: sends.SendRecord, options: SendOptions) -> bool:
     counts = queries.counts(engine, send.id)
-    return bool((retry_failed and counts.get("failed")) or
-                (retry_unknown and counts.get("unknown")))
+    return bool((options.retry_failed and counts.get("failed")) or
+                (options.retry_unknown and counts.get("unknown")))
 
 
-def _transport(config: Config, week: str, options: dict) -> Transport:
+def _transport(config: Config, week: str, deps: SendDeps) -> Transport:
     try:
-        return make_transport(config, out_dir=Path(config.outbox_dir) / week, **options)
+        return deps.transport(config, week)
     except (ValueError, TypeError) as exc:  # a setting no client can take (see config)
         raise SendError(f"{config.provider}: cannot set up the provider: {exc}") from None
 

@@ -1,5 +1,8 @@
 """The states of a send and of each of its recipients in the delivery ledger.
 
+What one attempt of a recipient's message came to is the transport's ``Outcome`` and its
+``OutcomeKind`` (``providers.base``), recorded by the ledger as it is.
+
 A subscriber's own status (``audience.model.SubscriberStatus``) is another vocabulary: a
 delivery row is ``pending`` while it awaits sending, a subscriber is ``pending`` while
 awaiting confirmation.
@@ -7,6 +10,8 @@ awaiting confirmation.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 
@@ -28,17 +33,34 @@ class DeliveryStatus(StrEnum):
     CANCELLED = "cancelled"    # never sent: the operator cancelled the send first
 
 
-class OutcomeKind(StrEnum):
-    """What one attempt of a recipient's message came to, as the send loop reports it."""
+class StopKind(StrEnum):
+    """Why a run of a send ended before the send was done."""
 
-    SENT = "sent"          # accepted
-    FAILED = "failed"      # refused for good
-    RETRY = "retry"        # certainly not accepted, worth trying again later
-    UNKNOWN = "unknown"    # may have been accepted
-    UNTRIED = "untried"    # never handed over (the send stopped first): no attempt counted
+    INTERRUPTED = "interrupted"  # a signal: the send stays resumable
+    SHUTDOWN = "shutdown"        # the worker stopping: resumable likewise
+    ABORTED = "aborted"          # a fatal provider error, too many failures: the send is aborted
+    PAUSED = "paused"            # the brake: the send waits for `--resume-paused`
+    WAITING = "waiting"          # the canary's wait: the send goes on when run after ``until``
+
+
+@dataclass(frozen=True)
+class StopReason:
+    """Why a run ended before the send was done: its ``kind``, the words for a person, and
+    (``waiting``) when the canary's wait ends."""
+
+    kind: StopKind
+    detail: str
+    until: datetime | None = None
+
+    def __str__(self) -> str:
+        if self.kind in (StopKind.ABORTED, StopKind.PAUSED):
+            return f"{self.kind}: {self.detail.removeprefix('the brake: ')}"
+        return self.detail
 
 
 SEND_STATUSES = tuple(SendStatus)
 DELIVERY_STATUSES = tuple(DeliveryStatus)
 # Rows with work left whatever the provider; an idempotent provider adds its repeatable unknowns.
 OPEN_STATES = (DeliveryStatus.PENDING, DeliveryStatus.IN_FLIGHT)
+# Every other state: the rows a run counts as finished, in the enum's order.
+FINAL_STATES = tuple(s for s in DeliveryStatus if s not in OPEN_STATES)

@@ -5,13 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import sqlalchemy as sa
+
 from ..clock import utc_now
 from ..config import Config
 from ..edition.content import resolve_week
-from ..providers import REGISTRY, transport_class
 from ..store.db import connect
-from .ledger import queries, sends
-from .states import DeliveryStatus, SendStatus
+from .canary import Phase, phase
+from .ledger import figures, queries, sends
+from .states import FINAL_STATES, OPEN_STATES, DeliveryStatus, SendStatus
 
 
 @dataclass(frozen=True)
@@ -21,7 +23,6 @@ class StatusReport:
     first_sent: datetime | None
     last_sent: datetime | None
     errors: list[tuple[str, str, int]]
-    idempotent: bool
     # Earlier sends of the same week (cancelled), oldest first, with their counts.
     earlier: list[tuple[sends.SendRecord, dict[str, int]]] = field(default_factory=list)
 
@@ -34,21 +35,20 @@ def send_status(config: Config, week: str | None) -> StatusReport | None:
         return None
     send = every[-1]
     first, last = queries.sent_span(engine, send.id)
-    # The provider the send went through decides what its unknowns mean, not today's config.
-    provider = send.provider if send.provider in REGISTRY else config.provider
     return StatusReport(send, queries.counts(engine, send.id), first, last,
                         queries.top_errors(engine, send.id),
-                        transport_class(provider).idempotent,
                         [(s, queries.counts(engine, s.id)) for s in every[:-1]])
 
 
-STATES = ("sent", "failed", "unknown", "skipped", "pending", "in_flight")
+# The order ``status`` shows the states in: what came of the rows, then what is left to do.
+STATES = (*(s for s in FINAL_STATES if s != DeliveryStatus.CANCELLED), *OPEN_STATES)
 
 
 def counts_line(counts: dict[str, int]) -> str:
     """``3 sent, 0 failed, ...``: every delivery state in a fixed order (``cancelled`` when
     there are such rows)."""
-    shown = STATES + ((DeliveryStatus.CANCELLED,) if counts.get("cancelled") else ())
+    cancelled = DeliveryStatus.CANCELLED
+    shown = STATES + ((cancelled,) if counts.get(cancelled) else ())
     return ", ".join(f"{counts.get(state, 0)} {state}" for state in shown)
 
 
@@ -84,22 +84,17 @@ def gate_lines(config: Config, send: sends.SendRecord) -> list[str]:
     """``status``'s lines on the canary and the brake: where the slice stands, and the
     figures the brake judges against its limits."""
     from .brake import Thresholds, judge
-    from .gate import figures
 
     lines = []
+    engine = connect(config.database_url)
     if send.canary_size:
-        if send.canary_until is None:
-            where = "being sent first"
-        elif send.canary_until > utc_now() and send.status == SendStatus.SENDING:
-            where = f"sent; waiting until {send.canary_until:%Y-%m-%d %H:%M:%S} UTC"
-        else:
-            where = f"sent; the wait ended {send.canary_until:%Y-%m-%d %H:%M:%S} UTC"
+        where = _canary_words(engine, send)
         lines.append(f"  canary    {send.canary_size:,} recipient(s), {where}")
     limits = Thresholds.of(config)
     if limits.off:
         return lines + ["  brake     off (brake_bounce_rate and brake_complaint_rate are 0)"]
-    with connect(config.database_url).connect() as conn:
-        found = figures(conn, send.id, send.brake_since)
+    with engine.connect() as conn:
+        found = figures.figures(conn, send.id, send.brake_since)
     since = (f" since the resume at {send.brake_since:%Y-%m-%d %H:%M} UTC"
              if send.brake_since else "")
     sample = (f"{min(limits.min_sent, send.canary_size):,}" if send.canary_size
@@ -110,3 +105,19 @@ def gate_lines(config: Config, send: sends.SendRecord) -> list[str]:
                  f"{limits.bounce_rate:.2%} hard bounces or {limits.complaint_rate:.2%} "
                  f"complaints, once {sample} sent and {limits.min_events} of a kind)")
     return lines
+
+
+def _canary_words(engine: sa.Engine, send: sends.SendRecord) -> str:
+    """Where the send's canary slice stands (``canary.phase``), in words."""
+    left = 0
+    if send.canary_until is None:
+        with engine.connect() as conn:
+            left = figures.count_canary_open(conn, send.id)
+    stage = phase(send.canary_size, left, send.canary_until, utc_now())
+    if stage is Phase.CANARY:
+        return "being sent first"
+    if send.canary_until is None:
+        return "sent; the wait starts when the send goes on"
+    if stage is Phase.WAITING and send.status == SendStatus.SENDING:
+        return f"sent; waiting until {send.canary_until:%Y-%m-%d %H:%M:%S} UTC"
+    return f"sent; the wait ended {send.canary_until:%Y-%m-%d %H:%M:%S} UTC"

@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects import postgresql, sqlite
 
 # What neither database stores in text: NUL (PostgreSQL refuses it) and lone surrogates (not
 # encodable as UTF-8).
 UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
-def insert_ignoring_duplicates(conn: sa.Connection, table: sa.Table, keys: list[str]):
+def insert_ignoring_duplicates(conn: sa.Connection, table: sa.Table,
+                               keys: list[str]) -> postgresql.Insert | sqlite.Insert:
     if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(table).on_conflict_do_nothing(index_elements=keys)
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        return postgresql_insert(table).on_conflict_do_nothing(index_elements=keys)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table).on_conflict_do_nothing(index_elements=keys)
 
 
 def error_line(exc: BaseException) -> str:

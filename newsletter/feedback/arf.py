@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import email.utils
 import hashlib
-from datetime import UTC, datetime
+from datetime import datetime
 from email.message import Message
 
+from ..clock import utc_now
 from . import ids
 from .events import Event, EventKind, ReportError, digest_id
 from .mailparts import (
+    Fields,
     address_field,
     field_blocks,
     find_part,
@@ -62,7 +64,7 @@ def parse_arf(data: bytes, *, received_at: datetime | None = None,
     agent = fields.get("User-Agent") or fields.get("Reporting-MTA")
     when = first_time(from_rfc5322(fields.get("Arrival-Date") or fields.get("Received-Date")),
                       from_rfc5322(header_text(message, "Date")),
-                      default=received_at or datetime.now(UTC))
+                      default=received_at or utc_now())
     return [Event(
         provider=PROVIDER,
         kind=EventKind.COMPLAINED if feedback in COMPLAINTS else EventKind.UNKNOWN,
@@ -77,7 +79,7 @@ def parse_arf(data: bytes, *, received_at: datetime | None = None,
     ) for address in _recipients(fields, original)]
 
 
-def _recipients(fields, original: Message | None) -> list[str]:
+def _recipients(fields: Fields, original: Message | None) -> list[str]:
     addresses = [address_field(v) for v in fields.get_all("Original-Rcpt-To") if v.strip()]
     if not addresses:
         _, to = email.utils.parseaddr(header_text(original, "To"))

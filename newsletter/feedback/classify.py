@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import TypedDict
 
 from . import arf, dsn, mailto
 from .events import Event, ReportError
@@ -33,9 +34,16 @@ class MailItem:
     note: str = ""  # why an ``other`` mail was not read
 
 
+class _About(TypedDict):
+    """What every ``MailItem`` of one mail says about the mail itself."""
+
+    message_id: str
+    subject: str
+
+
 def classify(data: bytes, *, received_at: datetime | None = None) -> MailItem:
     message = parse_mail(data)
-    about = {"message_id": header_text(message, "Message-ID"),
+    about: _About = {"message_id": header_text(message, "Message-ID"),
              "subject": header_text(message, "Subject")}
     try:
         if dsn.is_dsn(message):

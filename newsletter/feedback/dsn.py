@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from email.message import Message
 
+from ..clock import utc_now
 from . import ids
 from .events import Event, EventKind, ReportError, digest_id
 from .mailparts import (
+    Fields,
     address_field,
     field_blocks,
     find_part,
@@ -63,16 +65,14 @@ def parse_dsn(data: bytes, *, received_at: datetime | None = None,
         raise ReportError("delivery report names no recipient")
     per_message = blocks[0]
     original = returned_headers(message)
-    received = received_at or datetime.now(UTC)
+    received = received_at or utc_now()
     sent_at = from_rfc5322(header_text(message, "Date"))
     digest = hashlib.sha256(data).hexdigest()
     token = ids.token_in_list_unsubscribe(header_text(original, "List-Unsubscribe"))
-    common = {
-        "provider": PROVIDER,
-        "message_id": ids.angle(header_text(original, "Message-ID")),
-        "metadata": {"unsubscribe_token": token} if token else {},
-        "raw": raw_text(data),
-    }
+    # The same in every recipient's event.
+    message_id = ids.angle(header_text(original, "Message-ID"))
+    metadata = {"unsubscribe_token": token} if token else {}
+    raw = raw_text(data)
     events = []
     for block in recipients:
         address = address_field(block.get("Original-Recipient") or block.get("Final-Recipient"))
@@ -81,6 +81,7 @@ def parse_dsn(data: bytes, *, received_at: datetime | None = None,
         kind = _BY_CLASS[match[1]] if match else _BY_ACTION.get(
             block.get("Action").split(" ")[0].lower(), EventKind.UNKNOWN)
         events.append(Event(
+            provider=PROVIDER,
             kind=kind,
             event_id=digest_id("dsn", digest, address, status),
             recipient=address,
@@ -89,11 +90,13 @@ def parse_dsn(data: bytes, *, received_at: datetime | None = None,
                                    default=received),
             reason=_diagnostic(block) or block.get("Action"),
             code=match[0] if match else status,
-            **common,
+            message_id=message_id,
+            metadata=metadata,
+            raw=raw,
         ))
     return events
 
 
-def _diagnostic(block) -> str:
+def _diagnostic(block: Fields) -> str:
     kind, sep, words = block.get("Diagnostic-Code").partition(";")
     return words.strip() if sep else kind.strip()

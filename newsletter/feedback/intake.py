@@ -43,7 +43,7 @@ class Intake:
     events: int = 0
     new: int = 0
     duplicates: int = 0
-    effects: Counter = field(default_factory=Counter)
+    effects: Counter[str] = field(default_factory=Counter)
 
     def add(self, other: Intake) -> None:
         self.events += other.events

@@ -130,10 +130,11 @@ def _ensure_folder(imap: imaplib.IMAP4, folder: str, where: str) -> None:
 def _read_all(imap: imaplib.IMAP4, handle: Callable[[MailItem], None], processed: str,
               limit: int, where: str) -> PollResult:
     result = PollResult()
-    status, data = imap.uid("SEARCH", None, "UNKEYWORD", SKIPPED_FLAG)
+    status, data = imap.uid("SEARCH", "UNKEYWORD", SKIPPED_FLAG)
     if status != "OK":
         raise MailboxError(f"{where}: search failed ({_text(data)})")
-    for uid in (data[0] or b"").split()[:limit]:
+    # UIDs are ASCII digits; as text, which imaplib sends as the same bytes.
+    for uid in (data[0] or b"").decode("ascii", "replace").split()[:limit]:
         raw, received = _fetch(imap, uid)
         if raw is None:
             continue  # expunged by someone else meanwhile
@@ -146,7 +147,7 @@ def _read_all(imap: imaplib.IMAP4, handle: Callable[[MailItem], None], processed
             handle(item)
         except Exception as exc:  # whatever went wrong, the mail stays for the next poll
             log.warning("mailbox: handling %s %s failed, left for the next poll: %s",
-                        item.kind, item.message_id or f"uid {uid.decode()}", exc)
+                        item.kind, item.message_id or f"uid {uid}", exc)
             result.failed.append((item, str(exc)))
             continue
         _move(imap, uid, processed, where)
@@ -154,15 +155,15 @@ def _read_all(imap: imaplib.IMAP4, handle: Callable[[MailItem], None], processed
     return result
 
 
-def _classify(raw: bytes, received: datetime | None, uid: bytes) -> MailItem:
+def _classify(raw: bytes, received: datetime | None, uid: str) -> MailItem:
     try:
         return classify(raw, received_at=received)
     except Exception as exc:  # a mail no parser foresaw must not stop every later poll
-        log.warning("mailbox: uid %s could not be read, left in place: %r", uid.decode(), exc)
+        log.warning("mailbox: uid %s could not be read, left in place: %r", uid, exc)
         return MailItem(MailKind.OTHER, note=f"could not be read: {exc!r}")
 
 
-def _fetch(imap: imaplib.IMAP4, uid: bytes) -> tuple[bytes | None, datetime | None]:
+def _fetch(imap: imaplib.IMAP4, uid: str) -> tuple[bytes | None, datetime | None]:
     status, data = imap.uid("FETCH", uid, "(INTERNALDATE BODY.PEEK[])")
     if status != "OK":
         return None, None
@@ -183,7 +184,7 @@ def _internaldate(line: bytes) -> datetime | None:
     return parsed.astimezone(UTC)
 
 
-def _move(imap: imaplib.IMAP4, uid: bytes, folder: str, where: str) -> None:
+def _move(imap: imaplib.IMAP4, uid: str, folder: str, where: str) -> None:
     name = mailbox_name(folder)
     if "MOVE" in imap.capabilities:
         status, data = imap.uid("MOVE", uid, name)
@@ -203,7 +204,8 @@ def _move(imap: imaplib.IMAP4, uid: bytes, folder: str, where: str) -> None:
 
 def mailbox_name(name: str) -> str:
     """A folder name as an IMAP quoted string, non-ASCII in modified UTF-7 (RFC 3501 5.1.3)."""
-    out, run = [], []
+    out: list[str] = []
+    run: list[str] = []
 
     def flush() -> None:
         if run:

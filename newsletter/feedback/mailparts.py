@@ -35,7 +35,7 @@ class Fields:
 
 
 def parse_mail(data: bytes) -> EmailMessage:
-    return email.parser.BytesParser(policy=_POLICY).parsebytes(data)  # type: ignore[return-value]
+    return email.parser.BytesParser(policy=_POLICY).parsebytes(data)
 
 
 def report_type(message: Message) -> str:
@@ -69,8 +69,7 @@ def returned_headers(message: Message) -> Message | None:
     payload = part.get_payload()
     if isinstance(payload, list) and payload and isinstance(payload[0], Message):
         return payload[0]
-    data = part.get_payload(decode=True) or b""
-    return email.parser.BytesParser(policy=_POLICY).parsebytes(data, headersonly=True)
+    return email.parser.BytesParser(policy=_POLICY).parsebytes(_decoded(part), headersonly=True)
 
 
 def header_text(message: Message | None, name: str) -> str:
@@ -109,8 +108,14 @@ def _part_text(part: Message) -> str:
     if isinstance(payload, list):  # the email package parsed the blocks as messages
         data = b"".join(p.as_bytes() for p in payload if isinstance(p, Message))
     else:
-        data = part.get_payload(decode=True) or b""
+        data = _decoded(part)
     return data.decode("utf-8", "replace").replace("\r\n", "\n")
+
+
+def _decoded(part: Message) -> bytes:
+    """The body of a part that is not multipart, transfer-decoded (b'' when it has none)."""
+    data = part.get_payload(decode=True)
+    return data if isinstance(data, bytes) else b""
 
 
 def _fields(block: str) -> Fields:

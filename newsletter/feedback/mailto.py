@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import email.utils
 import hashlib
-from datetime import UTC, datetime
+from datetime import datetime
 from email.message import Message
 
+from ..clock import utc_now
 from . import ids
 from .events import Event, EventKind, digest_id
 from .mailparts import header_text, parse_mail, raw_text
@@ -43,7 +44,7 @@ def parse_unsubscribe(data: bytes, *, received_at: datetime | None = None,
         recipient=sender,
         # When the mailbox received it, rather than the Date the sender's client claims.
         occurred_at=received_at or from_rfc5322(header_text(message, "Date"))
-        or datetime.now(UTC),
+        or utc_now(),
         reason="unsubscribe request by mail",
         metadata={"unsubscribe_token": token},
         raw=raw_text(data),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
@@ -11,6 +12,7 @@ from ._sql import storable
 
 _CHUNK = 400
 Row = tuple[int, int]  # (send id, subscriber id)
+_Key = TypeVar("_Key", int, str)  # what the lookups look for: ids, or text
 
 
 def sends_by_week(conn: sa.Connection, weeks: set[str]) -> dict[str, list[tuple[int, str]]]:
@@ -91,15 +93,16 @@ def last_sent(conn: sa.Connection, subscriber_ids: set[int]) -> dict[int, int]:
     return {r[0]: r[1] for r in _in(conn, query, d.subscriber_id, subscriber_ids)}
 
 
-def _in(conn: sa.Connection, query: sa.Select, column, values: Iterable) -> list[sa.Row]:
+def _in(conn: sa.Connection, query: sa.Select[*tuple[Any, ...]], column: sa.Column[Any],
+        values: Iterable[_Key | None]) -> list[sa.Row[*tuple[Any, ...]]]:
     """``query`` for every value, a chunk at a time; values no row can hold are left out."""
-    rows: list[sa.Row] = []
+    rows: list[sa.Row[*tuple[Any, ...]]] = []
     for chunk in _chunks(sorted(v for v in values
                                 if v is not None and v != "" and storable(v))):
         rows += conn.execute(query.where(column.in_(chunk))).all()
     return rows
 
 
-def _chunks(values: list) -> Iterable[list]:
+def _chunks(values: list[_Key]) -> Iterable[list[_Key]]:
     for start in range(0, len(values), _CHUNK):
         yield values[start:start + _CHUNK]

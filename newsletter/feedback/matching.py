@@ -121,8 +121,9 @@ class _Lookup:
         self.by_key = q.ids_by_key(conn, {self.keys.get(e.recipient, "") for e in unnamed})
         # The newest send reaching a subscriber: only for the events that may need it (a
         # token, or an address naming no message).
-        by_address = {self.by_key.get(self.keys.get(e.recipient, "")) for e in unnamed}
-        self.last_sent = q.last_sent(conn, (token_ids | by_address) - {None})
+        by_address = {i for e in unnamed
+                      if (i := self.by_key.get(self.keys.get(e.recipient, ""))) is not None}
+        self.last_sent = q.last_sent(conn, token_ids | by_address)
 
     def _ledger(self, conn: sa.Connection, events: Sequence[Event]) -> None:
         """The ledger rows the events' message ids name: one row per id, or for an id shared
@@ -130,7 +131,7 @@ class _Lookup:
         single, shared = q.ledger_ids(conn, {v for e in events for v in _ledger_forms(e)})
         self.single = {value: (send, sub) for value, (send, sub, _) in single.items()}
         self.subscribers.update({sub: key for send, sub, key in single.values()})
-        named = {_int(e.metadata.get("subscriber_id")) for e in events} - {None}
+        named = {i for e in events if (i := _int(e.metadata.get("subscriber_id"))) is not None}
         self.shared_by_id: dict[tuple[str, int], tuple[int, int]] = {}
         self.shared_by_key: dict[tuple[str, str], tuple[int, int]] = {}
         for value, send, sub, key in q.shared_rows(conn, shared, named,
@@ -146,7 +147,8 @@ class _Lookup:
         # recipients of one returned message) is not about them. An unreadable or redacted
         # recipient says nothing either way.
         key = self.keys.get(event.recipient, "")
-        if key and self.subscribers.get(found.subscriber_id, key) != key:
+        if key and found.subscriber_id is not None and \
+                self.subscribers.get(found.subscriber_id, key) != key:
             return NOT_OURS
         return found
 
@@ -170,9 +172,9 @@ class _Lookup:
             return self._by_token(token_id)
         if _names_a_message(event):
             return NOT_OURS
-        subscriber_id = self.by_key.get(self.keys.get(event.recipient, ""))
-        if subscriber_id is not None and subscriber_id in self.last_sent:
-            return Match(subscriber_id, self.last_sent[subscriber_id], "address")
+        by_address = self.by_key.get(self.keys.get(event.recipient, ""))
+        if by_address is not None and by_address in self.last_sent:
+            return Match(by_address, self.last_sent[by_address], "address")
         return NOT_OURS
 
     # -- per event --------------------------------------------------------------------------
@@ -185,8 +187,8 @@ class _Lookup:
         wanted = _int(event.metadata.get("subscriber_id"))
         key = self.keys.get(event.recipient, "")
         for value in _ledger_forms(event):
-            hit = self.single.get(value) or self.shared_by_id.get((value, wanted)) or \
-                self.shared_by_key.get((value, key))
+            by_id = self.shared_by_id.get((value, wanted)) if wanted is not None else None
+            hit = self.single.get(value) or by_id or self.shared_by_key.get((value, key))
             if hit is not None:
                 return hit
         return None

@@ -98,7 +98,7 @@ def send_summaries(engine: sa.Engine) -> Iterator[SendSummary]:
     with engine.connect() as conn:
         rows = conn.execute(sa.select(sends).order_by(sends.c.created_at.desc(),
                                                       sends.c.id.desc())).all()
-        failed = dict(conn.execute(
+        failed: dict[int, int] = dict(conn.execute(
             sa.select(deliveries.c.send_id, sa.func.count())
             .where(deliveries.c.status == "failed").group_by(deliveries.c.send_id)).all())
         summaries = [SendSummary(r.id, r.week, r.status, r.provider, r.created_at,

@@ -18,7 +18,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, TypeVar, overload
 
 import sqlalchemy as sa
 
@@ -33,6 +33,7 @@ EFFECT_KINDS = frozenset({EventKind.BOUNCED, EventKind.COMPLAINED, EventKind.UNS
 NO_EFFECT = "none"
 _MAX_TEXT = 4000  # a reason or code longer than this is an MTA's whole transcript
 _CHUNK = 400
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -155,15 +156,23 @@ def _stored(conn: sa.Connection, keys: Iterable[tuple[str, str]]) -> set[tuple[s
     return found
 
 
+@overload
 def waiting(conn: sa.Connection, keys: Iterable[tuple[str, str]], *,
-            with_keys: bool = False) -> list:
+            with_keys: Literal[False] = False) -> list[Pending]: ...
+@overload
+def waiting(conn: sa.Connection, keys: Iterable[tuple[str, str]], *,
+            with_keys: Literal[True]) -> list[tuple[tuple[str, str], Pending]]: ...
+
+
+def waiting(conn: sa.Connection, keys: Iterable[tuple[str, str]], *, with_keys: bool = False
+            ) -> list[Pending] | list[tuple[tuple[str, str], Pending]]:
     """The events among ``keys`` whose effect is still to apply, oldest first (with their
     (provider, event_id) key when ``with_keys``)."""
     by_provider: dict[str, list[str]] = {}
     for provider, event_id in keys:
         by_provider.setdefault(provider, []).append(event_id)
     t = events_table
-    out = []
+    out: list[tuple[tuple[str, str], Pending]] = []
     for provider, event_ids in by_provider.items():
         for chunk in _chunks(event_ids, _CHUNK):
             query = (sa.select(t.c.id, t.c.provider, t.c.kind, t.c.subscriber_id, t.c.send_id,
@@ -187,7 +196,7 @@ def mark_applied(conn: sa.Connection, effects: dict[int, str], at: datetime) -> 
     conn.execute(statement, [{"b_id": i, "b_effect": e[:32]} for i, e in effects.items()])
 
 
-def _chunks(items: list, size: int) -> Iterable[list]:
+def _chunks(items: list[_T], size: int) -> Iterable[list[_T]]:
     items = list(items)
     for start in range(0, len(items), size):
         yield items[start:start + size]

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from ..audience.recipient import Recipient
 from ..config import Config
-from ..delivery.outgoing import prepare
 from ..edition.render import render_week
+from ..message.outgoing import prepare
 from ..providers._dkim import dns_record, signer_for
 from . import caniemail
 from .caniemail import Catalog

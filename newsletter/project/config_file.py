@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import SECRET_KEYS, Config, key_fields
+from ..providers import REGISTRY
 
 # (section title, [(key, note), ...]) in the order the file shows them.
 SECTIONS: list[tuple[str, list[tuple[str, str]]]] = [
@@ -35,7 +36,7 @@ SECTIONS: list[tuple[str, list[tuple[str, str]]]] = [
         ("database_url", "SQLite, or postgresql://user@host/db"),
     ]),
     ("Sending", [
-        ("provider", "eml, postmark, sendgrid, mailgun, ses, resend or smtp"),
+        ("provider", " or ".join(", ".join(REGISTRY).rsplit(", ", 1))),
         ("provider_base_url", "another endpoint (EU region, proxy)"),
         ("provider_api_key", "secret: set NEWSLETTER_PROVIDER_API_KEY instead"),
         ("provider_stream", "the Postmark message stream, or the SES configuration set"),

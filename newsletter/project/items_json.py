@@ -20,8 +20,6 @@ from . import schema_messages
 from .week_files import ItemData, WeekData
 
 SCHEMA_FILE = "items.schema.json"
-EDITION_KEYS = ("headline", "dek", "preheader", "subject", "intro")
-ITEM_KEYS = ("title", "body", "take", "source", "url")
 
 
 class ItemsError(ContentError):

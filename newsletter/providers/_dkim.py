@@ -41,7 +41,7 @@ from dkim.canonicalization import (
     strip_trailing_lines,
 )
 
-from ..config import DNS_NAME
+from ..config import DNS_NAME, Config
 from ..errors import ConfigError
 
 # Signed once each; those in OVERSIGNED once more, so that a second instance added on the way
@@ -61,8 +61,10 @@ _ODD_SPACE = re.compile(rb"[\t\n\r\x0b\x0c]")
 def relaxed_body(body: bytes) -> bytes:
     """RFC 6376 section 3.4.4 "relaxed" body canonicalization, as dkimpy computes it."""
     if b"\t" in body or b" \r\n" in body or body.endswith(b" "):
-        return _RELAXED.canonicalize_body(body)
-    return correct_empty_body(strip_trailing_lines(_squeeze(body)))
+        canonical: bytes = _RELAXED.canonicalize_body(body)
+        return canonical
+    canonical = correct_empty_body(strip_trailing_lines(_squeeze(body)))
+    return canonical
 
 
 def _squeeze(body: bytes) -> bytes:
@@ -75,17 +77,19 @@ def _squeeze(body: bytes) -> bytes:
     parts, start = [], 0
     while at >= 0:
         parts.append(body[start:at + 1])
-        start = run(body, at).end()
+        spaces = run(body, at)
+        assert spaces is not None  # "  " was found right here
+        start = spaces.end()
         at = find(b"  ", start)
     parts.append(body[start:])
     return b"".join(parts)
 
 
-def relaxed_headers(headers: list) -> list:
+def relaxed_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     """RFC 6376 section 3.4.2 "relaxed" header canonicalization of dkimpy's parsed headers,
     as dkimpy computes it: names lower-cased, values unfolded, runs of white space one space,
     trimmed. A value with a tab or another control character goes through dkimpy's own."""
-    out = []
+    out: list[tuple[bytes, bytes]] = []
     for name, value in headers:
         unfolded = value.replace(b"\r\n", b"")
         if _ODD_SPACE.search(unfolded):
@@ -134,7 +138,7 @@ def load_private_key(value: str, base_dir: Path, origin: str) -> rsa.RSAPrivateK
     return key
 
 
-def signer_for(config) -> DkimSigner | None:
+def signer_for(config: Config) -> DkimSigner | None:
     """The signer ``config`` asks for (``dkim_private_key`` set), else None."""
     if not config.dkim_private_key:
         return None

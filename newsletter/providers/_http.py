@@ -34,8 +34,9 @@ from typing import Any
 import httpx
 import orjson
 
+from ..config import Config
 from ._json_body import array_fragments, stream
-from .base import BatchRetryable, FatalTransportError, OutcomeUnknown, TransportError
+from .base import BatchRetryable, ErrorT, FatalTransportError, OutcomeUnknown, TransportError
 
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 
@@ -96,15 +97,15 @@ class HttpClient:
             base_url=base_url, headers=headers, auth=auth, timeout=timeout, transport=transport
         )
 
-    def error(self, cls: type[TransportError], message: str, response: httpx.Response | None
-              = None, **kw) -> TransportError:
+    def error(self, cls: type[ErrorT], message: str, response: httpx.Response | None = None,
+              **kw: Any) -> ErrorT:
         status = response.status_code if response is not None else None
         body = response.text if response is not None else ""
         return cls(self.provider, message, status=status, body=body, secrets=self.secrets, **kw)
 
     async def request(self, method: str, url: str, *, idempotent: bool = False,
                       json: Any = None, json_items: Iterable[Any] | None = None,
-                      **kwargs) -> httpx.Response:
+                      **kwargs: Any) -> httpx.Response:
         """Send with the retry rules above. ``json_items`` is a JSON array given item by item,
         kept as fragments that share the edition's text (see ``_json_body``)."""
         watch = _watch.get()
@@ -172,22 +173,23 @@ class HttpClient:
         raise unknown or last
 
     def _backoff(self, attempt: int) -> float:
-        ceiling = min(self.retry.max_delay, self.retry.base_delay * 2 ** (attempt - 1))
+        ceiling = min(self.retry.max_delay, self.retry.base_delay * 2.0 ** (attempt - 1))
         return ceiling / 2 + random.random() * ceiling / 2  # "equal jitter"
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
 
-def _stop(error: TransportError, unknown: TransportError | None) -> TransportError:
+def _stop(error: FatalTransportError,
+          unknown: TransportError | None) -> FatalTransportError:
     """A fatal error ends the send; after an attempt that may have been accepted it says so
     (``maybe_accepted``), so the batch is recorded unknown, not as never sent."""
     error.maybe_accepted = unknown is not None
     return error
 
 
-def api_client(provider: str, config, default_base_url: str, *, bearer: bool = False,
-               headers: dict[str, str] | None = None, **options) -> HttpClient:
+def api_client(provider: str, config: Config, default_base_url: str, *, bearer: bool = False,
+               headers: dict[str, str] | None = None, **options: Any) -> HttpClient:
     """The HttpClient of a provider keyed by ``provider_api_key`` (required, and redacted)."""
     config.require("provider_api_key")
     key = config.provider_api_key

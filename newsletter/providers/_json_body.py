@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 
 from ..edition.placeholders import FieldTemplate
+from ..message.model import Outgoing, Personalized
 
 PIECE_BYTES = 256 * 1024
 
@@ -36,6 +37,12 @@ class Filled:
 
     def __str__(self) -> str:
         return self.template.fill(self.values)
+
+
+def filled_parts(outgoing: Outgoing, person: Personalized) -> tuple[Filled, Filled]:
+    """The HTML and text parts for ``person``, not yet joined: a JSON body keeps them as the
+    edition's shared text and the values."""
+    return Filled(outgoing.html, person.html_values), Filled(outgoing.text, person.values)
 
 
 def plain(message: Mapping[str, Any]) -> dict[str, Any]:

@@ -16,9 +16,11 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
-from ..audience.recipient import Recipient
 from ..errors import NewsletterError
+from ..message.model import Personalized
+from ._smtp_pace import Pacer
 from ._smtp_session import ConnectionLost, ReplyTimeout, Session
 from ._smtp_wire import (
     DATA,
@@ -33,10 +35,10 @@ from ._smtp_wire import (
 )
 from .base import (
     BatchRetryable,
+    ErrorT,
     FatalTransportError,
-    Outgoing,
-    SendResult,
-    Status,
+    Outcome,
+    OutcomeKind,
     TransportError,
     not_sent,
 )
@@ -54,7 +56,7 @@ class InData:
     """A message whose DATA was answered 354: its content goes out with the next write."""
 
     index: int
-    recipient: Recipient
+    person: Personalized
     content: bytes      # dot-stuffed message and the final ".CRLF"
     message_id: str
     ticket: int
@@ -87,42 +89,55 @@ class _Replies:
         return last
 
 
+class Connector(Protocol):
+    """What a batch needs of its transport (``smtp.SmtpTransport``)."""
+
+    sender: str         # the envelope's MAIL FROM
+    pacer: Pacer
+
+    def error(self, cls: type[ErrorT], message: str, code: int | None = None,
+              text: str = "") -> ErrorT: ...
+
+    def reason(self, text: str) -> str: ...
+
+    async def open_session(self) -> Session: ...
+
+
 class BatchRun:
     """Sends one batch over ``session`` (opening another through ``transport`` if it goes)."""
 
-    def __init__(self, transport, outgoing: Outgoing, recipients: Sequence[Recipient],
-                 session: Session | None, message: Callable):
+    def __init__(self, transport: Connector, messages: Sequence[Personalized],
+                 session: Session | None,
+                 message: Callable[[Personalized], bytes]):
         self.t = transport
-        self.outgoing = outgoing
-        self.recipients = recipients
+        self.messages = messages
         self.session = session
         self.message = message      # person -> the dot-stuffed message bytes
-        self.results: list[SendResult | None] = [None] * len(recipients)
+        self.results: list[Outcome | None] = [None] * len(messages)
         self.in_data: InData | None = None
 
-    async def run(self) -> list[SendResult]:
-        for index, recipient in enumerate(self.recipients):
+    async def run(self) -> list[Outcome]:
+        for index, person in enumerate(self.messages):
             try:
-                await self._deliver(index, recipient)
+                await self._deliver(index, person)
             except TransportError as exc:
                 await self._finish_in_data()
                 return self._stop(index, exc)
         await self._finish_in_data()
-        return self._decided(len(self.recipients))
+        return self._decided(len(self.messages))
 
     # --- one recipient ----------------------------------------------------------------------
 
-    async def _deliver(self, index: int, recipient: Recipient) -> None:
+    async def _deliver(self, index: int, person: Personalized) -> None:
         try:
-            person = self.outgoing.personalize(recipient)
             content = self.message(person) + END_OF_DATA
         except NewsletterError as exc:  # a value that cannot go into a header, and the like
-            self._set(index, Status.FAILED, code="message", reason=str(exc))
+            self._set(index, OutcomeKind.FAILED, code="message", reason=str(exc))
             return
         try:
             check_address(person.email, "recipient")
         except ValueError as exc:
-            self._set(index, Status.FAILED, code="address", reason=str(exc))
+            self._set(index, OutcomeKind.FAILED, code="address", reason=str(exc))
             return
         utf8 = not (person.email.isascii() and self.t.sender.isascii())
         commands = [mail_command(self.t.sender, utf8=utf8),
@@ -130,14 +145,14 @@ class BatchRun:
         for attempt in (1, 2):
             session = await self._session()
             if utf8 and not session.smtputf8:
-                self._set(index, Status.FAILED, code="SMTPUTF8",
+                self._set(index, OutcomeKind.FAILED, code="SMTPUTF8",
                           reason="the address needs SMTPUTF8, which the server lacks")
                 return
             if self.in_data is not None and self.t.pacer.delay() > HOLD_LIMIT:
                 await self._finish_in_data()  # don't leave the server waiting in DATA
             ticket = await self.t.pacer.wait()
             try:
-                await self._transact(session, InData(index, recipient, content,
+                await self._transact(session, InData(index, person, content,
                                                      person.message_id, ticket), commands)
                 return
             except Dropped as exc:
@@ -156,7 +171,8 @@ class BatchRun:
         self.session = await self.t.open_session()
         return self.session
 
-    async def _transact(self, session: Session, message: InData, commands: list[bytes]):
+    async def _transact(self, session: Session, message: InData,
+                        commands: list[bytes]) -> None:
         prior, self.in_data = self.in_data, None
         head = [prior.content] if prior is not None else []
         reset = session.needs_reset
@@ -197,13 +213,13 @@ class BatchRun:
         """The reply to a message's content."""
         if reply.ok:
             self.t.pacer.accepted(message.ticket)
-            self._set(message.index, Status.SENT, message_id=message.message_id,
+            self._set(message.index, OutcomeKind.SENT, message_id=message.message_id,
                       raw=str(reply))
         elif reply.transient or reply.permanent:
             self._refusal(message, "DATA", reply, session)
         else:
             session.close()
-            self._set(message.index, Status.UNKNOWN, code=str(reply.code),
+            self._set(message.index, OutcomeKind.UNKNOWN, code=str(reply.code),
                       reason=self.t.reason(f"unexpected reply to the content: {reply}"))
 
     async def _refused(self, message: InData, stage: str, reply: Reply, replies: _Replies,
@@ -227,22 +243,22 @@ class BatchRun:
         if reply.transient:
             after = (self.t.pacer.throttled(message.ticket)
                      if is_throttling(reply.code, reply.text) else None)
-            self._set(message.index, Status.RETRY, code=code, reason=reason, retry_after=after)
+            self._set(message.index, OutcomeKind.RETRY, code=code, reason=reason, retry_after=after)
         elif reply.permanent:
-            self._set(message.index, Status.FAILED, code=code, reason=reason,
+            self._set(message.index, OutcomeKind.FAILED, code=code, reason=reason,
                       bad_address=stage == "RCPT" and is_bad_address(reply.code, reply.text))
         else:
-            self._set(message.index, Status.RETRY, code=code,
+            self._set(message.index, OutcomeKind.RETRY, code=code,
                       reason=self.t.reason(f"unexpected reply to {stage}: {reply}"))
 
     def _lost_in_data(self, message: InData, exc: Exception, session: Session) -> None:
         session.close()
-        self._set(message.index, Status.UNKNOWN, code="DATA",
+        self._set(message.index, OutcomeKind.UNKNOWN, code="DATA",
                   reason=self.t.reason(f"connection lost during DATA: {exc}"))
 
     def _not_written(self, message: InData) -> None:
         self.in_data = None
-        self._set(message.index, Status.RETRY, code="DATA",
+        self._set(message.index, OutcomeKind.RETRY, code="DATA",
                   reason="the connection closed before the message's content was sent")
 
     async def _finish_in_data(self) -> None:
@@ -259,22 +275,22 @@ class BatchRun:
         except LOST as exc:
             self._lost_in_data(message, exc, session)
 
-    def _set(self, index: int, status: Status, **fields) -> None:
-        self.results[index] = SendResult(self.recipients[index].id, status, **fields)
+    def _set(self, index: int, kind: OutcomeKind, **fields: Any) -> None:
+        self.results[index] = Outcome(self.messages[index].recipient.id, kind, **fields)
 
-    def _stop(self, index: int, exc: TransportError) -> list[SendResult]:
+    def _stop(self, index: int, exc: TransportError) -> list[Outcome]:
         """A batch-wide error at recipient ``index``: raise it while nothing is decided; else
         keep what is, flag this recipient (fatal for a fatal error) and return the rest."""
         if not any(self.results):
             raise exc
         fatal = isinstance(exc, FatalTransportError)
-        if self.results[index] is None:
-            self._set(index, Status.RETRY, code=str(exc.status or ""), reason=str(exc),
-                      fatal=fatal)
-        return self._decided(index + 1) + not_sent(self.recipients[index + 1:], exc)
+        if self.results[index] is None:  # a fatal error was not this recipient's doing
+            self._set(index, OutcomeKind.UNTRIED if fatal else OutcomeKind.RETRY,
+                      code=str(exc.status or ""), reason=str(exc), fatal=fatal)
+        return self._decided(index + 1) + not_sent(self.messages[index + 1:], exc)
 
-    def _decided(self, upto: int) -> list[SendResult]:
+    def _decided(self, upto: int) -> list[Outcome]:
         decided = self.results[:upto]
-        missing = [self.recipients[i].email for i, r in enumerate(decided) if r is None]
+        missing = [self.messages[i].email for i, r in enumerate(decided) if r is None]
         assert not missing, f"no outcome for {missing}"
         return decided  # type: ignore[return-value]

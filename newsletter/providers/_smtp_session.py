@@ -18,6 +18,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
+from typing import cast
+
+import aiosmtplib
 
 from ._smtp_wire import QUIT, ProtocolError, Reply, ReplyReader
 
@@ -50,9 +53,11 @@ class Session(asyncio.Protocol):
         self._gone = self._loop.create_future()
 
     @classmethod
-    def take_over(cls, smtp, *, timeout: float, now: float) -> Session:
+    def take_over(cls, smtp: aiosmtplib.SMTP, *, timeout: float, now: float) -> Session:
         """Move a connected, ready ``aiosmtplib.SMTP`` onto a Session (between commands)."""
-        transport = smtp.protocol.transport
+        assert smtp.protocol is not None, "a connected client"
+        # A connected client's transport: a socket's, or TLS over one (both asyncio.Transport).
+        transport = cast(asyncio.Transport, smtp.protocol.transport)
         session = cls(transport, pipelining=smtp.supports_extension("pipelining"),
                       smtputf8=smtp.supports_extension("smtputf8"), timeout=timeout,
                       opened_at=now)

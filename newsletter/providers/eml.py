@@ -14,7 +14,9 @@ from pathlib import Path
 from ..audience.recipient import Recipient
 from ..errors import HeaderError
 from ..files import atomic_write, safe_filename
-from .base import Outgoing, SendResult, Status, check_batch
+from ..message.model import Outgoing, Personalized
+from .base import Outcome, OutcomeKind, check_batch
+from .info import ProviderInfo
 
 
 def eml_name(recipient: Recipient) -> str:
@@ -29,23 +31,28 @@ class EmlTransport:
     def __init__(self, out_dir: Path):
         self.out_dir = Path(out_dir)
 
-    async def send_batch(self, outgoing: Outgoing, recipients: Sequence[Recipient], *,
-                         batch_key: str) -> list[SendResult]:
-        check_batch(self, recipients)
+    async def send_batch(self, outgoing: Outgoing, messages: Sequence[Personalized], *,
+                         batch_key: str) -> list[Outcome]:
+        check_batch(self, messages)
         results = []
-        for recipient in recipients:
+        for person in messages:
+            recipient = person.recipient
             path = self.out_dir / eml_name(recipient)
             try:
-                person = outgoing.personalize(recipient)
                 message = outgoing.message(person)
             except HeaderError as exc:
-                results.append(SendResult(recipient.id, Status.FAILED, code="invalid",
-                                          reason=str(exc)))
+                results.append(Outcome(recipient.id, OutcomeKind.FAILED, code="invalid",
+                                       reason=str(exc)))
                 continue
             atomic_write(path, message)
-            results.append(SendResult(recipient.id, Status.SENT, message_id=person.message_id,
-                                      raw=str(path)))
+            results.append(Outcome(recipient.id, OutcomeKind.SENT, message_id=person.message_id,
+                                   raw=str(path)))
         return results
 
     async def aclose(self) -> None:
         return None
+
+
+INFO = ProviderInfo(
+    name="eml", transport=EmlTransport, settings=("outbox_dir",),
+    default_endpoint=lambda config: str(Path(config.outbox_dir).resolve()))

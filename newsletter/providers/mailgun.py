@@ -28,20 +28,19 @@ from urllib.parse import quote
 
 import httpx
 
-from ..audience.recipient import Recipient
 from ..config import Config
 from ..errors import ConfigError
+from ..message.model import Outgoing, Personalized
 from ._http import HttpClient, raise_for_status
 from .base import (
     FatalTransportError,
+    Outcome,
+    OutcomeKind,
     OutcomeUnknown,
-    Outgoing,
-    SendResult,
-    Status,
     check_batch,
-    personalize_batch,
     pick_nonce,
 )
+from .info import ProviderInfo
 
 NAME = "mailgun"
 DEFAULT_BASE_URL = "https://api.mailgun.net"   # EU: https://api.eu.mailgun.net
@@ -61,10 +60,10 @@ def base_url(configured: str) -> str:
     return url[: -len("/v3")] if url.endswith("/v3") else url
 
 
-def build_form(outgoing: Outgoing, recipients: Sequence[Recipient]) -> Form:
-    """The form fields, in order; ``to`` repeats, every other name occurs once."""
-    # Mailgun would drop a repeated address silently: refuse it.
-    batch = personalize_batch(outgoing, recipients, NAME)
+def build_form(outgoing: Outgoing, batch: Sequence[Personalized]) -> Form:
+    """The form fields, in order; ``to`` repeats, every other name occurs once. Recipient
+    variables are keyed by address, so the batch holds no address twice (the sender refuses
+    the second before the batch gets here)."""
     sender = outgoing.sender.header
 
     texts = [*outgoing.html.literals, *outgoing.text.literals, outgoing.subject, sender]
@@ -114,14 +113,14 @@ def multipart(form: Form) -> list[tuple[str, tuple[None, bytes]]]:
     return [(name, (None, value.encode("utf-8"))) for name, value in form]
 
 
-def parse_queued(recipients: Sequence[Recipient], payload: Any) -> list[SendResult]:
+def parse_queued(messages: Sequence[Personalized], payload: Any) -> list[Outcome]:
     """A 200 answer: every recipient was queued under the one message id."""
     message_id = payload.get("id") if isinstance(payload, dict) else None
     if not isinstance(message_id, str) or not message_id:
         raise OutcomeUnknown(NAME, "answer names no message id", status=200,
                              body=json.dumps(payload)[:500])
-    return [SendResult(r.id, Status.SENT, message_id=message_id, raw=payload)
-            for r in recipients]
+    return [Outcome(m.recipient.id, OutcomeKind.SENT, message_id=message_id, raw=payload)
+            for m in messages]
 
 
 def check_error(client: HttpClient, response: httpx.Response) -> None:
@@ -139,7 +138,7 @@ class MailgunTransport:
     idempotent = False
 
     def __init__(self, config: Config, *, transport: httpx.AsyncBaseTransport | None = None,
-                 **client_options):
+                 **client_options: Any):
         config.require("provider_api_key", "mailgun_domain")
         self.path = messages_path(config.mailgun_domain)
         self.client = HttpClient(
@@ -152,10 +151,10 @@ class MailgunTransport:
             **client_options,
         )
 
-    async def send_batch(self, outgoing: Outgoing, recipients: Sequence[Recipient], *,
-                         batch_key: str) -> list[SendResult]:
-        check_batch(self, recipients)
-        form = build_form(outgoing, recipients)
+    async def send_batch(self, outgoing: Outgoing, messages: Sequence[Personalized], *,
+                         batch_key: str) -> list[Outcome]:
+        check_batch(self, messages)
+        form = build_form(outgoing, messages)
         response = await self.client.request("POST", self.path, files=multipart(form))
         if response.status_code != 200:
             check_error(self.client, response)
@@ -168,7 +167,13 @@ class MailgunTransport:
                 raise self.client.error(FatalTransportError, "not the messages endpoint "
                                         "(check provider_base_url)", response) from None
             raise self.client.error(OutcomeUnknown, "answer is not JSON", response) from None
-        return parse_queued(recipients, payload)
+        return parse_queued(messages, payload)
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+
+INFO = ProviderInfo(
+    name=NAME, transport=MailgunTransport,
+    settings=("provider_api_key", "provider_base_url", "mailgun_domain"),
+    default_endpoint=DEFAULT_BASE_URL, webhook="mailgun")

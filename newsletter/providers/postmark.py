@@ -15,20 +15,19 @@ from typing import Any
 
 import httpx
 
-from ..audience.recipient import Recipient
 from ..config import Config
+from ..message.model import Outgoing, Personalized
 from ._http import HttpClient, api_client, raise_for_status
-from ._json_body import plain
+from ._json_body import filled_parts, plain
 from .base import (
     BatchRejected,
     FatalTransportError,
+    Outcome,
+    OutcomeKind,
     OutcomeUnknown,
-    Outgoing,
-    SendResult,
-    Status,
     check_batch,
-    filled_parts,
 )
+from .info import ProviderInfo
 
 NAME = "postmark"
 DEFAULT_BASE_URL = "https://api.postmarkapp.com"
@@ -40,16 +39,16 @@ INACTIVE_RECIPIENT = 406
 FATAL_CODES = frozenset({10, 400, 401, 405, 412, 413})
 
 
-def build_batch(outgoing: Outgoing, recipients: Sequence[Recipient], stream: str) -> list[dict]:
+def build_batch(outgoing: Outgoing, messages: Sequence[Personalized],
+                stream: str) -> list[dict[str, Any]]:
     """The batch's messages as the request body's array holds them."""
-    return [plain(m) for m in iter_batch(outgoing, recipients, stream)]
+    return [plain(m) for m in iter_batch(outgoing, messages, stream)]
 
 
-def iter_batch(outgoing: Outgoing, recipients: Sequence[Recipient],
-               stream: str) -> Iterator[dict]:
+def iter_batch(outgoing: Outgoing, messages: Sequence[Personalized],
+               stream: str) -> Iterator[dict[str, Any]]:
     """The batch's messages, one at a time, their parts kept as ``Filled``."""
-    for recipient in recipients:
-        person = outgoing.personalize(recipient)
+    for person in messages:
         html, text = filled_parts(outgoing, person)
         body: dict[str, Any] = {
             "From": outgoing.sender.header,
@@ -59,31 +58,34 @@ def iter_batch(outgoing: Outgoing, recipients: Sequence[Recipient],
             "TextBody": text,
             "Headers": [{"Name": k, "Value": v} for k, v in person.headers.items()],
             "MessageStream": stream,
-            "Metadata": {"edition": outgoing.edition_key, "subscriber_id": str(recipient.id)},
+            "Metadata": {"edition": outgoing.edition_key,
+                         "subscriber_id": str(person.recipient.id)},
         }
         if outgoing.sender.reply_to:
             body["ReplyTo"] = outgoing.sender.reply_to
         yield body
 
 
-def parse_batch(recipients: Sequence[Recipient], payload: Any) -> list[SendResult]:
-    """Map a 200 answer's per-message results onto the recipients, in order."""
-    if not isinstance(payload, list) or len(payload) != len(recipients):
+def parse_batch(messages: Sequence[Personalized], payload: Any) -> list[Outcome]:
+    """Map a 200 answer's per-message results onto the messages, in order."""
+    if not isinstance(payload, list) or len(payload) != len(messages):
         raise OutcomeUnknown(NAME, "answer does not list one result per message",
                              status=200, body=json.dumps(payload)[:500])
     results = []
-    for recipient, item in zip(recipients, payload, strict=True):
+    for person, item in zip(messages, payload, strict=True):
+        recipient = person.recipient
         code = int(item.get("ErrorCode", -1))
         text = str(item.get("Message", ""))
         if code == 0:
-            results.append(SendResult(recipient.id, Status.SENT,
-                                      message_id=str(item.get("MessageID", "")), raw=item))
+            results.append(Outcome(recipient.id, OutcomeKind.SENT,
+                                   message_id=str(item.get("MessageID", "")), raw=item))
         elif code in FATAL_CODES:
-            results.append(SendResult(recipient.id, Status.RETRY, code=str(code), reason=text,
-                                      raw=item, fatal=True))
+            results.append(Outcome(recipient.id, OutcomeKind.UNTRIED, code=str(code),
+                                   reason=text, raw=item, fatal=True))
         else:
-            results.append(SendResult(recipient.id, Status.FAILED, code=str(code), reason=text,
-                                      bad_address=code == INACTIVE_RECIPIENT, raw=item))
+            results.append(Outcome(recipient.id, OutcomeKind.FAILED, code=str(code),
+                                   reason=text, bad_address=code == INACTIVE_RECIPIENT,
+                                   raw=item))
     return results
 
 
@@ -105,24 +107,30 @@ class PostmarkTransport:
     idempotent = False
 
     def __init__(self, config: Config, *, transport: httpx.AsyncBaseTransport | None = None,
-                 **client_options):
+                 **client_options: Any):
         self.stream = config.provider_stream or DEFAULT_STREAM
         self.client = api_client(
             NAME, config, DEFAULT_BASE_URL, transport=transport,
             headers={"X-Postmark-Server-Token": config.provider_api_key}, **client_options)
 
-    async def send_batch(self, outgoing: Outgoing, recipients: Sequence[Recipient], *,
-                         batch_key: str) -> list[SendResult]:
-        check_batch(self, recipients)
-        messages = iter_batch(outgoing, recipients, self.stream)
-        response = await self.client.request("POST", "/email/batch", json_items=messages)
+    async def send_batch(self, outgoing: Outgoing, messages: Sequence[Personalized], *,
+                         batch_key: str) -> list[Outcome]:
+        check_batch(self, messages)
+        items = iter_batch(outgoing, messages, self.stream)
+        response = await self.client.request("POST", "/email/batch", json_items=items)
         if response.status_code != 200:
             check_error(self.client, response)
         try:
             payload = response.json()
         except ValueError:
             raise self.client.error(OutcomeUnknown, "answer is not JSON", response) from None
-        return parse_batch(recipients, payload)
+        return parse_batch(messages, payload)
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+
+INFO = ProviderInfo(
+    name=NAME, transport=PostmarkTransport,
+    settings=("provider_api_key", "provider_base_url", "provider_stream"),
+    default_endpoint=DEFAULT_BASE_URL, webhook="postmark")

@@ -27,20 +27,19 @@ from typing import Any
 
 import httpx
 
-from ..audience.recipient import Recipient
 from ..config import Config
+from ..message.model import Outgoing, Personalized
 from ._http import HttpClient, api_client, raise_for_status
-from ._json_body import plain
+from ._json_body import filled_parts, plain
 from .base import (
     BatchRejected,
     FatalTransportError,
+    Outcome,
+    OutcomeKind,
     OutcomeUnknown,
-    Outgoing,
-    SendResult,
-    Status,
     check_batch,
-    filled_parts,
 )
+from .info import ProviderInfo
 
 NAME = "resend"
 DEFAULT_BASE_URL = "https://api.resend.com"
@@ -68,15 +67,15 @@ def idempotency_key(edition_key: str, batch_key: str) -> str:
     return key
 
 
-def build_batch(outgoing: Outgoing, recipients: Sequence[Recipient]) -> list[dict[str, Any]]:
+def build_batch(outgoing: Outgoing, messages: Sequence[Personalized]) -> list[dict[str, Any]]:
     """The batch's messages as the request body's array holds them."""
-    return [plain(m) for m in iter_batch(outgoing, recipients)]
+    return [plain(m) for m in iter_batch(outgoing, messages)]
 
 
-def iter_batch(outgoing: Outgoing, recipients: Sequence[Recipient]) -> Iterator[dict[str, Any]]:
+def iter_batch(outgoing: Outgoing,
+               messages: Sequence[Personalized]) -> Iterator[dict[str, Any]]:
     """The batch's messages, one at a time, their parts kept as ``Filled``."""
-    for recipient in recipients:
-        person = outgoing.personalize(recipient)
+    for person in messages:
         html, text = filled_parts(outgoing, person)
         body: dict[str, Any] = {
             "from": outgoing.sender.header,
@@ -87,7 +86,7 @@ def iter_batch(outgoing: Outgoing, recipients: Sequence[Recipient]) -> Iterator[
             "headers": dict(person.headers),
             "tags": [
                 {"name": "edition", "value": tag_value(outgoing.edition_key)},
-                {"name": "subscriber_id", "value": tag_value(str(recipient.id))},
+                {"name": "subscriber_id", "value": tag_value(str(person.recipient.id))},
             ],
         }
         if outgoing.sender.reply_to:
@@ -102,16 +101,16 @@ def request_headers(outgoing: Outgoing, batch_key: str) -> dict[str, str]:
     }
 
 
-def parse_batch(recipients: Sequence[Recipient], payload: Any) -> list[SendResult]:
-    """Map a 200 answer's ids onto the recipients, in order."""
+def parse_batch(messages: Sequence[Personalized], payload: Any) -> list[Outcome]:
+    """Map a 200 answer's ids onto the messages, in order."""
     data = payload.get("data") if isinstance(payload, dict) else None
     errors = payload.get("errors") if isinstance(payload, dict) else None
-    if (not isinstance(data, list) or len(data) != len(recipients) or errors
+    if (not isinstance(data, list) or len(data) != len(messages) or errors
             or not all(isinstance(item, dict) and item.get("id") for item in data)):
         raise OutcomeUnknown(NAME, "answer does not list one id per message",
                              status=200, body=json.dumps(payload)[:500])
-    return [SendResult(r.id, Status.SENT, message_id=str(item["id"]), raw=item)
-            for r, item in zip(recipients, data, strict=True)]
+    return [Outcome(m.recipient.id, OutcomeKind.SENT, message_id=str(item["id"]), raw=item)
+            for m, item in zip(messages, data, strict=True)]
 
 
 def error_name(response: httpx.Response) -> str:
@@ -150,16 +149,16 @@ class ResendTransport:
     idempotency_window = timedelta(hours=24)
 
     def __init__(self, config: Config, *, transport: httpx.AsyncBaseTransport | None = None,
-                 **client_options):
+                 **client_options: Any):
         self.client = api_client(
             NAME, config, DEFAULT_BASE_URL, bearer=True, transport=transport,
             is_fatal=lambda response: error_name(response) in QUOTA_NAMES, **client_options)
 
-    async def send_batch(self, outgoing: Outgoing, recipients: Sequence[Recipient], *,
-                         batch_key: str) -> list[SendResult]:
-        check_batch(self, recipients)
+    async def send_batch(self, outgoing: Outgoing, messages: Sequence[Personalized], *,
+                         batch_key: str) -> list[Outcome]:
+        check_batch(self, messages)
         response = await self.client.request(
-            "POST", PATH, json_items=iter_batch(outgoing, recipients),
+            "POST", PATH, json_items=iter_batch(outgoing, messages),
             headers=request_headers(outgoing, batch_key),
             idempotent=True,
         )
@@ -170,7 +169,12 @@ class ResendTransport:
             payload = response.json()
         except ValueError:
             raise self.client.error(OutcomeUnknown, "answer is not JSON", response) from None
-        return parse_batch(recipients, payload)
+        return parse_batch(messages, payload)
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+
+INFO = ProviderInfo(
+    name=NAME, transport=ResendTransport, settings=("provider_api_key", "provider_base_url"),
+    default_endpoint=DEFAULT_BASE_URL, webhook="resend")

@@ -9,7 +9,7 @@ Tags look like ``-<nonce>h0-`` (HTML-escaped value of field 0) and ``-<nonce>t0-
 value, for the text part). The nonce is 8 hex digits derived from the edition's content
 hash and chosen so that it occurs in no literal part of the content, the subject, or any
 value in the batch: every occurrence of a tag in the request is then one we placed, and
-SendGrid's substitution reproduces ``Outgoing.personal(r)`` exactly.
+SendGrid's substitution reproduces each recipient's filled-in parts exactly.
 
 SendGrid answers 202 with one ``X-Message-Id`` for the whole request. A 400 names the fields
 at fault; when those are specific personalizations, only those recipients fail and the
@@ -25,20 +25,19 @@ from typing import Any
 
 import httpx
 
-from ..audience.recipient import Recipient
 from ..config import Config
 from ..edition.placeholders import FieldTemplate
+from ..message.model import Outgoing, Personalized
 from ._http import HttpClient, api_client, raise_for_status
 from .base import (
     BatchRejected,
     FatalTransportError,
-    Outgoing,
-    SendResult,
-    Status,
+    Outcome,
+    OutcomeKind,
     check_batch,
-    personalize_batch,
     pick_nonce,
 )
+from .info import ProviderInfo
 
 NAME = "sendgrid"
 DEFAULT_BASE_URL = "https://api.sendgrid.com"
@@ -75,11 +74,10 @@ def tag_content(html: FieldTemplate, text: FieldTemplate, nonce: str) -> TaggedC
     return TaggedContent(html.fill(html_tags), text.fill(text_tags), html_tags, text_tags)
 
 
-def build_mail(outgoing: Outgoing, recipients: Sequence[Recipient]) -> dict[str, Any]:
-    """The request body: shared content once, one personalization per recipient."""
-    # SendGrid refuses a whole request that names an address twice: say so first.
-    batch = personalize_batch(outgoing, recipients, NAME)
-
+def build_mail(outgoing: Outgoing, batch: Sequence[Personalized]) -> dict[str, Any]:
+    """The request body: shared content once, one personalization per recipient. SendGrid
+    refuses a whole request that names an address twice; the sender refuses the second
+    before the batch gets here."""
     texts = [*outgoing.html.literals, *outgoing.text.literals, outgoing.subject]
     for person in batch:
         texts += person.values.values()
@@ -122,10 +120,11 @@ def build_mail(outgoing: Outgoing, recipients: Sequence[Recipient]) -> dict[str,
     return body
 
 
-def parse_accepted(recipients: Sequence[Recipient], response: httpx.Response) -> list[SendResult]:
+def parse_accepted(messages: Sequence[Personalized],
+                   response: httpx.Response) -> list[Outcome]:
     """A 2xx answer: every recipient was accepted under the request's X-Message-Id."""
     message_id = response.headers.get("x-message-id", "")
-    return [SendResult(r.id, Status.SENT, message_id=message_id) for r in recipients]
+    return [Outcome(m.recipient.id, OutcomeKind.SENT, message_id=message_id) for m in messages]
 
 
 def error_fields(payload: Any) -> list[tuple[str, str]]:
@@ -142,7 +141,7 @@ def error_fields(payload: Any) -> list[tuple[str, str]]:
     return out
 
 
-def parse_rejected(recipients: Sequence[Recipient], payload: Any) -> list[SendResult] | None:
+def parse_rejected(messages: Sequence[Personalized], payload: Any) -> list[Outcome] | None:
     """Per-recipient results for a 400 that names only personalizations, else None.
 
     SendGrid validates the whole request before sending any of it, so the recipients it
@@ -151,25 +150,26 @@ def parse_rejected(recipients: Sequence[Recipient], payload: Any) -> list[SendRe
     bad: dict[int, list[tuple[str, str]]] = {}
     for field, message in error_fields(payload):
         match = _PERSONALIZATION_FIELD.match(field)
-        if not match or int(match.group(1)) >= len(recipients):
+        if not match or int(match.group(1)) >= len(messages):
             return None
         bad.setdefault(int(match.group(1)), []).append((field, message))
     if not bad:
         return None
     results = []
-    for index, recipient in enumerate(recipients):
+    for index, person in enumerate(messages):
+        recipient = person.recipient
         if index in bad:
             errors = bad[index]
-            results.append(SendResult(
-                recipient.id, Status.FAILED, code="400",
+            results.append(Outcome(
+                recipient.id, OutcomeKind.FAILED, code="400",
                 reason="; ".join(f"{field}: {message}" for field, message in errors),
                 bad_address=any(field.endswith(".email") for field, _ in errors),
                 raw=errors,
             ))
         else:
-            results.append(SendResult(recipient.id, Status.RETRY, code="400",
-                                      reason="not sent: SendGrid refused another recipient "
-                                      "of the same request"))
+            results.append(Outcome(recipient.id, OutcomeKind.RETRY, code="400",
+                                   reason="not sent: SendGrid refused another recipient "
+                                   "of the same request"))
     return results
 
 
@@ -198,20 +198,20 @@ class SendGridTransport:
     idempotent = False
 
     def __init__(self, config: Config, *, transport: httpx.AsyncBaseTransport | None = None,
-                 **client_options):
+                 **client_options: Any):
         self.client = api_client(NAME, config, DEFAULT_BASE_URL, bearer=True,
                                  transport=transport, **client_options)
 
-    async def send_batch(self, outgoing: Outgoing, recipients: Sequence[Recipient], *,
-                         batch_key: str) -> list[SendResult]:
-        check_batch(self, recipients)
-        body = build_mail(outgoing, recipients)
+    async def send_batch(self, outgoing: Outgoing, messages: Sequence[Personalized], *,
+                         batch_key: str) -> list[Outcome]:
+        check_batch(self, messages)
+        body = build_mail(outgoing, messages)
         response = await self.client.request("POST", PATH, json=body)
         if 200 <= response.status_code < 300:
-            return parse_accepted(recipients, response)
+            return parse_accepted(messages, response)
         if response.status_code == 400:
             try:
-                results = parse_rejected(recipients, response.json())
+                results = parse_rejected(messages, response.json())
             except ValueError:
                 results = None
             if results is not None:
@@ -222,3 +222,7 @@ class SendGridTransport:
     async def aclose(self) -> None:
         await self.client.aclose()
 
+
+INFO = ProviderInfo(
+    name=NAME, transport=SendGridTransport, settings=("provider_api_key", "provider_base_url"),
+    default_endpoint=DEFAULT_BASE_URL, webhook="sendgrid")

@@ -32,13 +32,13 @@ outcome:
     AccountSuspendedException, SendingPausedException,  the send stops: FatalTransportError,
     MailFromDomainNotVerifiedException,                 or, if other messages of the batch
     NotFoundException, 401/403 (InvalidSignature-       were already decided, that message's
-    Exception, UnrecognizedClientException,             result has ``fatal=True`` (status
-    AccessDenied(Exception), SignatureDoesNotMatch)     retry) and the batch is returned
+    Exception, UnrecognizedClientException,             outcome has ``fatal=True`` (kind
+    AccessDenied(Exception), SignatureDoesNotMatch)     untried) and the batch is returned
 
 After the first fatal answer no further message of the batch is started; after a message ends
 as retry (throttled, or SES unreachable once the HTTP client's retries are spent) or unknown
 (a timeout) neither, as the rest would only hammer a provider that asked us to wait or is not
-answering, and turn more recipients unknown: those not started are ``retry`` (messages
+answering, and turn more recipients unknown: those not started are ``untried`` (messages
 already in flight keep their own outcome).
 Only when nothing in the batch was decided does a fatal error raise. SES has no idempotency
 key, so nothing is resent when its outcome is unknown.
@@ -54,25 +54,24 @@ from typing import Any
 
 import httpx
 
-from ..audience.recipient import Recipient
 from ..config import Config
 from ..errors import ConfigError, NewsletterError
+from ..message.model import Outgoing, Personalized
 from ._http import HttpClient, raise_for_status
 from .base import (
     BatchError,
     BatchRetryable,
     FatalTransportError,
+    Outcome,
+    OutcomeKind,
     OutcomeUnknown,
-    Outgoing,
-    Personalized,
-    SendResult,
-    Status,
     TransportError,
     check_batch,
     not_sent,
     redact,
     results_for,
 )
+from .info import ProviderInfo
 
 NAME = "ses"
 SEND_PATH = "/v2/email/outbound-emails"
@@ -156,19 +155,20 @@ def error_type(response: httpx.Response) -> tuple[str, str]:
     return kind, message
 
 
-def parse_send(client: HttpClient, recipient: Recipient, response: httpx.Response, *,
-               from_address: str) -> SendResult:
+def parse_send(client: HttpClient, person: Personalized, response: httpx.Response, *,
+               from_address: str) -> Outcome:
     """One answer to SendEmail: a result for its recipient, or the error for the request.
 
     Raises FatalTransportError (stop the send), BatchRetryable or OutcomeUnknown; returns a
     ``sent`` or ``failed`` result.
     """
+    recipient = person.recipient
     if response.status_code == 200:
         try:
             message_id = str(response.json()["MessageId"])
         except (ValueError, KeyError, TypeError):
             raise client.error(OutcomeUnknown, "answer has no MessageId", response) from None
-        return SendResult(recipient.id, Status.SENT, message_id=message_id)
+        return Outcome(recipient.id, OutcomeKind.SENT, message_id=message_id)
     kind, text = error_type(response)
     label = kind or "error"
     lowered = text.lower()
@@ -181,8 +181,8 @@ def parse_send(client: HttpClient, recipient: Recipient, response: httpx.Respons
     if kind in ("MessageRejected", "BadRequestException") or (
         400 <= response.status_code < 500 and response.status_code not in (401, 403)
     ):
-        return SendResult(
-            recipient.id, Status.FAILED, code=label,
+        return Outcome(
+            recipient.id, OutcomeKind.FAILED, code=label,
             reason=redact(text or response.text or label, client.secrets),
             bad_address=any(hint in lowered for hint in BAD_ADDRESS_HINTS),
             raw={"status": response.status_code, "type": kind,
@@ -192,7 +192,7 @@ def parse_send(client: HttpClient, recipient: Recipient, response: httpx.Respons
     raise client.error(OutcomeUnknown, f"unexpected answer {label}", response)
 
 
-def _load_botocore():
+def _load_botocore() -> tuple[Any, Any, Any]:
     try:
         from botocore.auth import SigV4Auth
         from botocore.awsrequest import AWSRequest
@@ -233,7 +233,7 @@ class SesTransport:
     idempotent = False
 
     def __init__(self, config: Config, *, transport: httpx.AsyncBaseTransport | None = None,
-                 max_in_flight: int = MAX_IN_FLIGHT, **client_options):
+                 max_in_flight: int = MAX_IN_FLIGHT, **client_options: Any):
         config.require("aws_region", "aws_access_key_id", "aws_secret_access_key")
         region = config.aws_region.strip()
         if not _REGION.match(region):
@@ -252,50 +252,57 @@ class SesTransport:
             **client_options,
         )
 
-    async def send_one(self, outgoing: Outgoing, recipient: Recipient) -> SendResult:
+    async def send_one(self, outgoing: Outgoing, person: Personalized) -> Outcome:
         """Send one recipient's message; raises as ``parse_send`` does."""
-        body = build_request(outgoing, outgoing.personalize(recipient),
-                             configuration_set=self.configuration_set)
+        body = build_request(outgoing, person, configuration_set=self.configuration_set)
         response = await self.client.request("POST", SEND_PATH, json=body)
-        return parse_send(self.client, recipient, response, from_address=self.from_address)
+        return parse_send(self.client, person, response, from_address=self.from_address)
 
-    async def send_batch(self, outgoing: Outgoing, recipients: Sequence[Recipient], *,
-                         batch_key: str) -> list[SendResult]:
-        check_batch(self, recipients)
-        results: list[SendResult | None] = [None] * len(recipients)
+    async def send_batch(self, outgoing: Outgoing, messages: Sequence[Personalized], *,
+                         batch_key: str) -> list[Outcome]:
+        check_batch(self, messages)
+        results: list[Outcome | None] = [None] * len(messages)
         fatal: list[FatalTransportError] = []
         halt: list[BatchError] = []
 
-        async def one(index: int, recipient: Recipient) -> None:
+        async def one(index: int, person: Personalized) -> None:
             async with self._limit:
                 if fatal or halt:
                     return
                 try:
-                    results[index] = await self.send_one(outgoing, recipient)
+                    results[index] = await self.send_one(outgoing, person)
                 except FatalTransportError as exc:
                     fatal.append(exc)
-                    results[index] = SendResult(
-                        recipient.id, Status.RETRY, code=str(exc.status or ""),
+                    results[index] = Outcome(
+                        person.recipient.id, OutcomeKind.UNTRIED, code=str(exc.status or ""),
                         reason=str(exc), fatal=True)
                 except BatchError as exc:
-                    results[index] = results_for([recipient], exc)[0]
+                    results[index] = results_for([person], exc)[0]
                     if isinstance(exc, BatchRetryable | OutcomeUnknown):
                         halt.append(exc)
 
         async with asyncio.TaskGroup() as group:
-            for index, recipient in enumerate(recipients):
-                group.create_task(one(index, recipient))
+            for index, person in enumerate(messages):
+                group.create_task(one(index, person))
 
         if fatal and all(r is None or r.fatal for r in results):
             raise fatal[0]
         stopped_by: TransportError | None = fatal[0] if fatal else (halt[0] if halt else None)
         out = []
-        for recipient, result in zip(recipients, results, strict=True):
+        for person, result in zip(messages, results, strict=True):
             if result is None:
                 assert stopped_by is not None
-                result = not_sent([recipient], stopped_by)[0]
+                result = not_sent([person], stopped_by)[0]
             out.append(result)
         return out
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+
+INFO = ProviderInfo(
+    name=NAME, transport=SesTransport,
+    settings=("aws_region", "aws_access_key_id", "aws_secret_access_key", "provider_base_url",
+              "provider_stream"),
+    default_endpoint=lambda config: f"https://email.{config.aws_region}.amazonaws.com",
+    webhook="ses")

@@ -51,7 +51,7 @@ Outcomes, the same on every connection:
 
 A batch-wide error raises only while nothing in the batch has been decided. Once some
 messages have their outcome, a later failure to reconnect makes the remaining recipients
-``retry`` (a fatal one marks its recipient ``fatal=True``), so the results stay truthful.
+``untried`` (a fatal one marks its recipient ``fatal=True``), so the results stay truthful.
 After a failed transaction the connection is reset (RSET) before the next message; if that
 fails, it is closed and the next message reconnects. SMTP has no idempotency key, so nothing
 whose outcome is unknown is resent.
@@ -68,9 +68,9 @@ from functools import partial
 import aiosmtplib
 
 from ..audience.addresses import envelope_address
-from ..audience.recipient import Recipient
 from ..config import Config
 from ..errors import ConfigError
+from ..message.model import Outgoing, Personalized
 from ._dkim import DkimSigner, signer_for
 from ._smtp_batch import BatchRun
 from ._smtp_pace import Pacer
@@ -78,13 +78,14 @@ from ._smtp_session import Session
 from ._smtp_wire import check_address, enhanced_code, is_bad_address, is_throttling, unstuff
 from .base import (
     BatchRetryable,
+    ErrorT,
     FatalTransportError,
-    Outgoing,
-    SendResult,
+    Outcome,
     TransportError,
     check_batch,
     redact,
 )
+from .info import ProviderInfo
 
 __all__ = ["SmtpTransport", "enhanced_code", "is_bad_address", "is_throttling"]
 
@@ -151,8 +152,8 @@ class SmtpTransport:
 
     # --- errors -----------------------------------------------------------------------------
 
-    def error(self, cls: type[TransportError], message: str, code: int | None = None,
-              text: str = "") -> TransportError:
+    def error(self, cls: type[ErrorT], message: str, code: int | None = None,
+              text: str = "") -> ErrorT:
         return cls(NAME, f"{message} ({self.host}:{self.port})", status=code, body=text,
                    secrets=self.secrets, status_label="SMTP")
 
@@ -240,12 +241,11 @@ class SmtpTransport:
 
     # --- a batch ----------------------------------------------------------------------------
 
-    async def send_batch(self, outgoing: Outgoing, recipients: Sequence[Recipient], *,
-                         batch_key: str) -> list[SendResult]:
-        check_batch(self, recipients)
+    async def send_batch(self, outgoing: Outgoing, messages: Sequence[Personalized], *,
+                         batch_key: str) -> list[Outcome]:
+        check_batch(self, messages)
         async with self._slots:
-            run = BatchRun(self, outgoing, recipients, self._take_idle(),
-                           self._message_maker(outgoing))
+            run = BatchRun(self, messages, self._take_idle(), self._message_maker(outgoing))
             clean = False
             try:
                 results = await run.run()
@@ -255,13 +255,13 @@ class SmtpTransport:
                 # A batch cut short (cancelled) may leave replies due: never reuse that one.
                 self._give_back(run.session, clean and run.in_data is None)
 
-    def _message_maker(self, outgoing: Outgoing) -> Callable:
+    def _message_maker(self, outgoing: Outgoing) -> Callable[[Personalized], bytes]:
         """person -> the message as it goes after DATA: signed (if configured), dot-stuffed."""
         if self.signer is None:
             return partial(outgoing.message, dot_stuffed=True)
         header = self.signer.header
 
-        def signed(person) -> bytes:
+        def signed(person: Personalized) -> bytes:
             # Signed as the receiver sees it, unstuffed; the signature field itself needs no
             # stuffing (its lines start with a name or a space).
             stuffed = outgoing.message(person, dot_stuffed=True)
@@ -272,3 +272,10 @@ class SmtpTransport:
     async def aclose(self) -> None:
         idle, self._idle = self._idle, []
         await asyncio.gather(*(session.quit() for session in idle))
+
+
+INFO = ProviderInfo(
+    name=NAME, transport=SmtpTransport,
+    settings=("smtp_host", "smtp_port", "smtp_username", "smtp_password", "smtp_security",
+              "smtp_max_connections", "dkim_selector", "dkim_private_key", "dkim_domain"),
+    default_endpoint=lambda config: f"smtp://{config.smtp_host}:{config.smtp_port}")

@@ -222,6 +222,9 @@ sends = sa.Table(
     sa.Column("canary_size", sa.Integer, nullable=False, server_default="0"),
     sa.Column("canary_until", UTCDateTime, nullable=True),
     sa.Column("brake_since", UTCDateTime, nullable=True),
+    # Whether the send's provider repeats a request under its key without a double (0008):
+    # what its unknown rows mean, read by `status` and the run's report.
+    sa.Column("idempotent", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.CheckConstraint(
         "status IN ({})".format(", ".join(f"'{s}'" for s in SEND_STATUSES)), name="status"
     ),

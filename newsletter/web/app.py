@@ -13,7 +13,7 @@ Routes::
     POST /confirm/{token}              confirms (or sends a fresh link when expired)
     GET  /archive, /archive/{week}, /feed.xml    the sent editions (unless archive = false)
     GET  /static/{name}                the pages' stylesheet and proof-of-work script
-    POST /webhooks/{provider}          provider events (``web.webhooks``, when present)
+    POST /webhooks/{provider}          provider events (``web.webhooks``)
 
 Nothing redirects: a path with a trailing slash (``/subscribe/``) is not found.
 
@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import importlib.util
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -50,12 +49,12 @@ from starlette.routing import Route
 from ..audience import signup
 from ..clock import utc_now
 from ..config import Config
-from ..store.db import DatabaseBusy, connect, quick_writes
-from . import archive, confirm, subscribe, unsubscribe
-from .access_log import AccessLog
+from ..store.db import DatabaseBusy, DatabaseError, connect, quick_writes
+from . import archive, confirm, subscribe, unsubscribe, webhooks
+from .access_log import AccessLog, loggable_path
 from .archive import Archive
 from .common import WebState, in_thread, message, not_found
-from .gate import Gate
+from .gate import SignupGate
 from .group_commit import GroupCommit
 from .outbox import OutboxSender
 from .pages import Pages
@@ -75,7 +74,8 @@ def create_app(config: Config, *, engine: sa.Engine | None = None, transport=Non
             Middleware(TrustedProxies, networks=config.trusted_proxies),
             Middleware(AccessLog),
         ],
-        exception_handlers={404: _not_found, 405: _not_allowed, ClientDisconnect: _client_gone},
+        exception_handlers={404: _not_found, 405: _not_allowed, ClientDisconnect: _client_gone,
+                            DatabaseError: _database_unavailable},
         lifespan=_lifespan,
         max_body_size=MAX_BODY,
     )
@@ -84,7 +84,7 @@ def create_app(config: Config, *, engine: sa.Engine | None = None, transport=Non
         config, engine, clock, transport)
     keys = list(config.verification_keys)
     state.web = WebState(Pages(config), keys, origin_of(config.base_url))
-    state.gate = Gate(keys, clock, captcha=config.subscribe_captcha)
+    state.gate = SignupGate(keys, clock, captcha=config.subscribe_captcha)
     state.archive = Archive(config, engine, clock)
     state.outbox = OutboxSender(state)
     quick = quick_writes(engine, unsubscribe.LOCK_WAIT)
@@ -127,11 +127,8 @@ def _routes(config: Config) -> list[Route]:
             Route("/archive/{week}", archive.edition, methods=["GET"]),
             Route("/feed.xml", archive.feed, methods=["GET"]),
         ]
-    if importlib.util.find_spec("newsletter.web.webhooks") is not None:
-        from . import webhooks
-
-        routes.append(Route("/webhooks/{provider}", webhooks.receive, methods=["POST", "HEAD"],
-                            max_body_size=getattr(webhooks, "MAX_BODY", MAX_BODY)))
+    routes.append(Route("/webhooks/{provider}", webhooks.receive, methods=["POST", "HEAD"],
+                        max_body_size=webhooks.MAX_BODY))
     return routes
 
 
@@ -168,6 +165,19 @@ async def _client_gone(request: Request, exc: Exception) -> Response:
     return Response(status_code=400)
 
 
+async def _database_unavailable(request: Request, exc: Exception) -> Response:
+    """A page whose database is locked or out of reach (``store.db`` turns those driver
+    errors into ``DatabaseError``s): 503 with Retry-After, never a 500. Nothing was written
+    (the transaction rolled back), so asking again later is safe, and browsers, mail clients
+    and providers all know to. Any other database error is a bug, and stays a 500."""
+    log.warning("%s %s: database unavailable: %s", request.method,
+                loggable_path(request.url.path), " ".join(str(exc).split())[:200])
+    response = message(request, 503, "Try again in a moment",
+                       "This page could not be saved just now; nothing was changed.")
+    response.headers["Retry-After"] = "10"
+    return response
+
+
 @contextlib.asynccontextmanager
 async def _lifespan(app: Starlette):
     app.state.outbox.start()
@@ -180,9 +190,4 @@ async def _lifespan(app: Starlette):
     finally:
         await app.state.outbox.stop()
         app.state.unsubscribes.close()
-        if importlib.util.find_spec("newsletter.web.webhooks") is not None:
-            from . import webhooks
-
-            close = getattr(webhooks, "close", None)
-            if close is not None:
-                await close(app)
+        await webhooks.close(app)

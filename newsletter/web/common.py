@@ -40,7 +40,8 @@ def consent(request: Request, text: str | None = None) -> Consent:
 
 
 def client_ip(request: Request) -> str | None:
-    # Already the real client when a trusted proxy said so (security.TrustedProxies).
+    # Already the real client when a trusted proxy said so, and an IPv4 client written as
+    # IPv4 even when seen as ::ffff:a.b.c.d (security.TrustedProxies).
     return request.client.host if request.client else None
 
 

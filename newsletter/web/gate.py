@@ -52,7 +52,7 @@ class FormFields:
     altcha_challenge: dict | None
 
 
-class Gate:
+class SignupGate:
     def __init__(self, keys: list[str], clock: Callable[[], datetime], *, captcha: str = ""):
         self._keys = keys
         self._clock = clock

@@ -21,8 +21,8 @@ from datetime import UTC, datetime, timedelta
 
 from ..clock import utc_now
 from ..config import Config
-from ..delivery.states import SendStatus
-from ..delivery.status import counts_line
+from ..delivery.run_result import RunResult
+from ..delivery.states import SendStatus, StopKind
 from ..errors import NewsletterError
 from .schedule import (
     StartDecision,
@@ -61,7 +61,8 @@ class JobOutcome:
     detail: str = ""
 
 
-SendFunction = Callable[..., object]
+# send_edition's shape: (config, week, options, *, stop_event) -> the run, or None.
+SendFunction = Callable[..., RunResult | None]
 
 
 class Worker:
@@ -207,42 +208,40 @@ class Worker:
             return JobOutcome(week, "already-sent")
         return self._report(week, result, time.monotonic() - started)
 
-    def _call_send(self, week: str):
-        extra = {"check": self._check} if self._check is not None else {}
-        return self._send(self.config, week, interactive=False, stop_event=self.stop_event,
-                          **extra)
+    def _call_send(self, week: str) -> RunResult | None:
+        from ..delivery.send import SendOptions
 
-    def _report(self, week: str, result, seconds: float) -> JobOutcome:
-        counts = dict(result.counts)
-        this_run = result.this_run.get("sent", 0)
-        summary = f"{counts_line(counts)} ({this_run} sent by this run, {seconds:.1f}s)"
+        options = SendOptions(interactive=False, check=self._check)
+        return self._send(self.config, week, options, stop_event=self.stop_event)
+
+    def _report(self, week: str, result: RunResult, seconds: float) -> JobOutcome:
+        summary = result.summary(seconds)
         stopped = result.stopped
-        if stopped is not None and stopped.kind == "aborted":
+        if stopped is None:
+            log.info("%s: sent: %s", week, summary)
+            if result.note:  # an abort that came with the last batch
+                log.warning("%s: %s", week, one_line(result.note))
+            for hint in result.next_steps():  # failed or unknown rows: what a person can do
+                log.warning("%s: %s", week, hint)
+            return JobOutcome(week, "sent")
+        if stopped.kind is StopKind.ABORTED:
             log.error("%s: aborted: %s; %s. Fix the cause, then: newsletter send --week %s",
                       week, one_line(stopped.detail), summary, week)
             return JobOutcome(week, "aborted", one_line(stopped))
-        if stopped is not None and stopped.kind == "paused":
+        if stopped.kind is StopKind.PAUSED:
             log.error("%s: %s; %s. Look into it (newsletter status --week %s), then: "
                       "newsletter send --week %s --resume-paused", week, one_line(stopped),
                       summary, week, week)
             return JobOutcome(week, "paused", one_line(stopped))
-        if stopped is not None and stopped.kind == "waiting":
+        if stopped.kind is StopKind.WAITING:
             log.info("%s: %s; %s; the rest goes out then", week, one_line(stopped.detail),
                      summary)
             self._resume_at(week, stopped.until)
             return JobOutcome(week, "waiting", one_line(stopped.detail))
-        if stopped is not None:
-            why = one_line(stopped.detail).removeprefix("stopped: ")
-            log.warning("%s: stopped: %s; %s; resumes on the next start (or: newsletter send "
-                        "--week %s)", week, why, summary, week)
-            return JobOutcome(week, "stopped", one_line(stopped))
-        log.info("%s: sent: %s", week, summary)
-        if getattr(result, "note", ""):  # an abort that came with the last batch
-            log.warning("%s: %s", week, one_line(result.note))
-        if counts.get("failed") or counts.get("unknown"):
-            log.warning("%s: %d failed, %d unknown; see: newsletter status --week %s", week,
-                        counts.get("failed", 0), counts.get("unknown", 0), week)
-        return JobOutcome(week, "sent")
+        why = one_line(stopped.detail).removeprefix("stopped: ")
+        log.warning("%s: stopped: %s; %s; resumes on the next start (or: newsletter send "
+                    "--week %s)", week, why, summary, week)
+        return JobOutcome(week, "stopped", one_line(stopped))
 
     def _resume_at(self, week: str, when: datetime | None) -> None:
         """Run the week's send again when its canary wait ends."""

@@ -24,7 +24,7 @@ from ..states import OPEN_STATES
 from .claiming import Claim, claim, claim_unknown
 from .queries import Repeats, counts, next_due, open_rows, sent_span, top_errors
 from .recording import Outcome, record
-from .senders import AlreadyInProgress, Sender, abandon, recover
+from .senders import AlreadyInProgress, RegisteredSender, abandon, recover
 from .senders import register as register_sender
 from .senders import release as release_sender
 from .sends import (
@@ -40,7 +40,7 @@ from .sends import (
 
 __all__ = [
     "OPEN_STATES", "AlreadyInProgress", "Claim", "Outcome", "Repeats", "SendError",
-    "SendRecord", "Sender", "abandon", "claim", "claim_unknown", "counts", "find_send",
+    "RegisteredSender", "SendRecord", "abandon", "claim", "claim_unknown", "counts", "find_send",
     "finish", "get_send", "next_due", "open_rows", "open_send", "record", "recover",
     "register_sender", "release_sender", "requeue", "sends_of_week", "sent_span", "top_errors",
 ]

@@ -58,7 +58,7 @@ def repeatable(send_id: int, repeats: Repeats, stamp: datetime, *,
 
 
 def _open(send_id: int, repeats: Repeats | None, stamp: datetime) -> sa.ColumnElement[bool]:
-    cond = deliveries.c.status.in_(OPEN_STATES)
+    cond: sa.ColumnElement[bool] = deliveries.c.status.in_(OPEN_STATES)
     if repeats is not None:
         cond = sa.or_(cond, repeatable(send_id, repeats, stamp))
     return cond
@@ -77,13 +77,6 @@ def open_rows(engine: sa.Engine, send_id: int, repeats: Repeats | None = None) -
     with engine.connect() as conn:
         return conn.execute(sa.select(sa.func.count()).select_from(deliveries).where(
             d.send_id == send_id, _open(send_id, repeats, utc_now()))).scalar_one()
-
-
-def in_flight(engine: sa.Engine, send_id: int) -> int:
-    d = deliveries.c
-    with engine.connect() as conn:
-        return conn.execute(sa.select(sa.func.count()).select_from(deliveries).where(
-            d.send_id == send_id, d.status == DeliveryStatus.IN_FLIGHT)).scalar_one()
 
 
 def next_due(engine: sa.Engine, send_id: int, repeats: Repeats | None = None, *,

@@ -23,15 +23,16 @@ import math
 import random
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 
 from ...clock import utc_now
+from ...providers.base import Outcome, OutcomeKind
 from ...store.db import begin_write
 from ...store.tables import batches, deliveries
-from ..states import DeliveryStatus, OutcomeKind
+from ..states import DeliveryStatus
 from .claiming import Claim
 from .queries import Repeats
 
@@ -39,22 +40,9 @@ from .queries import Repeats
 MAX_WAIT = timedelta(days=1)
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """What ``record`` stores for one recipient (a transport's SendResult, normalized)."""
-
-    subscriber_id: int
-    status: str              # an OutcomeKind: sent | failed | retry | unknown | untried
-    message_id: str = ""
-    code: str = ""
-    reason: str = ""
-    bad_address: bool = False
-    retry_after: float | None = None
-
-
 def record(engine: sa.Engine, send_id: int, worker_id: str, claim: Claim,
            outcomes: Sequence[Outcome], *, max_attempts: int, retry_delay: float,
-           repeats: Repeats | None = None) -> Counter:
+           repeats: Repeats | None = None) -> Counter[str]:
     """Store one batch's outcomes; return how many rows reached each *final* state (a row
     unknown but to be repeated, or pending again, is not final)."""
     from ...audience.history import ChangeMethod
@@ -92,11 +80,14 @@ def record(engine: sa.Engine, send_id: int, worker_id: str, claim: Claim,
 
 
 def _row_values(o: Outcome, attempts: int, claim: Claim, max_attempts: int,
-                retry_delay: float, stamp: datetime) -> dict:
-    kind, status = o.status, o.status
-    next_at, error, key = None, o.reason or None, claim.batch_key
+                retry_delay: float, stamp: datetime) -> dict[str, Any]:
+    kind = o.kind
+    status: DeliveryStatus
+    next_at: datetime | None = None
+    error = o.reason or None
+    key: str | None = claim.batch_key
     if kind in (OutcomeKind.SENT, OutcomeKind.FAILED):
-        pass
+        status = DeliveryStatus(kind)  # the row's state is the answer itself
     elif claim.repeat or kind == OutcomeKind.UNKNOWN:
         status = DeliveryStatus.UNKNOWN
         if kind == OutcomeKind.UNTRIED:
@@ -104,7 +95,7 @@ def _row_values(o: Outcome, attempts: int, claim: Claim, max_attempts: int,
         else:
             wait = max(retry_delay * 2.0 ** min(attempts - 1, 60), o.retry_after or 0.0)
             next_at = _after(stamp, wait)
-    elif kind == OutcomeKind.UNTRIED:
+    elif kind == OutcomeKind.UNTRIED:  # pending again under a new key
         status, attempts, key = DeliveryStatus.PENDING, attempts - 1, None
     elif attempts >= max_attempts:  # a retry, out of attempts
         status, error = DeliveryStatus.FAILED, f"gave up after {attempts} attempts: {o.reason}"

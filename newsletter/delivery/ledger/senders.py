@@ -45,7 +45,7 @@ class AlreadyInProgress(SendError):
 
 
 @dataclass
-class Sender:
+class RegisteredSender:
     """A registered sender: its id (what its claims carry) and the lock that proves it lives."""
 
     worker_id: str
@@ -53,13 +53,13 @@ class Sender:
     lock: Any = field(repr=False, default=None)  # an open file (SQLite) or connection (PG)
 
 
-def register(engine: sa.Engine, send: SendRecord) -> Sender:
+def register(engine: sa.Engine, send: SendRecord) -> RegisteredSender:
     """Take the sender's lock and record it; recover rows that dead senders left in flight.
 
     On SQLite a live sender (of any week) makes this raise AlreadyInProgress.
     """
     worker_id = f"{socket.gethostname()[:60]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-    sender = Sender(worker_id, send.id)
+    sender = RegisteredSender(worker_id, send.id)
     if engine.dialect.name == "sqlite":
         sender.lock = _lock_file(engine, send)
     else:
@@ -79,7 +79,7 @@ def register(engine: sa.Engine, send: SendRecord) -> Sender:
     return sender
 
 
-def release(engine: sa.Engine, sender: Sender) -> None:
+def release(engine: sa.Engine, sender: RegisteredSender) -> None:
     """The sender's normal end: its record removed, then its lock (at once: a closed
     session's locks go only when the server has noticed)."""
     try:
@@ -93,7 +93,7 @@ def release(engine: sa.Engine, sender: Sender) -> None:
         _drop_lock(sender)
 
 
-def abandon(sender: Sender) -> None:
+def abandon(sender: RegisteredSender) -> None:
     """Let the lock go with nothing cleaned up, as a dying process does (tests)."""
     _drop_lock(sender)
 
@@ -113,7 +113,7 @@ def holder(engine: sa.Engine, send: SendRecord) -> str | None:
     """Who is sending ``send`` right now, as words for an error message; None if nobody."""
     if engine.dialect.name == "sqlite":
         try:
-            _drop_lock(Sender("", send.id, _lock_file(engine, send)))
+            _drop_lock(RegisteredSender("", send.id, _lock_file(engine, send)))
         except AlreadyInProgress as exc:
             return str(exc)
         return None
@@ -225,7 +225,7 @@ def _recover(conn: sa.Connection, send_id: int, stamp: datetime) -> None:
     )
 
 
-def _drop_lock(sender: Sender) -> None:
+def _drop_lock(sender: RegisteredSender) -> None:
     lock, sender.lock = sender.lock, None
     if lock is None:
         return

@@ -1,6 +1,7 @@
-"""A week's send as a whole: opened with its recipient snapshot, bound to its content and to
-the provider and endpoint it started with, finished, cancelled for good, or given back rows
-by request (``--retry-failed``, ``--retry-unknown``).
+"""A week's send as a whole: opened with its recipient snapshot (and its canary slice drawn),
+bound to its content and to the provider and endpoint it started with, paused by the brake and
+resumed, its canary wait started, finished, cancelled for good, or given back rows by request
+(``--retry-failed``, ``--retry-unknown``).
 
 A week has at most one *live* send; a cancelled one stays beside it as a record. A send's
 recipients are frozen when it starts (the active subscribers at that moment); a send of
@@ -18,7 +19,7 @@ from ...clock import utc_now
 from ...errors import NewsletterError
 from ...store.db import begin_write
 from ...store.tables import batches, deliveries, sends, subscribers
-from ..canary import Canary
+from ..canary import Canary, pick, seed_of
 from ..states import DeliveryStatus, SendStatus
 
 
@@ -42,13 +43,14 @@ class SendRecord:
     canary_size: int = 0
     canary_until: datetime | None = None
     brake_since: datetime | None = None
+    idempotent: bool = False                # its provider repeats a request without a double
 
 
 def _record(row: sa.Row) -> SendRecord:
     return SendRecord(row.id, row.week, row.content_hash, row.status, row.total,
                       row.created_at, row.finished_at, row.abort_reason, row.provider,
                       row.endpoint, row.forced, row.canary_size, row.canary_until,
-                      row.brake_since)
+                      row.brake_since, row.idempotent)
 
 
 def find_send(engine: sa.Engine, week: str) -> SendRecord | None:
@@ -69,7 +71,11 @@ def sends_of_week(engine: sa.Engine, week: str) -> list[SendRecord]:
 
 def get_send(engine: sa.Engine, send_id: int) -> SendRecord:
     with engine.connect() as conn:
-        return _record(conn.execute(sa.select(sends).where(sends.c.id == send_id)).one())
+        return read_send(conn, send_id)
+
+
+def read_send(conn: sa.Connection, send_id: int) -> SendRecord:
+    return _record(conn.execute(sa.select(sends).where(sends.c.id == send_id)).one())
 
 
 def _live(conn: sa.Connection, week: str) -> sa.Row | None:
@@ -78,22 +84,25 @@ def _live(conn: sa.Connection, week: str) -> sa.Row | None:
 
 
 def open_send(engine: sa.Engine, week: str, content_hash: str, subject: str, provider: str,
-              endpoint: str = "", *, canary: Canary | None = None,
-              forced: str | None = None) -> tuple[SendRecord, bool]:
+              endpoint: str = "", *, canary: Canary | None = None, forced: str | None = None,
+              idempotent: bool = False) -> tuple[SendRecord, bool]:
     """The week's live send, created with its recipient snapshot if there is none. Returns
-    (send, created). A new send draws its ``canary`` slice (gate.mark_canary) and records
-    what ``--force`` sent it past.
+    (send, created). A new send draws its ``canary`` slice and records what ``--force`` sent
+    it past and whether its provider is ``idempotent``.
 
     The content must be what the send started with: a send that went out half with one text
     and half with another would be worse than either.
     """
-    extra = {"canary": canary, "forced": forced}
+    def attempt() -> tuple[SendRecord, bool]:
+        return _open_send(engine, week, content_hash, subject, provider, endpoint,
+                          canary=canary, forced=forced, idempotent=idempotent)
+
     try:
-        return _open_send(engine, week, content_hash, subject, provider, endpoint, **extra)
+        return attempt()
     except sa.exc.IntegrityError:
         # Another sender created the week's send at the same moment (PostgreSQL; SQLite
         # serializes the writers): join it.
-        return _open_send(engine, week, content_hash, subject, provider, endpoint, **extra)
+        return attempt()
 
 
 def find_live(engine: sa.Engine, week: str) -> SendRecord | None:
@@ -104,20 +113,22 @@ def find_live(engine: sa.Engine, week: str) -> SendRecord | None:
 
 
 def _open_send(engine: sa.Engine, week: str, content_hash: str, subject: str, provider: str,
-               endpoint: str, *, canary: Canary | None,
-               forced: str | None) -> tuple[SendRecord, bool]:
+               endpoint: str, *, canary: Canary | None, forced: str | None,
+               idempotent: bool) -> tuple[SendRecord, bool]:
     stamp = utc_now()
     with begin_write(engine) as conn:
         row = _live(conn, week)
         if row is not None:
             _check_same_content(row, week, content_hash)
             return _record(row), False
-        send_id = conn.execute(
+        inserted = conn.execute(
             sends.insert().values(week=week, content_hash=content_hash, subject=subject,
                                   provider=provider, endpoint=endpoint or None,
                                   status=SendStatus.SENDING, total=0, created_at=stamp,
-                                  updated_at=stamp, forced=forced)
-        ).inserted_primary_key[0]
+                                  updated_at=stamp, forced=forced, idempotent=idempotent)
+        ).inserted_primary_key
+        assert inserted is not None  # an INSERT of one row always has its key
+        send_id = inserted[0]
         snapshot = sa.select(
             sa.literal(send_id), subscribers.c.id, sa.literal(DeliveryStatus.PENDING.value),
             sa.literal(0), sa.literal(stamp, deliveries.c.updated_at.type),
@@ -132,11 +143,25 @@ def _open_send(engine: sa.Engine, week: str, content_hash: str, subject: str, pr
                             "import subscribers first (`newsletter subscribers count`)")
         conn.execute(sends.update().where(sends.c.id == send_id).values(total=total))
         if canary is not None:
-            from ..gate import mark_canary
-
-            mark_canary(conn, send_id, content_hash, canary, total)
+            _draw_canary(conn, send_id, content_hash, canary, total)
         row = conn.execute(sa.select(sends).where(sends.c.id == send_id)).one()
     return _record(row), True
+
+
+def _draw_canary(conn: sa.Connection, send_id: int, content_hash: str, canary: Canary,
+                 total: int) -> None:
+    """Mark the send's canary slice (in the send's creating transaction)."""
+    size = canary.size(total)
+    if not size:
+        return
+    d = deliveries.c
+    ids = conn.execute(sa.select(d.subscriber_id).where(d.send_id == send_id)).scalars().all()
+    chosen = pick(ids, size, seed_of(send_id, content_hash))
+    for start in range(0, len(chosen), 500):
+        conn.execute(deliveries.update().where(d.send_id == send_id,
+                                               d.subscriber_id.in_(chosen[start:start + 500]))
+                     .values(canary=True))
+    conn.execute(sends.update().where(sends.c.id == send_id).values(canary_size=size))
 
 
 def _check_same_content(row: sa.Row, week: str, content_hash: str) -> None:
@@ -176,6 +201,44 @@ def finish(engine: sa.Engine, send_id: int, *, aborted: str | None = None) -> No
         conn.execute(sends.update().where(sends.c.id == send_id,
                                           sends.c.status != SendStatus.CANCELLED)
                      .values(updated_at=stamp, **values))
+
+
+def pause(engine: sa.Engine, send_id: int, reason: str) -> None:
+    """The brake's verdict: a sending send becomes ``paused`` with the reason and figures."""
+    with begin_write(engine) as conn:
+        conn.execute(sends.update().where(sends.c.id == send_id,
+                                          sends.c.status == SendStatus.SENDING)
+                     .values(status=SendStatus.PAUSED, abort_reason=reason,
+                             updated_at=utc_now()))
+
+
+def resume_paused(engine: sa.Engine, send_id: int, now: datetime | None = None) -> None:
+    """``--resume-paused``: sending again; the brake judges only what is sent from now on,
+    and a canary wait still running is over (the operator has looked)."""
+    now = now or utc_now()
+    s = sends.c
+    with begin_write(engine) as conn:
+        row = conn.execute(sa.select(s.canary_size, s.canary_until)
+                           .where(s.id == send_id, s.status == SendStatus.PAUSED)).first()
+        if row is None:
+            return
+        until = row.canary_until
+        if row.canary_size and (until is None or until > now):
+            until = now
+        conn.execute(sends.update().where(s.id == send_id)
+                     .values(status=SendStatus.SENDING, abort_reason=None, brake_since=now,
+                             canary_until=until, updated_at=now))
+
+
+def start_wait(engine: sa.Engine, send_id: int, until: datetime) -> datetime:
+    """The canary slice is out: its wait ends at ``until``, unless another sender stored an
+    end first; the end stored."""
+    with begin_write(engine) as conn:
+        conn.execute(sends.update().where(sends.c.id == send_id,
+                                          sends.c.canary_until.is_(None))
+                     .values(canary_until=until, updated_at=utc_now()))
+        return conn.execute(sa.select(sends.c.canary_until)
+                            .where(sends.c.id == send_id)).scalar_one()
 
 
 def mark_sending(conn: sa.Connection, send_id: int, stamp: datetime) -> None:

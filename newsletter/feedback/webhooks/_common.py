@@ -3,7 +3,7 @@ the one event a verified but unusable body is kept as."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -62,7 +62,12 @@ def text(value: object) -> str:
     return ""
 
 
-def secrets_list(value: str | list[str] | tuple[str, ...] | None) -> list[str]:
+def json_object(value: object) -> dict[str, Any]:
+    """A JSON object as it is, anything else (null, a list, text) as an empty one."""
+    return value if isinstance(value, dict) else {}
+
+
+def secrets_list(value: str | Sequence[str] | None) -> list[str]:
     """A secret or several (rotation): a list, or a comma-separated string."""
     if value is None:
         return []

@@ -1,8 +1,9 @@
 """One entry point for ``POST /webhooks/{provider}``: verify, then parse, per provider.
 
-``PROVIDERS`` names, for each provider, the largest body it sends (``max_body``, from its
-module, where the figure's source is given) and its header-only ``precheck``.
-``Inbound.precheck`` runs that before a byte of the body is read, refusing what the headers
+``PROVIDERS`` holds, for each provider whose ``ProviderInfo`` names a webhook module, that
+module's ``Webhook`` (``hook.py``): the largest body the provider sends (``max_body``, where the
+figure's source is given), its header-only ``precheck``, its verifier and its parser.
+``Inbound.precheck`` runs the precheck before a byte of the body is read, refusing what the headers
 alone can (no secret configured, credentials or a signature header missing or wrong) with the
 provider's usual status. ``Inbound.receive`` returns the events to store, or raises
 ``WebhookRejected`` (answer its ``status`` and ``headers``; nothing changes),
@@ -12,7 +13,7 @@ events are stored.
 
 A verified body of a shape its parser does not read (``UnusablePayload``: JSON, but say an
 object where SendGrid sends an array, or a Mailgun event whose ``event`` is a list) is
-refused or kept, by how the provider retries (``KEEP_UNUSABLE``):
+refused or kept, by how the provider retries (each ``Webhook.keep_unusable``):
 
     provider  retries a delivery answered with                       an unusable body gets
     mailgun   anything but 200 or 406, for 8 hours [1]               406: refused, never retried
@@ -40,53 +41,31 @@ by every provider (400; Mailgun 406): no provider sends one, so there is nothing
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
+from importlib import import_module
 
 import httpx
 
+from ...clock import utc_now
+from ...providers import REGISTRY
 from ..events import Event, NotConfigured, UnusablePayload, WebhookRejected
 from ..replay import ReplayGuard
-from . import mailgun, postmark, resend, sendgrid, ses, sns
+from . import sns
 from ._common import secrets_list, unusable
+from .hook import Webhook, WebhookSettings
 
-# Who gets a 200 for a verified body its parser cannot read, and has it kept (the table above).
-KEEP_UNUSABLE = frozenset({"sendgrid", "resend", "postmark"})
-
-
-@dataclass(frozen=True)
-class WebhookSettings:
-    """The webhook secrets, named as the config keys are; empty means "refuse"."""
-
-    sendgrid_webhook_public_key: str = ""
-    mailgun_webhook_signing_key: str = ""
-    resend_webhook_secret: str | Sequence[str] = ""
-    postmark_webhook_auth: str | Sequence[str] = ""
-    ses_sns_topic_arns: str | Sequence[str] = ""
-    ses_sns_cert_base_url: str = ""
+__all__ = ["PROVIDERS", "Inbound", "Received", "Webhook", "WebhookSettings"]
 
 
-@dataclass(frozen=True)
-class Webhook:
-    """What is known of a provider's requests before their bodies are read."""
-
-    max_body: int  # bytes
-    precheck: Callable[[Mapping[str, str], WebhookSettings, datetime], None]
+def _webhooks() -> dict[str, Webhook]:
+    """Each provider's ``Webhook``, from the module its ``ProviderInfo`` names."""
+    return {info.name: import_module(f"{__package__}.{info.webhook}").WEBHOOK
+            for info in REGISTRY.values() if info.webhook is not None}
 
 
-PROVIDERS: Mapping[str, Webhook] = {
-    "sendgrid": Webhook(sendgrid.MAX_BODY, lambda headers, s, now: sendgrid.precheck(
-        headers, s.sendgrid_webhook_public_key, now=now)),
-    "mailgun": Webhook(mailgun.MAX_BODY, lambda headers, s, now: mailgun.precheck(
-        headers, s.mailgun_webhook_signing_key)),
-    "resend": Webhook(resend.MAX_BODY, lambda headers, s, now: resend.precheck(
-        headers, s.resend_webhook_secret, now=now)),
-    "ses": Webhook(sns.MAX_BODY, lambda headers, s, now: sns.precheck(
-        headers, s.ses_sns_topic_arns)),
-    "postmark": Webhook(postmark.MAX_BODY, lambda headers, s, now: postmark.precheck(
-        headers, s.postmark_webhook_auth)),
-}
+PROVIDERS: Mapping[str, Webhook] = _webhooks()
 
 
 @dataclass(frozen=True)
@@ -101,7 +80,7 @@ class Inbound:
 
     def __init__(self, settings: WebhookSettings, *, replay: ReplayGuard,
                  transport: httpx.AsyncBaseTransport | None = None,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
+                 clock: Callable[[], datetime] = utc_now):
         self.settings = settings
         self.replay = replay
         self.clock = clock
@@ -112,37 +91,23 @@ class Inbound:
     def precheck(self, provider: str, headers: Mapping[str, str]) -> None:
         """Raise ``WebhookRejected`` for what the headers alone refuse. ``receive`` does not
         rely on it having run: it verifies everything again, over the body."""
-        webhook = PROVIDERS.get(provider)
-        if webhook is None:
-            raise WebhookRejected(f"no webhook for provider {provider[:40]!r}", status=404)
-        webhook.precheck(headers, self.settings, self.clock())
+        _webhook(provider).precheck(headers, self.settings, self.clock())
 
     async def receive(self, provider: str, body: bytes, headers: Mapping[str, str], *,
                       replay: ReplayGuard | None = None) -> Received:
         """``replay`` stands in for the guard given at construction, for this request only
         (the web app's guard settles its claims in the transaction that stores the events)."""
-        now, s = self.clock(), self.settings
-        if provider == "sendgrid":
-            sendgrid.verify(body, headers, s.sendgrid_webhook_public_key, now=now)
-            return _parsed(provider, body, now, lambda: sendgrid.parse(body, received_at=now))
-        if provider == "mailgun":
-            mailgun.verify(body, headers, s.mailgun_webhook_signing_key, now=now,
-                           replay=replay or self.replay)
-            return _parsed(provider, body, now, lambda: mailgun.parse(body, received_at=now))
-        if provider == "resend":
-            resend.verify(body, headers, s.resend_webhook_secret, now=now)
-            return _parsed(provider, body, now,
-                           lambda: resend.parse(body, headers, received_at=now))
-        if provider == "postmark":
-            postmark.verify(body, headers, s.postmark_webhook_auth)
-            return _parsed(provider, body, now, lambda: postmark.parse(body, received_at=now))
-        if provider == "ses":
-            return await self._ses(body, headers, now)
-        raise WebhookRejected(f"no webhook for provider {provider[:40]!r}", status=404)
+        webhook, now = _webhook(provider), self.clock()
+        if webhook.verify is None:
+            return await self._enveloped(provider, webhook, body, headers, now)
+        webhook.verify(body, headers, self.settings, now, replay or self.replay)
+        return _parsed(provider, webhook, body, lambda: webhook.parse(body, headers, now), now)
 
-    async def _ses(self, body: bytes, headers: Mapping[str, str], now: datetime) -> Received:
+    async def _enveloped(self, provider: str, webhook: Webhook, body: bytes,
+                         headers: Mapping[str, str], now: datetime) -> Received:
+        """An SNS delivery (SES): the envelope authenticated, a subscription confirmed."""
         if not secrets_list(self.settings.ses_sns_topic_arns):
-            raise NotConfigured("ses webhook: ses_sns_topic_arns is not set")
+            raise NotConfigured(f"{provider} webhook: ses_sns_topic_arns is not set")
         envelope = await sns.authenticate(
             body, headers, topic_arns=self.settings.ses_sns_topic_arns,
             certificates=self.certificates, now=now)
@@ -152,21 +117,28 @@ class Inbound:
             return Received([], f"confirmed the SNS subscription to {topic}", [topic])
         if envelope["Type"] == "UnsubscribeConfirmation":
             return Received([], f"SNS unsubscribed this endpoint from {topic}; not re-subscribing")
-        return _parsed("ses", body, now, lambda: ses.parse(body, received_at=now))
+        return _parsed(provider, webhook, body, lambda: webhook.parse(body, headers, now), now)
 
     async def aclose(self) -> None:
         await self.certificates.aclose()
         await self._http.aclose()
 
 
-def _parsed(provider: str, body: bytes, now: datetime,
-            parse: Callable[[], list[Event]]) -> Received:
-    """The events of a verified body; an unusable one is kept, for the providers in
-    ``KEEP_UNUSABLE``, and refused (the parser's UnusablePayload) for the rest."""
+def _webhook(provider: str) -> Webhook:
+    webhook = PROVIDERS.get(provider)
+    if webhook is None:
+        raise WebhookRejected(f"no webhook for provider {provider[:40]!r}", status=404)
+    return webhook
+
+
+def _parsed(provider: str, webhook: Webhook, body: bytes, parse: Callable[[], list[Event]],
+            now: datetime) -> Received:
+    """The events of a verified body; an unusable one is kept where the provider's webhook
+    says so (``keep_unusable``), and refused (the parser's UnusablePayload) elsewhere."""
     try:
         return Received(parse())
     except UnusablePayload as exc:
-        if provider not in KEEP_UNUSABLE:
+        if not webhook.keep_unusable:
             raise
         return Received([unusable(provider, body, exc, now)],
                         f"kept a body it cannot read as one unknown event: {exc.reason}")

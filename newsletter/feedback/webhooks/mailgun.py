@@ -25,8 +25,10 @@ import hashlib
 import hmac
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
+from ...clock import utc_now
 from .. import ids
 from ..events import (
     BadSignature,
@@ -39,7 +41,8 @@ from ..events import (
 )
 from ..replay import ReplayGuard
 from ..times import from_unix
-from ._common import check_window, load_json, text
+from ._common import check_window, json_object, load_json, text
+from .hook import Webhook
 
 PROVIDER = "mailgun"
 REFUSED = 406
@@ -65,10 +68,11 @@ def verify(body: bytes, headers: Mapping[str, str], signing_key: str, *, now: da
     block = payload.get("signature") if isinstance(payload, dict) else None
     fields = [block.get(k) if isinstance(block, dict) else None
               for k in ("timestamp", "token", "signature")]
-    if not all(isinstance(f, str) and f for f in fields):
+    present = [f for f in fields if isinstance(f, str) and f]
+    if len(present) < len(fields):
         raise BadSignature("mailgun webhook: signature block missing (only JSON webhooks are "
                            "supported)", status=REFUSED)
-    timestamp, token, signature = fields
+    timestamp, token, signature = present
     # Mailgun's token is 50 random characters; a control character (a NUL, which PostgreSQL
     # cannot store) or anything beyond ASCII is not one, signed or not.
     if not (token.isascii() and token.isprintable()):
@@ -104,10 +108,10 @@ def parse(body: bytes, *, received_at: datetime | None = None) -> list[Event]:
     if not isinstance(data, dict) or not isinstance(data.get("event"), str):
         raise UnusablePayload("mailgun webhook: no event-data object naming its event",
                               status=REFUSED)
-    received = received_at or datetime.now(UTC)
-    message = data.get("message") if isinstance(data.get("message"), dict) else {}
-    headers = message.get("headers") if isinstance(message.get("headers"), dict) else {}
-    status = data.get("delivery-status") if isinstance(data.get("delivery-status"), dict) else {}
+    received = received_at or utc_now()
+    message = json_object(data.get("message"))
+    headers = json_object(message.get("headers"))
+    status = json_object(data.get("delivery-status"))
     kind = _kind(data, status)
     mailgun_id = headers.get("message-id")
     return [Event(
@@ -125,8 +129,8 @@ def parse(body: bytes, *, received_at: datetime | None = None) -> list[Event]:
     )]
 
 
-def _kind(data: dict, status: dict) -> EventKind:
-    name = data.get("event")
+def _kind(data: dict[str, Any], status: dict[str, Any]) -> EventKind:
+    name = data["event"]  # text: parse has checked
     if name != "failed":
         return _KINDS.get(name, EventKind.UNKNOWN)
     if text(data.get("reason")).startswith("suppress-") or text(status.get("code")) in \
@@ -135,7 +139,7 @@ def _kind(data: dict, status: dict) -> EventKind:
     return EventKind.BOUNCED if data.get("severity") == "permanent" else EventKind.DEFERRED
 
 
-def _reason(data: dict, status: dict, kind: EventKind) -> str:
+def _reason(data: dict[str, Any], status: dict[str, Any], kind: EventKind) -> str:
     words = text(status.get("message")) or text(status.get("description"))
     reason = text(data.get("reason"))
     if kind == EventKind.UNKNOWN:
@@ -143,7 +147,7 @@ def _reason(data: dict, status: dict, kind: EventKind) -> str:
     return f"{reason}: {words}" if reason and words else reason or words
 
 
-def _event_id(data: dict) -> str:
+def _event_id(data: dict[str, Any]) -> str:
     # Mailgun's event id is unique only within a day; with the event's own timestamp it is
     # unique, and both survive Mailgun's retries of the delivery.
     event_id, stamp = text(data.get("id")), text(data.get("timestamp"))
@@ -153,3 +157,12 @@ def _event_id(data: dict) -> str:
 def _fingerprint(event_data: object) -> str:
     canonical = json.dumps(event_data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+WEBHOOK = Webhook(
+    max_body=MAX_BODY,
+    precheck=lambda headers, s, now: precheck(headers, s.mailgun_webhook_signing_key),
+    verify=lambda body, headers, s, now, replay: verify(
+        body, headers, s.mailgun_webhook_signing_key, now=now, replay=replay),
+    parse=lambda body, headers, now: parse(body, received_at=now),
+    keep_unusable=False)

@@ -26,12 +26,15 @@ import base64
 import binascii
 import hmac
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
+from typing import Any
 
+from ...clock import utc_now
 from .. import ids
 from ..events import BadSignature, Event, EventKind, NotConfigured, UnusablePayload, digest_id
 from ..times import from_iso
 from ._common import header, load_json, secrets_list, text
+from .hook import Webhook
 
 PROVIDER = "postmark"
 CHALLENGE = {"WWW-Authenticate": 'Basic realm="newsletter webhooks", charset="UTF-8"'}
@@ -89,7 +92,7 @@ def parse(body: bytes, *, received_at: datetime | None = None) -> list[Event]:
         kind=kind,
         event_id=f"{record}:{bounce_id}" if bounce_id else digest_id(PROVIDER, payload),
         recipient=text(payload.get("Recipient")) or text(payload.get("Email")),
-        occurred_at=from_iso(when) or received_at or datetime.now(UTC),
+        occurred_at=from_iso(when) or received_at or utc_now(),
         reason=reason,
         code=code,
         provider_message_id=text(payload.get("MessageID")),
@@ -98,7 +101,7 @@ def parse(body: bytes, *, received_at: datetime | None = None) -> list[Event]:
     )]
 
 
-def _classify(record: str, payload: dict) -> tuple[EventKind, str, str]:
+def _classify(record: str, payload: dict[str, Any]) -> tuple[EventKind, str, str]:
     if record == "SubscriptionChange":
         why = text(payload.get("SuppressionReason"))
         if payload.get("SuppressSending") is not True:
@@ -121,3 +124,11 @@ def _classify(record: str, payload: dict) -> tuple[EventKind, str, str]:
     if kind_name in _DEFERRED:
         return EventKind.DEFERRED, reason, kind_name
     return EventKind.UNKNOWN, reason or kind_name, kind_name
+
+
+WEBHOOK = Webhook(
+    max_body=MAX_BODY,
+    precheck=lambda headers, s, now: precheck(headers, s.postmark_webhook_auth),
+    verify=lambda body, headers, s, now, replay: verify(body, headers, s.postmark_webhook_auth),
+    parse=lambda body, headers, now: parse(body, received_at=now),
+    keep_unusable=True)

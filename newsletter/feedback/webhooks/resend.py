@@ -24,14 +24,17 @@ import binascii
 import hashlib
 import hmac
 import re
-from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
 
+from ...clock import utc_now
 from ...errors import ConfigError
 from .. import ids
 from ..events import BadSignature, Event, EventKind, NotConfigured, UnusablePayload, digest_id
 from ..times import from_iso, from_unix
-from ._common import check_window, header, load_json, secrets_list, text
+from ._common import check_window, header, json_object, load_json, secrets_list, text
+from .hook import Webhook
 
 PROVIDER = "resend"
 TOLERANCE = timedelta(minutes=5)
@@ -65,7 +68,7 @@ def _svix(headers: Mapping[str, str], name: str) -> str:
     return header(headers, f"svix-{name}") or header(headers, f"webhook-{name}")
 
 
-def verify(body: bytes, headers: Mapping[str, str], secret: str | list[str] | tuple[str, ...],
+def verify(body: bytes, headers: Mapping[str, str], secret: str | Sequence[str],
            *, now: datetime, tolerance: timedelta = TOLERANCE) -> None:
     """Raise unless one of the signatures matches one of the secrets and the time is recent."""
     precheck(headers, secret, now=now, tolerance=tolerance)
@@ -81,7 +84,7 @@ def verify(body: bytes, headers: Mapping[str, str], secret: str | list[str] | tu
         raise BadSignature("resend webhook: no signature matches")
 
 
-def precheck(headers: Mapping[str, str], secret: str | list[str] | tuple[str, ...], *,
+def precheck(headers: Mapping[str, str], secret: str | Sequence[str], *,
              now: datetime, tolerance: timedelta = TOLERANCE) -> None:
     """What the headers alone can refuse, before the body is read: no secret configured, a
     svix header missing, a timestamp that is not Unix seconds or is outside ``tolerance``."""
@@ -105,7 +108,7 @@ def parse(body: bytes, headers: Mapping[str, str] | None = None, *,
     data = payload["data"]
     name = text(payload.get("type"))
     kind, reason, code = _classify(name, data)
-    occurred = from_iso(payload.get("created_at")) or received_at or datetime.now(UTC)
+    occurred = from_iso(payload.get("created_at")) or received_at or utc_now()
     base_id = _svix(headers or {}, "id") or digest_id(PROVIDER, payload)
     recipients = _recipients(name, data)
     return [Event(
@@ -123,9 +126,9 @@ def parse(body: bytes, headers: Mapping[str, str] | None = None, *,
     ) for address in recipients]
 
 
-def _classify(name: str, data: dict) -> tuple[EventKind, str, str]:
+def _classify(name: str, data: dict[str, Any]) -> tuple[EventKind, str, str]:
     if name == "email.bounced":
-        bounce = data.get("bounce") if isinstance(data.get("bounce"), dict) else {}
+        bounce = json_object(data.get("bounce"))
         message, kind_text = text(bounce.get("message")), text(bounce.get("type"))
         codes = bounce.get("diagnosticCode")
         diagnostic = text(codes[0]) if isinstance(codes, list) and codes else ""
@@ -138,17 +141,17 @@ def _classify(name: str, data: dict) -> tuple[EventKind, str, str]:
             return EventKind.BOUNCED, reason, code
         return EventKind.DEFERRED, f"{kind_text or 'Undetermined'} {reason}".strip(), code
     if name == "email.suppressed":
-        info = data.get("suppressed") if isinstance(data.get("suppressed"), dict) else {}
+        info = json_object(data.get("suppressed"))
         return EventKind.REJECTED, text(info.get("reason")) or text(info.get("message")), ""
     if name == "contact.updated" and data.get("unsubscribed") is True:
         return EventKind.UNSUBSCRIBED, "unsubscribed in Resend", ""
     if name in _KINDS:
         return _KINDS[name], "", ""
-    failed = data.get("failed") if isinstance(data.get("failed"), dict) else {}
+    failed = json_object(data.get("failed"))
     return EventKind.UNKNOWN, text(failed.get("reason")) or f"resend event {name!r}", ""
 
 
-def _recipients(name: str, data: dict) -> list[str]:
+def _recipients(name: str, data: dict[str, Any]) -> list[str]:
     if name.startswith("contact."):
         return [text(data.get("email"))]
     to = data.get("to")
@@ -162,3 +165,12 @@ def _message_id(headers: object) -> str:
             if isinstance(item, dict) and text(item.get("name")).lower() == "message-id":
                 return ids.angle(item.get("value"))
     return ""
+
+
+WEBHOOK = Webhook(
+    max_body=MAX_BODY,
+    precheck=lambda headers, s, now: precheck(headers, s.resend_webhook_secret, now=now),
+    verify=lambda body, headers, s, now, replay: verify(
+        body, headers, s.resend_webhook_secret, now=now),
+    parse=lambda body, headers, now: parse(body, headers, received_at=now),
+    keep_unusable=True)

@@ -27,18 +27,20 @@ import binascii
 import functools
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
+from ...clock import utc_now
 from ...errors import ConfigError
 from .. import ids
 from ..events import BadSignature, Event, EventKind, NotConfigured, UnusablePayload, digest_id
 from ..times import from_unix
 from ._common import check_window, header, load_json, text
+from .hook import Webhook
 
 PROVIDER = "sendgrid"
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
@@ -105,7 +107,7 @@ def parse(body: bytes, *, received_at: datetime | None = None) -> list[Event]:
     payload = load_json(body, PROVIDER)
     if not isinstance(payload, list):
         raise UnusablePayload("sendgrid webhook: the body is not a JSON array of events")
-    received = received_at or datetime.now(UTC)
+    received = received_at or utc_now()
     return [_event(item, received) for item in payload]
 
 
@@ -139,3 +141,12 @@ def _request_id(sg_message_id: str) -> str:
     # sg_message_id is the X-Message-Id the send request was answered with, followed by
     # ".filter..." naming the SendGrid host that processed it.
     return sg_message_id.split(".filter", 1)[0]
+
+
+WEBHOOK = Webhook(
+    max_body=MAX_BODY,
+    precheck=lambda headers, s, now: precheck(headers, s.sendgrid_webhook_public_key, now=now),
+    verify=lambda body, headers, s, now, replay: verify(
+        body, headers, s.sendgrid_webhook_public_key, now=now),
+    parse=lambda body, headers, now: parse(body, received_at=now),
+    keep_unusable=True)

@@ -20,15 +20,18 @@ sends our raw message); ``mail.messageId`` is the id SES returned; ``mail.tags``
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 from ... import json_input
+from ...clock import utc_now
 from .. import ids
 from ..events import Event, EventKind, UnusablePayload
 from ..times import from_iso
-from ._common import load_json, text
+from . import sns
+from ._common import json_object, load_json, text
+from .hook import Webhook
 
 PROVIDER = "ses"
 VALIDATION_MESSAGE = "Successfully validated SNS topic for Amazon SES event publishing."
@@ -49,30 +52,33 @@ def parse(body: bytes, *, received_at: datetime | None = None) -> list[Event]:
         raise UnusablePayload(f"ses webhook: the SNS Message is {exc}") from None
     if not isinstance(content, dict):
         raise UnusablePayload("ses webhook: the SNS Message is not an SES event")
-    received = received_at or datetime.now(UTC)
+    received = received_at or utc_now()
     fallback = from_iso(envelope.get("Timestamp")) or received
     return list(_events(content, text(envelope.get("MessageId")), fallback))
 
 
-def _events(content: dict, sns_id: str, fallback: datetime) -> Iterator[Event]:
-    mail = _dict(content.get("mail"))
+def _events(content: dict[str, Any], sns_id: str, fallback: datetime) -> Iterator[Event]:
+    mail = json_object(content.get("mail"))
     name = text(content.get("eventType")) or text(content.get("notificationType"))
-    common = {
-        "provider_message_id": text(mail.get("messageId")),
-        "message_id": _our_message_id(mail),
-        "metadata": ids.metadata_from(mail.get("tags")),
-        "raw": content,
-    }
+    # The same in every recipient's event.
+    provider_message_id = text(mail.get("messageId"))
+    message_id = _our_message_id(mail)
+    metadata = ids.metadata_from(mail.get("tags"))
     for address, kind, reason, code, when in _outcomes(name, content, mail):
         yield Event(provider=PROVIDER, kind=kind, event_id=f"{sns_id}:{address}",
                     recipient=address, occurred_at=from_iso(when) or fallback,
-                    reason=reason, code=code, **common)
+                    reason=reason, code=code, provider_message_id=provider_message_id,
+                    message_id=message_id, metadata=metadata, raw=content)
 
 
-def _outcomes(name: str, content: dict, mail: dict) -> Iterator[tuple]:
+# (address, kind, reason, code, time as the event gives it)
+_Outcome = tuple[str, EventKind, str, str, object]
+
+
+def _outcomes(name: str, content: dict[str, Any], mail: dict[str, Any]) -> Iterator[_Outcome]:
     """(address, kind, reason, code, time) for each recipient the event is about."""
     if name == "Bounce":
-        bounce = _dict(content.get("bounce"))
+        bounce = json_object(content.get("bounce"))
         kind_text, sub = text(bounce.get("bounceType")), text(bounce.get("bounceSubType"))
         kind = EventKind.DEFERRED
         if kind_text == "Permanent":
@@ -82,7 +88,7 @@ def _outcomes(name: str, content: dict, mail: dict) -> Iterator[tuple]:
             yield (text(r.get("emailAddress")), kind, reason, text(r.get("status")),
                    bounce.get("timestamp"))
     elif name == "Complaint":
-        complaint = _dict(content.get("complaint"))
+        complaint = json_object(content.get("complaint"))
         feedback = text(complaint.get("complaintFeedbackType"))
         kind = EventKind.COMPLAINED
         if text(complaint.get("complaintSubType")) == "OnAccountSuppressionList":
@@ -92,29 +98,29 @@ def _outcomes(name: str, content: dict, mail: dict) -> Iterator[tuple]:
         for r in _list(complaint.get("complainedRecipients")):
             yield (text(r.get("emailAddress")), kind, feedback, "", complaint.get("timestamp"))
     elif name == "Delivery":
-        delivery = _dict(content.get("delivery"))
+        delivery = json_object(content.get("delivery"))
         for address in _strings(delivery.get("recipients")):
             yield (address, EventKind.DELIVERED, text(delivery.get("smtpResponse")), "",
                    delivery.get("timestamp"))
     elif name == "DeliveryDelay":
-        delay = _dict(content.get("deliveryDelay"))
+        delay = json_object(content.get("deliveryDelay"))
         for r in _list(delay.get("delayedRecipients")):
             yield (text(r.get("emailAddress")), EventKind.DEFERRED,
                    text(r.get("diagnosticCode")) or text(delay.get("delayType")),
                    text(r.get("status")), delay.get("timestamp"))
-    elif name == "Subscription" and _dict(
-            _dict(content.get("subscription")).get("newTopicPreferences")).get("unsubscribeAll"):
-        sub = _dict(content.get("subscription"))
+    elif name == "Subscription" and json_object(
+            json_object(content.get("subscription")).get("newTopicPreferences")).get("unsubscribeAll"):
+        subscription = json_object(content.get("subscription"))
         for address in _strings(mail.get("destination")):
             yield (address, EventKind.UNSUBSCRIBED, "unsubscribed from all topics", "",
-                   sub.get("timestamp"))
+                   subscription.get("timestamp"))
     else:
         for address in _strings(mail.get("destination")) or [""]:
             yield (address, EventKind.UNKNOWN, f"ses event {name!r}", "", mail.get("timestamp"))
 
 
-def _our_message_id(mail: dict) -> str:
-    common = _dict(mail.get("commonHeaders"))
+def _our_message_id(mail: dict[str, Any]) -> str:
+    common = json_object(mail.get("commonHeaders"))
     if common.get("messageId"):
         return ids.angle(common["messageId"])
     for item in _list(mail.get("headers")):
@@ -123,13 +129,18 @@ def _our_message_id(mail: dict) -> str:
     return ""
 
 
-def _dict(value: Any) -> dict:
-    return value if isinstance(value, dict) else {}
-
-
-def _list(value: Any) -> list[Mapping]:
+def _list(value: object) -> list[dict[str, Any]]:
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
-def _strings(value: Any) -> list[str]:
+def _strings(value: object) -> list[str]:
     return [text(v) for v in value if text(v)] if isinstance(value, list) else []
+
+
+# The body is the SNS envelope (``sns``) around the notification this module parses.
+WEBHOOK = Webhook(
+    max_body=sns.MAX_BODY,
+    precheck=lambda headers, s, now: sns.precheck(headers, s.ses_sns_topic_arns),
+    verify=None,
+    parse=lambda body, headers, now: parse(body, received_at=now),
+    keep_unusable=False)

@@ -23,15 +23,16 @@ from __future__ import annotations
 import binascii
 import secrets
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import format_datetime
 
 from ..audience.addresses import envelope_address
 from ..edition.placeholders import FieldTemplate
 from ..errors import HeaderError
-from ..providers.base import Personalized, Sender
 from ..text import has_control
 from . import headers
+from .model import Personalized, Sender
 
 CRLF = b"\r\n"
 SOFT_BREAK = b"=\r\n"
@@ -74,7 +75,7 @@ class _EncodedBody:
         encoded = qp_encode(text)
         return encoded + SOFT_BREAK if encoded and not encoded.endswith(CRLF) else encoded
 
-    def encode(self, values: dict[str, str], *, stuffed: bool = False) -> list[bytes]:
+    def encode(self, values: Mapping[str, str], *, stuffed: bool = False) -> list[bytes]:
         if stuffed:
             return self.template.interleave(self.stuffed, values, _stuffed_value)
         return self.template.interleave(self.literals, values, _value)

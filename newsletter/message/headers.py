@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import re
+from collections.abc import Callable
 
 from ..errors import HeaderError
 from ..text import has_control
@@ -77,7 +78,7 @@ def _plain_phrase(word: str) -> bool:
     return _ATOM.fullmatch(word) is not None and "=?" not in word and len(word) <= MAX_PLAIN
 
 
-def _atoms(text: str, plain) -> list[str]:
+def _atoms(text: str, plain: Callable[[str], bool]) -> list[str]:
     """Words separated by single spaces, each plain or part of an encoded run."""
     atoms: list[str] = []
     run: list[str] = []

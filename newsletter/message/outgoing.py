@@ -1,7 +1,7 @@
 """The edition as a send hands it to a transport: sender, subject, content, personalization.
 
-``prepare(config, rendered)`` makes the ``Outgoing`` every transport, the dry run and the test
-send use; it satisfies the interface ``newsletter.providers.base.Outgoing`` declares.
+``prepare(config, rendered)`` makes the ``OutgoingEdition`` a send, the dry run, the test send,
+the preview and the check use; it satisfies the interface ``model.Outgoing`` declares.
 """
 
 from __future__ import annotations
@@ -10,14 +10,14 @@ from ..audience.recipient import Recipient
 from ..config import Config
 from ..edition.placeholders import FieldTemplate
 from ..edition.render import RenderedEdition
-from ..providers.base import Personalized, Sender
 from .mime import MessageBuilder
+from .model import Personalized, Sender
 from .personalize import Personalizer
 
 TEST_PREFIX = "[TEST] "
 
 
-class Outgoing:
+class OutgoingEdition:
     def __init__(self, sender: Sender, subject: str, rendered: RenderedEdition,
                  personalizer: Personalizer):
         self.sender = sender
@@ -46,9 +46,9 @@ def sender_of(config: Config) -> Sender:
 
 
 def prepare(config: Config, rendered: RenderedEdition, *, test: bool = False,
-            preview: bool = False) -> Outgoing:
+            preview: bool = False) -> OutgoingEdition:
     """The edition ready to send; ``test`` prefixes the subject and varies Message-IDs;
     ``preview`` (the preview and the dry run) may sign links with the demo key."""
     subject = (TEST_PREFIX if test else "") + rendered.subject
-    return Outgoing(sender_of(config), subject, rendered,
+    return OutgoingEdition(sender_of(config), subject, rendered,
                     Personalizer(config, rendered, test=test, preview=preview))

@@ -24,8 +24,8 @@ from ..audience.tokens import make_token
 from ..config import DEMO_SECRET, Config
 from ..edition.render import RenderedEdition
 from ..errors import HeaderError
-from ..providers.base import Personalized
 from ..text import has_control
+from .model import Personalized
 
 NAME_FALLBACK = "there"
 

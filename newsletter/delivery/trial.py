@@ -18,17 +18,20 @@ from ..audience.recipient import Recipient
 from ..config import Config
 from ..edition.render import render_week
 from ..errors import NewsletterError
+from ..message.outgoing import prepare
 from ..providers import make_transport
+from ..providers.base import Outcome, OutcomeKind
 from .ledger.claiming import Claim
-from .ledger.recording import Outcome
 from .loop import Delivery
-from .outgoing import prepare
 from .send import check_sender
-from .states import OutcomeKind
+from .states import StopKind
+
+# What ends a test recipient's row: each is tried once, so a retry or untried is "not sent".
+ENDED = (OutcomeKind.SENT, OutcomeKind.FAILED, OutcomeKind.UNKNOWN)
 
 
 @dataclass(frozen=True)
-class TestOutcome:
+class TrialOutcome:
     email: str
     status: str
     message_id: str
@@ -52,7 +55,7 @@ class MemoryBook:
     def done_before(self) -> int:
         return 0
 
-    def claim(self) -> Claim | None:
+    def claim(self, *, canary_only: bool = False) -> Claim | None:
         start = self._next
         if start >= len(self.recipients):
             return None
@@ -64,9 +67,12 @@ class MemoryBook:
         start = int(claim.batch_key.rsplit(".", 1)[1])
         for offset, outcome in enumerate(outcomes):
             self.outcomes[start + offset] = outcome
-        return Counter(o.status for o in outcomes if o.status in ("sent", "failed", "unknown"))
+        return Counter(str(o.kind) for o in outcomes if o.kind in ENDED)
 
-    def wait_hint(self) -> float | None:
+    def recover(self) -> None:
+        pass  # no other sender
+
+    def wait_hint(self, *, canary_only: bool = False) -> float | None:
         return None
 
     def is_transient(self, exc: BaseException) -> bool:
@@ -74,7 +80,7 @@ class MemoryBook:
 
 
 def send_test(config: Config, week: str | None, addresses: Sequence[str],
-              **transport_options) -> list[TestOutcome]:
+              **transport_options) -> list[TrialOutcome]:
     from ..audience.addresses import parse_address
 
     check_sender(config)
@@ -86,23 +92,23 @@ def send_test(config: Config, week: str | None, addresses: Sequence[str],
             raise NewsletterError(f"--to {value!r}: {exc}") from None
         recipients.append(Recipient(id=0, email=parsed.email, name=parsed.name or ""))
     rendered = render_week(config, week)
-    transport = make_transport(config, out_dir=test_out_dir(config, rendered.week),
+    transport = make_transport(config, out_dir=trial_out_dir(config, rendered.week),
                                **transport_options)
     book = MemoryBook(recipients, min(config.batch_size, transport.max_batch))
     delivery = Delivery(config, transport, prepare(config, rendered, test=True), book)
     _, stopped = asyncio.run(delivery.run())
-    if stopped is not None and stopped.kind == "aborted":
+    if stopped is not None and stopped.kind is StopKind.ABORTED:
         raise NewsletterError(stopped.detail)
     outcomes = []
     for i, recipient in enumerate(recipients):
         o = book.outcomes.get(i)
         if o is None:
-            outcomes.append(TestOutcome(recipient.email, "not sent", "", str(stopped or "")))
+            outcomes.append(TrialOutcome(recipient.email, "not sent", "", str(stopped or "")))
             continue
-        status = "not sent" if o.status == OutcomeKind.UNTRIED else o.status
-        outcomes.append(TestOutcome(recipient.email, status, o.message_id, o.reason))
+        status = "not sent" if o.kind == OutcomeKind.UNTRIED else str(o.kind)
+        outcomes.append(TrialOutcome(recipient.email, status, o.message_id, o.reason))
     return outcomes
 
 
-def test_out_dir(config: Config, week: str) -> Path:
+def trial_out_dir(config: Config, week: str) -> Path:
     return Path(config.outbox_dir) / f"test-{week}"

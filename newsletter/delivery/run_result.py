@@ -1,0 +1,36 @@
+"""What one run of a send came to, read one way by everyone who reports it (``newsletter
+send`` prints it, the worker logs it)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from .ledger.sends import SendRecord
+from .states import StopKind, StopReason
+from .status import counts_line, next_steps
+
+
+@dataclass(frozen=True)
+class RunResult:
+    send: SendRecord                # the send after this run
+    counts: dict[str, int]          # the whole send, from the ledger, after this run
+    this_run: Counter[str]          # the final states this run reached
+    stopped: StopReason | None = None
+    note: str = ""                  # an abort that came with the last batch: the send is done
+
+    @property
+    def aborted(self) -> bool:
+        return self.stopped is not None and self.stopped.kind is StopKind.ABORTED
+
+    def summary(self, seconds: float | None = None) -> str:
+        """The send's counts and this run's share: ``3 sent, 0 failed, ... (this run: sent
+        3)``, with how long the run took when ``seconds`` is given."""
+        took = f" in {seconds:.1f}s" if seconds is not None else ""
+        return f"{counts_line(self.counts)} (this run: sent {self.this_run['sent']}{took})"
+
+    def next_steps(self) -> list[str]:
+        """What the operator can run next, from the send as the ledger has it (its provider's
+        idempotence as the send recorded it)."""
+        return next_steps(self.send.week, self.counts, idempotent=self.send.idempotent,
+                          status=self.send.status)
