@@ -28,30 +28,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_web import database, postgres_available, project  # noqa: E402
+from bench.bench_web import database, each_backend, project  # noqa: E402
+from tests.audience_helpers import STANDINGS, put_in_standing  # noqa: E402
 
 SECRET = "bench-signup-secret-0123456789abcdef"
-STANDINGS = ("new", "pending", "active", "unsubscribed", "bounced", "complained", "erased")
 WARM_UP = 20
 NAME = "Zoë “Zo” O’Brien"
-
-
-def prepare(engine, standing: str, email: str) -> None:
-    from newsletter.audience import subscribers
-    from tests.audience_helpers import mark_bounced
-
-    if standing == "new":
-        return
-    subscribers.add(engine, email, name=NAME,
-                    status="pending" if standing == "pending" else "active")
-    if standing == "unsubscribed":
-        subscribers.unsubscribe(engine, email)
-    elif standing == "bounced":
-        mark_bounced(engine, email, "550 5.1.1 unknown user")
-    elif standing == "complained":
-        subscribers.mark_complained(engine, email, "abuse report")
-    elif standing == "erased":
-        subscribers.remove(engine, email)
 
 
 def bench(backend: str, rounds: int) -> bool:
@@ -69,7 +51,7 @@ def bench(backend: str, rounds: int) -> bool:
         engine = connect(url)
         for i in range(rounds):
             for standing in STANDINGS:
-                prepare(engine, standing, f"{standing}.{i}@bücher.example")
+                put_in_standing(engine, standing, f"{standing}.{i}@bücher.example", NAME)
         clock = Clock()
         client = web_client(make_app(config, clock, engine=engine))
         times: dict[str, list[int]] = {s: [] for s in STANDINGS}
@@ -115,13 +97,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=300)
     parser.add_argument("--backends", nargs="+", default=["sqlite", "postgresql"])
     args = parser.parse_args()
-    results = []
-    for backend in args.backends:
-        if backend == "postgresql" and not postgres_available():
-            print("postgresql: not reachable, skipped")
-            continue
-        results.append(bench(backend, max(args.rounds, WARM_UP + 10)))
-    sys.exit(0 if all(results) else 1)
+    each_backend(args.backends, lambda backend: bench(backend, max(args.rounds, WARM_UP + 10)))
 
 
 if __name__ == "__main__":

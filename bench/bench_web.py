@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from contextlib import contextmanager
 from email.parser import BytesHeaderParser
 from pathlib import Path
@@ -275,6 +276,18 @@ def postgres_available() -> bool:
         return False
 
 
+def each_backend(backends: list[str], run: Callable[[str], bool]) -> None:
+    """``run(backend)`` for each backend named, PostgreSQL skipped when it does not answer;
+    exits 0 only when every run met its target."""
+    results = []
+    for backend in backends:
+        if backend == "postgresql" and not postgres_available():
+            print("postgresql: not reachable, skipped")
+            continue
+        results.append(run(backend))
+    sys.exit(0 if all(results) else 1)
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "_load":
         parser = argparse.ArgumentParser()
@@ -287,13 +300,7 @@ def main() -> None:
     parser.add_argument("--subscribers", type=int, default=20_000)
     parser.add_argument("--backends", nargs="+", default=["sqlite", "postgresql"])
     args = parser.parse_args()
-    results = []
-    for backend in args.backends:
-        if backend == "postgresql" and not postgres_available():
-            print("postgresql: not reachable, skipped")
-            continue
-        results.append(bench(backend, args.subscribers))
-    sys.exit(0 if all(results) else 1)
+    each_backend(args.backends, lambda backend: bench(backend, args.subscribers))
 
 
 if __name__ == "__main__":

@@ -47,8 +47,8 @@ from bench.bench_web import (  # noqa: E402
     NEWSLETTER,
     cpu_seconds,
     database,
+    each_backend,
     free_port,
-    postgres_available,
     project,
     wait_healthy,
 )
@@ -324,13 +324,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", nargs="+", default=["sqlite", "postgresql"])
     args = parser.parse_args()
-    results = []
-    for backend in args.backends:
-        if backend == "postgresql" and not postgres_available():
-            print("postgresql: not reachable, skipped")
-            continue
-        results.append(bench(backend))
-    sys.exit(0 if all(results) else 1)
+    each_backend(args.backends, bench)
 
 
 if __name__ == "__main__":

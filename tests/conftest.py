@@ -68,6 +68,16 @@ def database_url(request, tmp_path: Path) -> str:
 
 
 @pytest.fixture
+def engines_disposed():
+    """After the test, every cached engine closed and forgotten, so that no idle connection
+    outlives the test's database (a module asks for it with ``pytestmark``)."""
+    yield
+    from newsletter.store import db
+
+    db.dispose_engines()
+
+
+@pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A copy of the repository's sample project (config, templates, items, sample CSV)."""
     dest = tmp_path / "project"

@@ -20,11 +20,12 @@ from email import policy
 from pathlib import Path
 
 import sqlalchemy as sa
+from click.testing import CliRunner
 
+from newsletter.cli.main import cli
 from newsletter.delivery import ledger
 from newsletter.delivery.confirmations import drain_outbox
 from newsletter.delivery.dry_run import dry_run
-from newsletter.store.db import connect
 from newsletter.store.tables import subscribers
 from tests import ledger_helpers
 from tests.sending import WEEK, send
@@ -33,11 +34,11 @@ from tests.web_helpers import (
     confirm_link,
     field,
     make_app,
+    open_site,
     path_of,
     read_eml,
     sign_up,
     web_client,
-    web_config,
 )
 
 NAME = "Zoë Ångström"
@@ -70,13 +71,22 @@ class World:
                              headers={"Authorization": f"Basic {pair}"})
         assert answer.status_code == 200, answer.text
 
+    def subscribers_cli(self, *args: str):
+        """`newsletter subscribers ...` as the operator runs it on this world's project (never
+        a traceback, whatever it answers)."""
+        env = {"NEWSLETTER_DATABASE_URL": self.config.database_url,
+               "NEWSLETTER_OUTBOX_DIR": str(self.project / "outbox"),
+               "NEWSLETTER_SECRET_KEY": "s" * 32}
+        result = CliRunner().invoke(cli, ["subscribers", *args], env=env)
+        assert "Traceback" not in result.output
+        return result
+
 
 def build(project: Path, database_url: str, tmp_path: Path) -> World:
-    config = web_config(project, database_url, postmark_webhook_auth=CREDENTIALS,
-                        from_address="news@example.org")
-    engine = connect(database_url)
-    clock = Clock()
-    client = web_client(make_app(config, clock, engine=engine), follow_redirects=False)
+    config, engine, clock, app = open_site(project, database_url,
+                                           postmark_webhook_auth=CREDENTIALS,
+                                           from_address="news@example.org")
+    client = web_client(app, follow_redirects=False)
     for address, name in ((TYPED, NAME), (OTHER, OTHER_NAME)):
         assert sign_up(client, clock, address, name=name).status_code == 200
         clock.advance(seconds=5)

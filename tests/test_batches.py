@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from newsletter.audience import subscribers
+from newsletter.audience import changes
 from newsletter.cli.main import cli
 from newsletter.clock import utc_now
 from newsletter.delivery import ledger
@@ -50,7 +50,7 @@ def test_a_repeat_after_the_list_changed_carries_the_original_payload(project, d
                                                                       fake, caplog):
     config = leave_one_batch_unknown(project, database_url, fake)
     engine = connect(database_url)
-    subscribers.unsubscribe(engine, "reader7@example.com")  # unsubscribed meanwhile
+    changes.unsubscribe_address(engine, "reader7@example.com")  # unsubscribed meanwhile
     with engine.begin() as conn:  # and another one renamed
         conn.execute(subscriber_table.update().where(subscriber_table.c.id == 3)
                      .values(name="Zoë Renamed"))

@@ -23,10 +23,7 @@ from tests.seeding import readers, seed
 DEFAULTS = Thresholds()
 
 
-@pytest.fixture(autouse=True)
-def _dispose():
-    yield
-    db.dispose_engines()
+pytestmark = pytest.mark.usefixtures("engines_disposed")
 
 
 def test_the_defaults_pause_at_five_percent_bounces_once_a_thousand_are_sent():

@@ -34,10 +34,7 @@ from tests.test_events_world import webhook_app
 WAIT = 600
 
 
-@pytest.fixture(autouse=True)
-def _dispose():
-    yield
-    db.dispose_engines()
+pytestmark = pytest.mark.usefixtures("engines_disposed")
 
 
 # -- the slice on its own --------------------------------------------------------------------

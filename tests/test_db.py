@@ -12,11 +12,7 @@ import sqlalchemy as sa
 
 from newsletter.store import db, tables
 
-
-@pytest.fixture(autouse=True)
-def _dispose():
-    yield
-    db.dispose_engines()
+pytestmark = pytest.mark.usefixtures("engines_disposed")
 
 
 @pytest.mark.parametrize(

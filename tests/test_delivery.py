@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 from click.testing import CliRunner
 
-from newsletter.audience import lookup, subscribers
+from newsletter.audience import changes, lookup
 from newsletter.cli.main import cli
 from newsletter.config import load_config
 from newsletter.delivery import ledger
@@ -161,7 +161,7 @@ def test_people_who_leave_before_their_batch_are_skipped(project, database_url, 
 
     rendered = render_week(config, WEEK)
     ledger.open_send(engine, WEEK, rendered.content_hash, rendered.subject, "postmark")
-    subscribers.unsubscribe(engine, "reader3@example.com")
+    changes.unsubscribe_address(engine, "reader3@example.com")
     seed(database_url, ["joined-later@example.com"])
     result = send_until_done(config)
     assert result.counts == {"sent": 9, "skipped": 1}

@@ -11,7 +11,6 @@ from click.testing import CliRunner
 from newsletter.cli.main import cli
 from newsletter.feedback.events import EventKind
 from newsletter.feedback.intake import Rules, take_in
-from newsletter.store import db
 from newsletter.store.db import connect
 from tests.test_events_world import (
     NOW,
@@ -25,10 +24,7 @@ from tests.test_events_world import (
 READERS = ["ana@example.net", "ben@bücher.example", "cleo@example.org", "dan@example.net"]
 
 
-@pytest.fixture(autouse=True)
-def _dispose():
-    yield
-    db.dispose_engines()
+pytestmark = pytest.mark.usefixtures("engines_disposed")
 
 
 @pytest.fixture
@@ -130,12 +126,12 @@ def test_status_adds_what_came_back(logged, project):
 
 
 def test_a_web_unsubscribe_counts_for_the_send_before_it(logged, database_url):
-    from newsletter.audience import signup
+    from newsletter.audience import changes
 
     engine = connect(database_url)
     # dan got W46 only, and unsubscribes on the web a day before W47 started.
-    signup.unsubscribe(engine, logged["ids"][3], signup.UnsubscribeMethod.ONE_CLICK,
-                       signup.Consent(), NOW - timedelta(days=1))
+    changes.unsubscribe(engine, logged["ids"][3], changes.UnsubscribeMethod.ONE_CLICK,
+                        changes.Consent(), NOW - timedelta(days=1))
     assert "1 unsubscribed (25.00%)" in run(logged["env"], "status", "--week", "2026-W46").output
     assert "1 unsubscribed (33.33%)" in run(logged["env"], "status", "--week", "2026-W47").output
 

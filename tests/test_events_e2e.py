@@ -35,10 +35,7 @@ READERS = ["gone@example.net", "complain@bücher.example", "leave@example.org",
 SG_SIGNER, SNS_SIGNER = sg.Signer(), ses.Signer()
 
 
-@pytest.fixture(autouse=True)
-def _dispose():
-    yield
-    db.dispose_engines()
+pytestmark = pytest.mark.usefixtures("engines_disposed")
 
 
 def configure(project, database_url, fake, provider):

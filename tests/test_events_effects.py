@@ -8,7 +8,6 @@ import sqlalchemy as sa
 from newsletter.audience import signup
 from newsletter.feedback.events import EventKind
 from newsletter.feedback.intake import Rules, take_in
-from newsletter.store import db
 from newsletter.store.db import connect
 from newsletter.store.tables import consent_details
 from tests.audience_helpers import get_by_id
@@ -27,10 +26,7 @@ RULES = Rules((SECRET,), soft_bounce_limit=3)
 WEEKS = ["2026-W45", "2026-W46", "2026-W47", "2026-W48"]
 
 
-@pytest.fixture(autouse=True)
-def _dispose():
-    yield
-    db.dispose_engines()
+pytestmark = pytest.mark.usefixtures("engines_disposed")
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ import pytest
 
 from newsletter.feedback.events import EventKind
 from newsletter.feedback.matching import NOT_OURS, Match, match_events
-from newsletter.store import db
 from newsletter.store.db import connect
 from tests.test_events_world import (
     CONTENT_HASH,
@@ -23,10 +22,7 @@ def altered(token):
     return token[:-1] + ("B" if token[-1] == "A" else "A")
 
 
-@pytest.fixture(autouse=True)
-def _dispose():
-    yield
-    db.dispose_engines()
+pytestmark = pytest.mark.usefixtures("engines_disposed")
 
 
 @pytest.fixture

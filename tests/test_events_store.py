@@ -28,10 +28,7 @@ RULES = Rules((SECRET,))
 NASTY = "José “quoted” \x00 NUL, CR\r LF\n VT\x0b U+2028\u2028 emoji 📭 lone \ud800 surrogate"
 
 
-@pytest.fixture(autouse=True)
-def _dispose():
-    yield
-    db.dispose_engines()
+pytestmark = pytest.mark.usefixtures("engines_disposed")
 
 
 def test_a_repeated_event_is_stored_once_and_counted_as_a_duplicate(database_url):

@@ -7,19 +7,12 @@ import json
 from datetime import datetime
 
 import pytest
-from click.testing import CliRunner
 
-from newsletter.cli.main import cli
-from newsletter.store import db
 from newsletter.store.tables import subscribers
 from tests import person_world as pw
 from tests.sending import WEEK
 
-
-@pytest.fixture(autouse=True)
-def _dispose():
-    yield
-    db.dispose_engines()
+pytestmark = pytest.mark.usefixtures("engines_disposed")
 
 
 @pytest.fixture
@@ -27,17 +20,8 @@ def world(project, database_url, tmp_path):
     return pw.build(project, database_url, tmp_path)
 
 
-def subscribers_cli(world, *args: str):
-    env = {"NEWSLETTER_DATABASE_URL": world.config.database_url,
-           "NEWSLETTER_OUTBOX_DIR": str(world.project / "outbox"),
-           "NEWSLETTER_SECRET_KEY": "s" * 32}
-    result = CliRunner().invoke(cli, ["subscribers", *args], env=env)
-    assert "Traceback" not in result.output
-    return result
-
-
 def export(world, *args: str) -> dict:
-    result = subscribers_cli(world, "export", "--person", *args)
+    result = world.subscribers_cli("export", "--person", *args)
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
 
@@ -89,7 +73,7 @@ def test_the_export_says_nothing_of_anyone_else(world):
 
 def test_out_writes_the_file_whole_and_says_where(world, tmp_path):
     target = tmp_path / "zoë-access-request.json"
-    result = subscribers_cli(world, "export", "--person", pw.KEY, "--out", str(target))
+    result = world.subscribers_cli("export", "--person", pw.KEY, "--out", str(target))
     assert result.exit_code == 0, result.output
     assert result.stdout == f"exported what is stored about {pw.KEY} to {target}\n"
     written, printed = json.loads(target.read_text(encoding="utf-8")), export(world, pw.KEY)
@@ -98,15 +82,15 @@ def test_out_writes_the_file_whole_and_says_where(world, tmp_path):
 
 
 def test_an_unknown_or_erased_address_is_a_one_line_error(world, tmp_path):
-    unknown = subscribers_cli(world, "export", "--person", "nobody@exämple.de")
+    unknown = world.subscribers_cli("export", "--person", "nobody@exämple.de")
     assert unknown.exit_code == 1
     assert unknown.output == "error: no subscriber with address nobody@exämple.de\n"
-    assert subscribers_cli(world, "remove", pw.KEY).exit_code == 0
-    erased = subscribers_cli(world, "export", "--person", pw.KEY)
+    assert world.subscribers_cli("remove", pw.KEY).exit_code == 0
+    erased = world.subscribers_cli("export", "--person", pw.KEY)
     assert erased.exit_code == 1 and len(erased.output.splitlines()) == 1
     assert "removed on request" in erased.output
-    unwritable = subscribers_cli(world, "export", "--person", pw.OTHER,
+    unwritable = world.subscribers_cli("export", "--person", pw.OTHER,
                                  "--out", str(tmp_path / "missing" / "x.json"))
     assert unwritable.exit_code == 1 and "cannot write" in unwritable.output
-    both = subscribers_cli(world, "export", "list.csv", "--person", pw.OTHER)
+    both = world.subscribers_cli("export", "list.csv", "--person", pw.OTHER)
     assert both.exit_code == 2 and "--person" in both.output

@@ -10,7 +10,6 @@ from click.testing import CliRunner
 from newsletter.cli.main import cli
 from newsletter.feedback.mailbox import PROCESSED_FOLDER
 from newsletter.feedback.mailbox_job import poll_once
-from newsletter.store import db
 from newsletter.store.db import connect
 from newsletter.store.tables import events, subscribers
 from tests.test_events_world import NOW, make_config, our_message_id, record_send, status_of
@@ -24,10 +23,7 @@ MAIL = ["postfix-bounce.eml", "exim-bounce.eml", "gmail-bounce.eml", "arf-redact
         "mailto-unsubscribe.eml", "out-of-office.eml", "postfix-delayed.eml"]
 
 
-@pytest.fixture(autouse=True)
-def _dispose():
-    yield
-    db.dispose_engines()
+pytestmark = pytest.mark.usefixtures("engines_disposed")
 
 
 @pytest.fixture(scope="module")

@@ -209,12 +209,16 @@ def test_an_existing_sqlite_database_keeps_its_mode(tmp_path):
 # --------------------------------------------------------------------------- secrets in the file
 
 
+def count_with_config_lines(project: Path, lines: str):
+    """`subscribers count` after ``lines`` are added at the end of the project's config file."""
+    config = project / "newsletter.toml"
+    config.write_text(config.read_text(encoding="utf-8") + lines, encoding="utf-8")
+    return invoke("subscribers", "count")
+
+
 def test_a_secret_in_the_config_file_is_a_warning_to_move_it(sqlite_project):
-    config = sqlite_project / "newsletter.toml"
-    config.write_text(config.read_text(encoding="utf-8")
-                      + 'secret_key = "clé-de-signature-ünique"\n'
-                      + 'smtp_password = "pässwort"\n', encoding="utf-8")
-    result = invoke("subscribers", "count")
+    result = count_with_config_lines(sqlite_project, 'secret_key = "clé-de-signature-ünique"\n'
+                                                     'smtp_password = "pässwort"\n')
     assert result.exit_code == 0, result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 2, lines
@@ -225,9 +229,7 @@ def test_a_secret_in_the_config_file_is_a_warning_to_move_it(sqlite_project):
 
 
 def test_a_dkim_key_file_path_in_the_config_file_is_no_warning(sqlite_project):
-    config = sqlite_project / "newsletter.toml"
-    config.write_text(config.read_text(encoding="utf-8")
-                      + 'dkim_selector = "s2026"\ndkim_private_key = "clés/dkim.pem"\n'
-                      + 'secret_key = ""\n', encoding="utf-8")
-    result = invoke("subscribers", "count")
+    result = count_with_config_lines(sqlite_project, 'dkim_selector = "s2026"\n'
+                                                     'dkim_private_key = "clés/dkim.pem"\n'
+                                                     'secret_key = ""\n')
     assert result.exit_code == 0 and result.stderr == "", result.output

@@ -6,7 +6,7 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from newsletter.audience import lookup, subscribers
+from newsletter.audience import changes, lookup, subscribers
 from newsletter.delivery import ledger
 from newsletter.store.tables import deliveries, send_workers
 from tests import ledger_helpers
@@ -46,7 +46,7 @@ def test_changed_content_is_not_sent_under_the_same_week(database_url):
 def test_claims_take_pending_rows_in_order_and_skip_those_who_left(database_url):
     engine = seed(database_url, readers(6))
     send, _ = open_week(engine)
-    subscribers.unsubscribe(engine, "reader2@example.com")
+    changes.unsubscribe_address(engine, "reader2@example.com")
     worker = ledger_helpers.register_worker(engine, send.id)
     first = ledger.claim(engine, send.id, worker, 3)
     assert [r.email for r in first.recipients] == ["reader1@example.com", "reader3@example.com"]

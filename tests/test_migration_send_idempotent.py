@@ -24,10 +24,7 @@ NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 PROVIDERS = ["resend", "postmark", "eml", "smtp", "ses"]
 
 
-@pytest.fixture(autouse=True)
-def _dispose():
-    yield
-    db.dispose_engines()
+pytestmark = pytest.mark.usefixtures("engines_disposed")
 
 
 def test_existing_sends_take_their_providers_idempotence(database_url):

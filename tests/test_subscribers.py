@@ -13,12 +13,12 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from newsletter.audience import bulk, export, lookup, model, signup, transfer
+from newsletter.audience import bulk, changes, export, lookup, model, transfer
 from newsletter.audience import subscribers as subs
 from newsletter.audience.addresses import parse_address
+from newsletter.audience.changes import Change, Consent, UnsubscribeMethod
 from newsletter.audience.export import export_csv
 from newsletter.audience.recipient import Recipient
-from newsletter.audience.signup import Change, Consent, UnsubscribeMethod
 from newsletter.clock import utc_now
 from newsletter.errors import SubscriberError
 from newsletter.store import db, tables
@@ -44,7 +44,7 @@ def test_iter_recipients_streams_active_in_id_order_across_pages(engine):
         subs.add(engine, f"user{i}@example.com", name=f"User {i}" if i % 2 else None,
                  attributes={"n": str(i)})
     subs.add(engine, "pending@example.com", status="pending")
-    subs.unsubscribe(engine, "user3@example.com")
+    changes.unsubscribe_address(engine, "user3@example.com")
 
     recipients = list(lookup.iter_recipients(engine, chunk=2))  # several pages
     assert [r.email for r in recipients] == [f"user{i}@example.com" for i in (0, 1, 2, 4, 5, 6)]
@@ -75,32 +75,32 @@ def test_iter_recipients_rejects_unknown_status(engine):
 def test_an_unsubscribe_by_id_is_idempotent(engine):
     sub = subs.add(engine, "zoe@exämple.org", name="Zoë Ñúñez")
     first = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
-    done = signup.unsubscribe(engine, sub.id, UnsubscribeMethod.ONE_CLICK, Consent(), first)
+    done = changes.unsubscribe(engine, sub.id, UnsubscribeMethod.ONE_CLICK, Consent(), first)
     assert done == Change("active", "unsubscribed")
     stored = lookup.get(engine, "zoe@exämple.org")
     assert stored.unsubscribe_reason == "unsubscribed (one-click)"
     assert stored.unsubscribed_at == first and stored.unsubscribed_at.tzinfo is not None
     # The second click changes nothing: the first reason and time stand.
-    again = signup.unsubscribe(engine, sub.id, UnsubscribeMethod.PAGE, Consent(),
-                               first + timedelta(hours=1))
+    again = changes.unsubscribe(engine, sub.id, UnsubscribeMethod.PAGE, Consent(),
+                                first + timedelta(hours=1))
     assert again == Change("unsubscribed", "unsubscribed")
     assert lookup.get(engine, "zoe@exämple.org").unsubscribed_at == first
-    assert signup.unsubscribe(engine, 999_999, UnsubscribeMethod.PAGE, Consent(), first) is None
+    assert changes.unsubscribe(engine, 999_999, UnsubscribeMethod.PAGE, Consent(), first) is None
 
 
 def test_confirm_bounce_and_complaint(engine):
     pending = subs.add(engine, "p@example.com", status="pending")
     assert pending.confirmed_at is None
-    assert signup.confirm(engine, pending.id, utc_now()) == Change("pending", "active")
+    assert changes.confirm(engine, pending.id, utc_now()) == Change("pending", "active")
     confirmed = lookup.get(engine, "p@example.com")
     assert confirmed.status == "active" and confirmed.confirmed_at is not None
 
     assert mark_bounced(engine, "P@example.com", "550 no such user").status == "bounced"
     # A stopped address is never re-activated by confirm either.
-    assert signup.confirm(engine, pending.id, utc_now()) == Change("bounced", "bounced")
+    assert changes.confirm(engine, pending.id, utc_now()) == Change("bounced", "bounced")
     assert lookup.get(engine, "p@example.com").status == "bounced"
     subs.add(engine, "c@example.com")
-    assert subs.mark_complained(engine, "c@example.com", "abuse report").status == "complained"
+    assert changes.complain(engine, "c@example.com", "abuse report").status == "complained"
     assert lookup.count_by_status(engine) == {
         "pending": 0, "active": 0, "unsubscribed": 0, "bounced": 1, "complained": 1
     }
@@ -118,11 +118,11 @@ def test_timestamps_are_aware_utc(engine):
 
 def test_import_reactivates_nothing_and_reports_each_case(engine, tmp_path):
     subs.add(engine, "unsub@example.com")
-    subs.unsubscribe(engine, "unsub@example.com")
+    changes.unsubscribe_address(engine, "unsub@example.com")
     subs.add(engine, "bounce@example.com")
     mark_bounced(engine, "bounce@example.com", "hard")
     subs.add(engine, "complain@example.com")
-    subs.mark_complained(engine, "complain@example.com", "spam")
+    changes.complain(engine, "complain@example.com", "spam")
     subs.add(engine, "erased@example.com")
     subs.remove(engine, "erased@example.com")
     subs.add(engine, "pend@example.com", status="pending")

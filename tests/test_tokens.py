@@ -142,3 +142,11 @@ def test_an_expiring_token_names_its_subscriber(subscriber_id, issued):
 def test_odd_shapes_are_malformed_not_errors(junk):
     with pytest.raises(BadToken):
         read_token(KEY, "confirm", junk, max_age=60)
+
+
+@pytest.mark.parametrize("tail", ["\n", "\r\n", "\n\n"])
+def test_a_token_with_a_line_break_after_it_is_not_the_same_token(tail):
+    token = make_token("k" * 32, "unsubscribe", 42)
+    assert read_token("k" * 32, "unsubscribe", token) == 42
+    with pytest.raises(BadToken):
+        read_token("k" * 32, "unsubscribe", token + tail)

@@ -4,41 +4,31 @@ from __future__ import annotations
 
 import pytest
 
-from newsletter.audience import subscribers
+from newsletter.audience import changes, subscribers
 from newsletter.audience.tokens import make_token
 from newsletter.delivery.confirmations import drain_outbox
-from newsletter.store.db import connect
 from tests.web_helpers import (
     SECRET,
-    Clock,
-    confirm_link,
     field,
     main_text,
-    make_app,
+    newest_confirm_path,
+    open_site,
     outbox_rows,
-    path_of,
-    read_eml,
     row,
     sign_up,
     web_client,
-    web_config,
 )
 
 
 @pytest.fixture
 def site(project, database_url):
-    config = web_config(project, database_url)
-    engine = connect(database_url)
-    clock = Clock()
-    client = web_client(make_app(config, clock, engine=engine), follow_redirects=False)
-    return config, engine, clock, client
+    config, engine, clock, app = open_site(project, database_url)
+    return config, engine, clock, web_client(app, follow_redirects=False)
 
 
 def mailed_link(config, engine, clock, project) -> str:
     assert drain_outbox(config, engine, clock=clock) == 1
-    newest = max((project / "outbox" / "confirmations").glob("*.eml"),
-                 key=lambda p: p.stat().st_mtime_ns)
-    return path_of(confirm_link(read_eml(newest)))
+    return newest_confirm_path(project)
 
 
 def test_the_link_asks_first_and_the_button_confirms(site, project):
@@ -108,7 +98,7 @@ def test_confirming_an_erased_address_again_lifts_the_erasure(site, project):
     client.post(link, data={"action": "confirm", "csrf": field(client.get(link).text, "csrf")})
     assert row(engine, "back@example.com")["status"] == "active"
     # No longer refused as erased: the operator can manage it like any other address.
-    assert subscribers.unsubscribe(engine, "back@example.com").status == "unsubscribed"
+    assert changes.unsubscribe_address(engine, "back@example.com").status == "unsubscribed"
 
 
 def test_confirm_links_that_do_not_work(site):

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 
-from newsletter.audience import signup
+from newsletter.audience import changes, signup
 from newsletter.audience.addresses import parse_address
 from newsletter.delivery.confirmations import request_confirmation
 from newsletter.store import db
@@ -48,11 +48,11 @@ def test_the_web_upgrade_keeps_every_subscriber_and_works_at_once(database_url):
     assert details == 0 and outbox == 0
     migrate(engine, "head")  # the code of today writes the later tables too
     now = datetime.now(UTC)
-    change = signup.unsubscribe(engine, 1, signup.UnsubscribeMethod.ONE_CLICK,
-                                signup.Consent("192.0.2.1", "Mail/1.0"), now)
-    assert change == signup.Change("active", "unsubscribed")
+    change = changes.unsubscribe(engine, 1, changes.UnsubscribeMethod.ONE_CLICK,
+                                 changes.Consent("192.0.2.1", "Mail/1.0"), now)
+    assert change == changes.Change("active", "unsubscribed")
     request_confirmation(engine, parse_address("gone@example.com"), None,
-                         signup.Consent("192.0.2.2", "Browser/2"), now)
+                         changes.Consent("192.0.2.2", "Browser/2"), now)
     assert signup.standing(engine, 2).status == "pending"
     migrate(engine, "0003_delivery", down=True)  # and back, without losing subscribers
     with engine.connect() as conn:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 
@@ -150,13 +151,13 @@ def test_a_mail_for_someone_no_longer_pending_is_cancelled(postmark):
     fake.up = True
     client = web_client(make_app(config, clock, engine=engine))
     sign_up(client, clock, "a@example.com")
-    from newsletter.audience import subscribers
+    from newsletter.audience import changes, subscribers
 
     subscribers.remove(engine, "a@example.com")  # erased: its outbox rows go with it
     assert outbox_rows(engine) == []
     clock.advance(minutes=11)
     sign_up(client, clock, "b@example.com")
-    subscribers.unsubscribe(engine, "b@example.com")
+    changes.unsubscribe_address(engine, "b@example.com")
     assert drain_outbox(config, engine, transport(config, fake), clock=clock) == 0
     assert [r["status"] for r in outbox_rows(engine)] == ["cancelled"] and fake.mails == []
 
@@ -183,3 +184,16 @@ def test_the_web_process_sends_in_the_background_when_someone_signs_up(project, 
         assert app.state.outbox.sent.wait(timeout=30)
     assert [r["status"] for r in outbox_rows(engine)] == ["sent"]
     assert len(list((project / "outbox" / "confirmations").glob("*.eml"))) == 1
+
+
+def test_the_web_apps_http_seam_reaches_the_providers_client(postmark):
+    """The app's ``http_transport`` is the provider's HTTP client's transport, not a provider:
+    a sign-up's confirmation goes to Postmark through it."""
+    config, engine, clock, fake = postmark
+    fake.up = True
+    app = make_app(config, clock, engine=engine, transport=httpx.MockTransport(fake))
+    client = web_client(app)
+    sign_up(client, clock, "zoe@bücher.example", name="Zoë Ångström")
+    assert asyncio.run(app.state.outbox.drain_once()) == 1
+    (mail,) = fake.mails
+    assert mail["To"].endswith(" <zoe@xn--bcher-kva.example>")

@@ -16,6 +16,7 @@ from tests.web_helpers import (
     Clock,
     field,
     make_app,
+    open_site,
     row,
     web_client,
     web_config,
@@ -24,10 +25,8 @@ from tests.web_helpers import (
 
 @pytest.fixture
 def site(project, database_url):
-    config = web_config(project, database_url)
-    engine = connect(database_url)
+    config, engine, _, app = open_site(project, database_url)
     sub = subscribers.add(engine, "reader@example.com")
-    app = make_app(config, Clock(), engine=engine)
     return config, engine, app, web_client(app), sub
 
 

@@ -1,12 +1,12 @@
-"""audience.signup's batch of unsubscribes: the same outcome, request by request, as one
+"""audience.changes' batch of unsubscribes: the same outcome, request by request, as one
 at a time, in one transaction."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from newsletter.audience import lookup, signup, subscribers
-from newsletter.audience.signup import Change, Consent, Unsubscribe, UnsubscribeMethod
+from newsletter.audience import changes, lookup, signup, subscribers
+from newsletter.audience.changes import Change, Consent, Unsubscribe, UnsubscribeMethod
 from newsletter.store.db import connect
 from tests.audience_helpers import mark_bounced
 
@@ -30,7 +30,7 @@ def test_a_batch_gives_each_request_its_own_outcome(database_url):
         Unsubscribe(bounced.id, one_click, Consent(), T),
         Unsubscribe(gone.id, one_click, Consent(), T),
     ]
-    assert signup.unsubscribe_many(engine, requests) == [
+    assert changes.unsubscribe_many(engine, requests) == [
         Change("active", "unsubscribed"),
         Change("unsubscribed", "unsubscribed"),
         Change("active", "unsubscribed"),
@@ -42,5 +42,5 @@ def test_a_batch_gives_each_request_its_own_outcome(database_url):
     assert first.status == "unsubscribed" and first.unsubscribe_method == "one-click"
     assert signup.standing(engine, pending.id).unsubscribe_method == "page"
     assert lookup.get(engine, "a@example.com").unsubscribe_reason == "unsubscribed (one-click)"
-    assert signup.unsubscribe_many(engine, requests[:1]) == [Change("unsubscribed",
+    assert changes.unsubscribe_many(engine, requests[:1]) == [Change("unsubscribed",
                                                                     "unsubscribed")]

@@ -10,18 +10,18 @@ import altcha
 import pytest
 import sqlalchemy as sa
 
-from newsletter.audience import subscribers
 from newsletter.delivery.confirmations import drain_outbox
 from newsletter.store.db import connect
 from newsletter.store.tables import status_changes
 from newsletter.web.subscribe import consent_text
-from tests.audience_helpers import mark_bounced
+from tests.audience_helpers import STANDINGS, put_in_standing
 from tests.web_helpers import (
     USER_AGENT,
     Clock,
     field,
     main_text,
     make_app,
+    open_site,
     outbox_rows,
     read_eml,
     row,
@@ -33,10 +33,7 @@ from tests.web_helpers import (
 
 @pytest.fixture
 def site(project, database_url):
-    config = web_config(project, database_url)
-    engine = connect(database_url)
-    clock = Clock()
-    app = make_app(config, clock, engine=engine)
+    config, engine, clock, app = open_site(project, database_url)
     return config, engine, clock, web_client(app)
 
 
@@ -71,29 +68,12 @@ def test_the_form_shows_the_wording_that_is_recorded(site):
     assert consent_text(config) in client.get("/subscribe").text
 
 
-STATUSES = ["new", "pending", "active", "unsubscribed", "bounced", "complained", "erased"]
-
-
-def _prepare(engine, status: str, email: str) -> None:
-    if status == "new":
-        return
-    subscribers.add(engine, email, status="pending" if status == "pending" else "active")
-    if status == "unsubscribed":
-        subscribers.unsubscribe(engine, email)
-    elif status == "bounced":
-        mark_bounced(engine, email, "550 5.1.1 unknown user")
-    elif status == "complained":
-        subscribers.mark_complained(engine, email, "abuse report")
-    elif status == "erased":
-        subscribers.remove(engine, email)
-
-
 def test_the_answer_is_the_same_whatever_the_address_is(site):
     _, engine, clock, client = site
     pages, api = set(), set()
-    for status in STATUSES:
+    for status in STANDINGS:
         email = f"{status}@example.com"
-        _prepare(engine, status, email)
+        put_in_standing(engine, status, email)
         page = sign_up(client, clock, email)
         assert page.status_code == 200
         pages.add(main_text(page.text).replace(email, "ADDRESS"))
@@ -107,17 +87,17 @@ def test_the_answer_is_the_same_whatever_the_address_is(site):
 
 def test_what_happens_behind_the_answer(site, project):
     config, engine, clock, client = site
-    for status in STATUSES:
-        _prepare(engine, status, f"{status}@example.com")
-    for status in STATUSES:
+    for status in STANDINGS:
+        put_in_standing(engine, status, f"{status}@example.com")
+    for status in STANDINGS:
         sign_up(client, clock, f"{status}@example.com")
         clock.advance(minutes=20)
     # Every sign-up queues a row, whoever the address is; the sender decides who is mailed.
-    assert len(outbox_rows(engine)) == len(STATUSES)
+    assert len(outbox_rows(engine)) == len(STANDINGS)
     assert drain_outbox(config, engine, clock=clock) == 4
     mailed = {read_eml(p)["To"].addresses[0].addr_spec
               for p in (project / "outbox" / "confirmations").glob("*.eml")}
-    after = {s: row(engine, f"{s}@example.com") for s in STATUSES}
+    after = {s: row(engine, f"{s}@example.com") for s in STANDINGS}
     for status in ("new", "unsubscribed", "erased", "pending"):
         assert after[status]["status"] == "pending", status
         assert consent_text(config) in _consents(engine, after[status]["id"]), status

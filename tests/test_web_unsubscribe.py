@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from newsletter.audience import subscribers
+from newsletter.audience import changes, subscribers
 from newsletter.audience.tokens import make_token
 from newsletter.store.db import connect
 from newsletter.web.security import csrf_token
@@ -16,6 +16,7 @@ from tests.web_helpers import (
     field,
     main_text,
     make_app,
+    open_site,
     row,
     web_client,
     web_config,
@@ -26,11 +27,9 @@ ONE_CLICK = {"List-Unsubscribe": "One-Click"}
 
 @pytest.fixture
 def setup(project, database_url):
-    config = web_config(project, database_url)
-    engine = connect(database_url)
-    clock = Clock()
+    _, engine, clock, app = open_site(project, database_url)
     sub = subscribers.add(engine, "Jose.Nandu@bücher.example", name="José “Pepe” Ñandú")
-    client = web_client(make_app(config, clock, engine=engine), follow_redirects=False)
+    client = web_client(app, follow_redirects=False)
     token = make_token(SECRET, "unsubscribe", sub.id)
     return client, engine, clock, sub, f"/unsubscribe/{token}"
 
@@ -100,7 +99,7 @@ def test_the_page_button_unsubscribes_and_offers_to_resubscribe(setup):
 
 def test_resubscribe_is_only_for_someone_who_unsubscribed_themselves(setup):
     client, engine, clock, sub, path = setup
-    subscribers.unsubscribe(engine, sub.email, reason="asked by phone")
+    changes.unsubscribe_address(engine, sub.email, reason="asked by phone")
     page = client.get(path)
     assert "You are unsubscribed" in main_text(page.text)
     assert "Resubscribe" not in page.text

@@ -25,6 +25,7 @@ from tests.web_helpers import (
     field,
     main_text,
     make_app,
+    open_site,
     path_of,
     read_eml,
     row,
@@ -82,11 +83,9 @@ class Posts:
 
 @pytest.fixture
 def site(project, database_url):
-    config = web_config(project, database_url)
-    engine = connect(database_url)
+    _, engine, _, app = open_site(project, database_url)
     subs = [subscribers.add(engine, f"reader{i}@bücher.example", name=name)
             for i, name in enumerate(NAMES)]
-    app = make_app(config, Clock(), engine=engine)
     paths = [f"/unsubscribe/{make_token(SECRET, 'unsubscribe', s.id)}" for s in subs]
     # The pool closes first: a request that hung (the test has failed, and ``locked`` has let
     # go of the lock) ends before the client does, which would otherwise wait for it forever.

@@ -24,19 +24,9 @@ from tests import test_webhook_postmark as pm
 from tests import test_webhook_resend as rs
 from tests import test_webhook_sendgrid as sg
 from tests import test_webhook_ses as ses
-from tests.test_events_world import NOW, make_config, stored_events, webhook_app
+from tests.test_events_world import NOW, stored_events
+from tests.webhook_helpers import SECRETS, SG, SNS, SNS_NOTIFICATION, signed_webhook_app
 
-SG = sg.Signer()
-SNS = ses.Signer()
-SECRETS = {
-    "sendgrid_webhook_public_key": SG.public,
-    "mailgun_webhook_signing_key": mg.KEY,
-    "resend_webhook_secret": (rs.SECRET,),
-    "postmark_webhook_auth": (pm.CREDENTIALS,),
-    "ses_sns_topic_arns": (ses.TOPIC,),
-}
-SNS_NOTIFICATION = {"x-amz-sns-message-type": "Notification",
-                    "content-type": "text/plain; charset=UTF-8"}
 # Headers each provider's precheck accepts: with them, only the body can be wrong.
 GOOD_HEADERS = {
     "sendgrid": SG.headers(b"", sg.TS),
@@ -103,14 +93,9 @@ async def call(app, path: str, upload: Upload, headers: dict | None = None, *,
     return answer
 
 
-def make_app(database_url: str, **secrets):
-    return webhook_app(make_config(database_url, **secrets),
-                       transport=ses.Web({ses.CERT_URL: SNS.pem}).transport)
-
-
 @pytest.fixture
 async def app(database_url):
-    app = make_app(database_url, **SECRETS)
+    app = signed_webhook_app(database_url, **SECRETS)
     yield app
     await webhooks.close(app)
     db.dispose_engines()
@@ -119,7 +104,7 @@ async def app(database_url):
 @pytest.fixture
 async def bare_app(database_url):
     """No webhook secret configured at all."""
-    app = make_app(database_url)
+    app = signed_webhook_app(database_url)
     yield app
     await webhooks.close(app)
     db.dispose_engines()
@@ -260,7 +245,7 @@ async def test_bodies_read_at_once_are_bounded_and_a_disconnect_frees_its_slot(a
 
 
 async def test_over_a_real_socket_the_refusal_comes_without_the_body_being_sent(database_url):
-    app = make_app(database_url, mailgun_webhook_signing_key=mg.KEY)
+    app = signed_webhook_app(database_url, mailgun_webhook_signing_key=mg.KEY)
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     port = listener.getsockname()[1]

@@ -8,7 +8,6 @@ import sqlalchemy as sa
 from starlette.testclient import TestClient
 
 from newsletter.feedback.events import EventKind
-from newsletter.store import db
 from newsletter.store.tables import events
 from newsletter.web import webhooks
 from tests import test_webhook_mailgun as mg
@@ -25,35 +24,24 @@ from tests.test_events_world import (
     stored_events,
     webhook_app,
 )
+from tests.webhook_helpers import SECRETS as SIGNED
+from tests.webhook_helpers import SG, SNS, SNS_NOTIFICATION, signed_webhook_app, sns_certificates
 
-SG = sg.Signer()
-SNS = ses.Signer()
-SECRETS = {
-    "sendgrid_webhook_public_key": SG.public,
-    "mailgun_webhook_signing_key": mg.KEY,
-    "resend_webhook_secret": (rs.SECRET,),
-    "postmark_webhook_auth": ("old:pair", pm.CREDENTIALS),
-    "ses_sns_topic_arns": (ses.TOPIC,),
-}
-# What SNS sends with every HTTP delivery (the route refuses a request without it).
-SNS_NOTIFICATION = {"x-amz-sns-message-type": "Notification",
-                    "content-type": "text/plain; charset=UTF-8"}
+# Postmark with two credentials configured, as while one is being rotated out.
+SECRETS = {**SIGNED, "postmark_webhook_auth": ("old:pair", pm.CREDENTIALS)}
 
 
-@pytest.fixture(autouse=True)
-def _dispose():
-    yield
-    db.dispose_engines()
+pytestmark = pytest.mark.usefixtures("engines_disposed")
 
 
 @pytest.fixture
 def web():
-    return ses.Web({ses.CERT_URL: SNS.pem})
+    return sns_certificates()
 
 
 @pytest.fixture
 def client(database_url, web):
-    app = webhook_app(make_config(database_url, **SECRETS), transport=web.transport)
+    app = signed_webhook_app(database_url, web=web, **SECRETS)
     with TestClient(app) as test_client:
         test_client.engine = app.state.engine
         yield test_client

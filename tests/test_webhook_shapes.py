@@ -20,25 +20,14 @@ from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from newsletter.feedback.events import EventKind
-from newsletter.store import db
 from tests import test_webhook_mailgun as mg
 from tests import test_webhook_postmark as pm
 from tests import test_webhook_resend as rs
 from tests import test_webhook_sendgrid as sg
 from tests import test_webhook_ses as ses
-from tests.test_events_world import make_config, stored_events, webhook_app
+from tests.test_events_world import stored_events
+from tests.webhook_helpers import SECRETS, SG, SNS, SNS_NOTIFICATION, signed_webhook_app
 
-SG = sg.Signer()
-SNS = ses.Signer()
-SECRETS = {
-    "sendgrid_webhook_public_key": SG.public,
-    "mailgun_webhook_signing_key": mg.KEY,
-    "resend_webhook_secret": (rs.SECRET,),
-    "postmark_webhook_auth": (pm.CREDENTIALS,),
-    "ses_sns_topic_arns": (ses.TOPIC,),
-}
-SNS_HEADERS = {"x-amz-sns-message-type": "Notification",
-               "content-type": "text/plain; charset=UTF-8"}
 DEEP = 1000
 # What a correctly signed JSON body may get, per provider (the table in inbound.py). SES also
 # refuses (403) an envelope whose topic or certificate URL is not the one it was signed for.
@@ -103,7 +92,7 @@ def post(client, provider: str, body: bytes, headers: dict | None = None):
     elif provider == "postmark":
         headers = pm.auth(pm.CREDENTIALS)
     elif provider == "ses":
-        headers = SNS_HEADERS
+        headers = SNS_NOTIFICATION
     return client.post(f"/webhooks/{provider}", content=body, headers=headers or {})
 
 
@@ -118,16 +107,12 @@ def ses_body(envelope) -> bytes:
     return ses.body(SNS.sign(envelope) if signable else envelope)
 
 
-@pytest.fixture(autouse=True)
-def _dispose():
-    yield
-    db.dispose_engines()
+pytestmark = pytest.mark.usefixtures("engines_disposed")
 
 
 @contextlib.contextmanager
 def app_client(database_url):
-    web = ses.Web({ses.CERT_URL: SNS.pem})
-    app = webhook_app(make_config(database_url, **SECRETS), transport=web.transport)
+    app = signed_webhook_app(database_url, **SECRETS)
     with TestClient(app, raise_server_exceptions=False) as client:
         client.engine = app.state.engine
         yield client

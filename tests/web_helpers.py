@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from starlette.testclient import TestClient
 
 from newsletter.config import load_config
+from newsletter.store.db import connect
 from newsletter.store.tables import confirmations, consent_details, status_changes, subscribers
 from newsletter.web.app import create_app
 
@@ -53,6 +54,15 @@ def web_client(app, **kwargs) -> TestClient:
 
 def make_app(config, clock: Clock, **kwargs):
     return create_app(config, clock=clock, **kwargs)
+
+
+def open_site(project: Path, database_url: str, **overrides):
+    """The sample project's app on its own engine, with a clock the test moves: returns
+    ``(config, engine, clock, app)``; ``overrides`` are config keys, as in ``web_config``."""
+    config = web_config(project, database_url, **overrides)
+    engine = connect(database_url)
+    clock = Clock()
+    return config, engine, clock, make_app(config, clock, engine=engine)
 
 
 def field(html: str, name: str) -> str:
@@ -118,3 +128,10 @@ def confirm_link(message) -> str:
 def path_of(url: str) -> str:
     assert url.startswith(PUBLIC), url
     return url[len(PUBLIC):]
+
+
+def newest_confirm_path(project: Path) -> str:
+    """The path of the confirmation link in the newest mail of the project's outbox."""
+    newest = max((project / "outbox" / "confirmations").glob("*.eml"),
+                 key=lambda p: p.stat().st_mtime_ns)
+    return path_of(confirm_link(read_eml(newest)))

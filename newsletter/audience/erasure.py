@@ -28,11 +28,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import overload
+from typing import Any, overload
 
+import idna
 import sqlalchemy as sa
 
 from ..clock import utc_now
@@ -196,19 +197,59 @@ def _drop_batches(conn: sa.Connection, subscriber_id: int | None, traces: Traces
 def _scrub_events(conn: sa.Connection, subscriber_id: int | None, traces: Traces) -> int:
     found = person_events(conn, subscriber_id, traces)
     for row in found:
-        conn.execute(events.update().where(events.c.id == row.id).values(
-            recipient=ERASED,
-            raw=json.dumps(ERASED),
-            event_id=_scrub_id(row.event_id, traces),
-            # Replaced whole, like the payload it comes from: an address erased before is
-            # looked for without its name, which a bounce's diagnostic may quote.
-            reason=ERASED,
-            code=traces.scrub(row.code),
-            provider_message_id=traces.scrub(row.provider_message_id),
-            message_id=traces.scrub(row.message_id),
-            meta=traces.scrub_value(row.meta),
-        ))
+        conn.execute(events.update().where(events.c.id == row.id)
+                     .values(scrubbed_event(row._mapping, traces)))
     return len(found)
+
+
+def scrubbed_event(row: Mapping[Any, Any], traces: Traces) -> dict[str, Any]:
+    """The values that replace an event row's texts once its person is erased."""
+    return {
+        "recipient": ERASED,
+        "raw": json.dumps(ERASED),
+        "event_id": _scrub_id(row["event_id"], traces),
+        # Replaced whole, like the payload it comes from: an address erased before is
+        # looked for without its name, which a bounce's diagnostic may quote.
+        "reason": ERASED,
+        "code": traces.scrub(row["code"]),
+        "provider_message_id": traces.scrub(row["provider_message_id"]),
+        "message_id": traces.scrub(row["message_id"]),
+        "meta": traces.scrub_value(row["meta"]),
+    }
+
+
+def erased_among(conn: sa.Connection, recipients: Iterable[str | None]) -> dict[str, Traces]:
+    """Of these recipients (as events name them), those whose address was erased, each with
+    the traces to take out of an event about them: a provider's event that arrives after the
+    erasure is stored without the address, as if it had been there when it was erased.
+
+    The key is worked out without the validator (a webhook burst is thousands of events):
+    lower-cased, the domain in Unicode, as ``parse_address`` keys an address."""
+    keys: dict[str, str] = {}
+    for recipient in recipients:
+        key = _event_key(recipient) if recipient else None
+        if recipient and key is not None:
+            keys[recipient] = key
+    if not keys:
+        return {}
+    digests = {email_hash(key): key for key in set(keys.values())}
+    query = sa.select(suppressions.c.email_hash).where(
+        suppressions.c.reason == "erased", suppressions.c.email_hash.in_(list(digests)))
+    erased = {digests[d] for d in conn.execute(query).scalars()}
+    return {recipient: Traces(recipient, key) for recipient, key in keys.items()
+            if key in erased}
+
+
+def _event_key(recipient: str) -> str | None:
+    local, at, domain = recipient.strip().rpartition("@")
+    if not at or not local or not domain:
+        return None
+    if "xn--" in domain.lower():
+        try:
+            domain = idna.decode(domain)
+        except idna.IDNAError:
+            return None
+    return f"{local}@{domain}".lower()
 
 
 def _scrub_id(event_id: str, traces: Traces) -> str:

@@ -1,8 +1,9 @@
 """The subscriber's status history: one row per change, written in the change's own
 transaction, never updated (``status_changes``).
 
-``audience.signup`` and ``audience.subscribers`` (and the import, through ``audience.bulk``)
-are the only writers, through ``record`` (one change), ``record_many`` (a bulk path's changes
+``audience.changes`` (every change of a status, and every sign-up), ``audience.subscribers``
+(an address the operator adds) and the import (through ``audience.bulk``) are the only
+writers, through ``record`` (one change), ``record_many`` (a bulk path's changes
 in one executemany) and ``record_selected`` (an import's new subscribers, in SQL). A row says who
 changed the status (the method), from what to what, when, and why in a few words; the words
 never hold an address, because they outlive the reasons stored on the subscriber row, which

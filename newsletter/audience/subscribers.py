@@ -1,14 +1,11 @@
-"""The subscriber list: add, unsubscribe, bounce, complain, erase.
+"""The operator's subscriber list: add an address, erase one.
 
-This module and ``audience.signup`` (the changes a subscriber makes on the web: sign-up,
-confirm, unsubscribe, resubscribe) are the only code that changes a subscriber's status; each
-change has one function (confirming is ``signup.confirm``'s alone, which also lifts an
-erasure's suppression the person signed up past).
-The rules this one keeps:
+Every change of a subscriber's status after it is added (the CLI's unsubscribe, a bounce, a
+complaint, the web's) is ``audience.changes``'s. The rules this module keeps:
 
 * An address is unique case-insensitively (``email_key``); the address as given is kept for
   display and sending.
-* Nothing here re-activates an address that is unsubscribed, bounced or complained, and nothing
+* Adding never re-activates an address that is unsubscribed, bounced or complained, and never
   re-adds an address erased on request (its sha256 stays in ``suppressions``).
 * Every change is one transaction, recorded in the status history (``audience.history``) in
   that transaction, and every time an aware UTC datetime.
@@ -32,8 +29,8 @@ from ..store.db import begin_write
 from ..store.tables import subscribers
 from .addresses import clean_name, email_hash
 from .erasure import Erasure, erase_address, erase_id
-from .history import ChangeMethod, StatusChange, record, record_many
-from .lookup import check_status, describe_address, parse_or_raise, suppressed, to_subscriber
+from .history import ChangeMethod, StatusChange, record
+from .lookup import check_status, parse_or_raise, suppressed
 from .model import ADDABLE, EMAIL_COLUMNS, ERASED_MESSAGE, EXPORT_COLUMNS, STOPPED, Subscriber
 
 _NON_WORD = re.compile(r"\W+")
@@ -120,63 +117,6 @@ def _check_attributes(attributes: Mapping[str, Any]) -> dict[str, Any]:
             value = value.strip()
         out[name] = value
     return out
-
-
-def _stop(engine: sa.Engine, where: sa.ColumnElement[bool], status: str, reason: str,
-          method: ChangeMethod) -> Subscriber | None:
-    """Move a pending/active subscriber to a stopped status; leave a stopped one as it is."""
-    now = utc_now()
-    with begin_write(engine) as conn:
-        found = conn.execute(sa.select(subscribers.c.id, subscribers.c.status).where(where)
-                             .with_for_update()).first()
-        if found is not None and found.status in ADDABLE:
-            conn.execute(
-                subscribers.update()
-                .where(subscribers.c.id == found.id)
-                .values(status=status, unsubscribed_at=now, unsubscribe_reason=reason,
-                        updated_at=now)
-            )
-            record(conn, StatusChange(found.id, now, found.status, status, method,
-                                      detail=reason))
-        row = conn.execute(sa.select(subscribers).where(where)).first()
-    return to_subscriber(row) if row else None
-
-
-def unsubscribe(engine: sa.Engine, email: str, reason: str = "unsubscribed via CLI", *,
-                method: ChangeMethod = ChangeMethod.CLI) -> Subscriber:
-    """Unsubscribe an address; idempotent. Raise SubscriberError if it is not on the list."""
-    address = parse_or_raise(email)
-    sub = _stop(engine, subscribers.c.email_key == address.key, "unsubscribed", reason, method)
-    if sub is None:
-        raise SubscriberError(describe_address(engine, address))
-    return sub
-
-
-def mark_bounced_ids(conn: sa.Connection, ids: list[int], reason: str, *,
-                     method: ChangeMethod) -> None:
-    """Within the caller's transaction (the delivery ledger's, or the event log's): these
-    addresses bounced. One read, one UPDATE, one executemany of their history."""
-    now = utc_now()
-    c = subscribers.c
-    before = dict(conn.execute(sa.select(c.id, c.status)
-                               .where(c.id.in_(ids), c.status.in_(ADDABLE))
-                               .order_by(c.id).with_for_update()).all())  # in id order
-    if not before:
-        return
-    conn.execute(
-        subscribers.update()
-        .where(c.id.in_(list(before)), c.status.in_(ADDABLE))
-        .values(status="bounced", unsubscribed_at=now, unsubscribe_reason=reason, updated_at=now)
-    )
-    record_many(conn, [StatusChange(i, now, status, "bounced", method, detail=reason)
-                       for i, status in before.items()])
-
-
-def mark_complained(engine: sa.Engine, email: str, reason: str, *,
-                    method: ChangeMethod = ChangeMethod.CLI) -> Subscriber | None:
-    """A spam complaint reported by the provider: never send to the address again."""
-    key = parse_or_raise(email).key
-    return _stop(engine, subscribers.c.email_key == key, "complained", reason, method)
 
 
 def remove(engine: sa.Engine, email: str, outboxes: Iterable[Path] = ()) -> Erasure:

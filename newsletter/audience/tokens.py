@@ -30,7 +30,7 @@ _SIG_BYTES = 16
 _SIG_CHARS = 22  # unpadded base64 of 16 bytes
 # 13 base-36 digits hold any 64-bit id or time; longer is junk, and int() of huge digit strings
 # is slow.
-_TOKEN_RE = re.compile(r"^([0-9a-z]{1,13})(?:\.([0-9a-z]{1,13}))?\.([A-Za-z0-9_-]{22})$")
+_TOKEN_RE = re.compile(r"^([0-9a-z]{1,13})(?:\.([0-9a-z]{1,13}))?\.([A-Za-z0-9_-]{22})\Z")
 
 
 class BadToken(ValueError):

@@ -6,8 +6,6 @@ Heavy modules (Jinja2, MJML, SQLAlchemy) are imported inside the commands that u
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from ..errors import NewsletterError
@@ -76,4 +74,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()  # click exits with the command's status

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import click
 
 from ..errors import NewsletterError
@@ -78,12 +80,14 @@ def send(app: AppContext, week: str | None, dry_run: bool, out: str | None, test
 
 def _test_send(app: AppContext, week: str | None, to: tuple[str, ...]) -> None:
     from ..delivery.trial import send_test
+    from ..providers.base import OutcomeKind
 
     failed = 0
     for outcome in send_test(app.config, week, to):
-        detail = outcome.message_id if outcome.status == "sent" else outcome.reason
+        sent = outcome.kind == OutcomeKind.SENT
+        detail = outcome.message_id if sent else outcome.reason
         click.echo(f"{outcome.status:<8} {outcome.email}  {detail}")
-        failed += outcome.status != "sent"
+        failed += not sent
     if failed:
         raise NewsletterError(f"{failed} test message(s) not sent")
 
@@ -111,9 +115,10 @@ def _send(app: AppContext, week: str | None, *, retry_failed: bool, retry_unknow
     try:
         run = send_edition(app.config, week, options)
     except NotReady as exc:
-        from ..preflight import to_text
+        from ..preflight import Report, to_text
 
-        click.echo(to_text(exc.report), err=True)
+        # The check given, check_week_apart, makes a preflight Report.
+        click.echo(to_text(cast(Report, exc.report)), err=True)
         raise
     if run is None:
         week_name = resolve_week(week, app.config.timezone)
@@ -157,6 +162,7 @@ def _cancel(app: AppContext, week: str | None) -> None:
 @pass_app
 def status(app: AppContext, week: str | None) -> None:
     """What happened to the week's send: counts per state, times, rate, errors."""
+    from ..delivery.states import DeliveryStatus
     from ..delivery.status import counts_line, gate_lines, next_steps, send_status
     from ..edition.content import resolve_week
 
@@ -177,7 +183,8 @@ def status(app: AppContext, week: str | None) -> None:
     click.echo(f"  {counts_line(report.counts)}")
     if report.first_sent and report.last_sent and report.last_sent > report.first_sent:
         seconds = (report.last_sent - report.first_sent).total_seconds()
-        click.echo(f"  rate      {report.counts.get('sent', 0) / seconds:.0f} messages/s")
+        sent = report.counts.get(DeliveryStatus.SENT, 0)
+        click.echo(f"  rate      {sent / seconds:.0f} messages/s")
     for state, error, n in report.errors:
         click.echo(f"  {n:>6} {state}: {error}")
     for earlier, counts in report.earlier:

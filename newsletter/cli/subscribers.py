@@ -209,15 +209,14 @@ def count_command(app, fmt: str) -> None:
 @click.pass_obj
 def unsubscribe_command(app, email: str, reason: str) -> None:
     """Stop sending to an address (kept on the list as unsubscribed)."""
-    from ..audience import lookup
-    from ..audience import subscribers as subs
+    from ..audience import changes, lookup
     from ..errors import SubscriberError
 
     engine = _engine(app)
     before = lookup.get(engine, email)
     if before is None:
         raise SubscriberError(lookup.describe_missing(engine, email))
-    sub = subs.unsubscribe(engine, email, reason=reason)
+    sub = changes.unsubscribe_address(engine, email, reason=reason)
     if before.status in ("pending", "active"):
         click.echo(f"unsubscribed {sub.email}")
     else:
@@ -271,6 +270,7 @@ def remove_command(app, email: str | None, subscriber_id: int | None,
         click.echo(f"removed id {subscriber_id} ({erased.email!r}): personal data erased, "
                    "address suppressed (as a hash)")
     else:
+        assert email is not None  # one of the two, checked above
         erased = subs.remove(_engine(app), email, folders)
         if erased:
             click.echo(f"removed {email.strip()}: personal data erased, address suppressed "

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ def find_config_path(explicit: str | os.PathLike | None = None) -> Path | None:
 
 
 def load_config(
-    explicit: str | os.PathLike | None = None, environ: dict[str, str] | None = None
+    explicit: str | os.PathLike | None = None, environ: Mapping[str, str] | None = None
 ) -> Config:
     """Load, override from the environment, coerce and validate; raise ConfigError on any fault."""
     environ = os.environ if environ is None else environ

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..config import Config
+
 BOUNCE_RATE = 0.05
 COMPLAINT_RATE = 0.003
 MIN_SENT = 1000
@@ -31,7 +33,7 @@ class Thresholds:
     min_events: int = MIN_EVENTS
 
     @classmethod
-    def of(cls, config) -> Thresholds:
+    def of(cls, config: Config) -> Thresholds:
         return cls(config.brake_bounce_rate, config.brake_complaint_rate,
                    config.brake_min_sent, config.brake_min_events)
 

@@ -30,12 +30,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
-from ..audience import signup
+from ..audience import changes, signup
 from ..audience.addresses import Address, envelope_address
 from ..audience.history import ChangeMethod
+from ..audience.model import SubscriberStatus
 from ..audience.recipient import Recipient
 from ..audience.tokens import make_token
 from ..clock import utc_now
@@ -50,6 +52,7 @@ from ..providers import make_transport
 from ..providers.base import BatchError, OutcomeKind, Transport, TransportError
 from ..store.db import begin_write
 from ..store.tables import confirmations, subscribers
+from .states import ConfirmationStatus
 
 log = logging.getLogger("newsletter.confirmations")
 
@@ -68,12 +71,12 @@ MAX_RETRY = 3600.0
 
 def enqueue(conn: sa.Connection, subscriber_id: int, now: datetime) -> None:
     conn.execute(confirmations.insert().values(
-        subscriber_id=subscriber_id, status="pending", attempts=0, next_attempt_at=now,
-        created_at=now, updated_at=now))
+        subscriber_id=subscriber_id, status=ConfirmationStatus.PENDING, attempts=0,
+        next_attempt_at=now, created_at=now, updated_at=now))
 
 
 def request_confirmation(engine: sa.Engine, address: Address, name: str | None,
-                         consent: signup.Consent, now: datetime, *,
+                         consent: changes.Consent, now: datetime, *,
                          method: ChangeMethod = ChangeMethod.WEB) -> None:
     """A web sign-up and its outbox row: one transaction, the same whoever the address is
     (the sender decides whether a mail goes out; the person is told the same thing either
@@ -89,7 +92,7 @@ def resend(engine: sa.Engine, subscriber_id: int, now: datetime) -> bool:
     with begin_write(engine) as conn:
         status = conn.execute(sa.select(subscribers.c.status)
                               .where(subscribers.c.id == subscriber_id)).scalar()
-        if status != "pending":
+        if status != SubscriberStatus.PENDING:
             return False
         enqueue(conn, subscriber_id, now)
         return True
@@ -153,33 +156,43 @@ class _Due:
     skip: str = ""
 
 
-def drain_outbox(config: Config, engine: sa.Engine, transport: Transport | None = None, *,
+@dataclass(frozen=True)
+class _Answer:
+    """What became of a claimed row this drain: ``status`` is the state it asks for, where
+    ``pending`` means tried again after a delay (``failed`` once out of attempts)."""
+
+    status: ConfirmationStatus
+    message_id: str = ""
+    error: str = ""
+
+
+def drain_outbox(config: Config, engine: sa.Engine, provider: Transport | None = None, *,
                  limit: int = 100, clock: Callable[[], datetime] = utc_now) -> int:
     """Send what is due in the outbox; return how many mails the provider accepted.
 
-    ``transport`` is the seam tests inject; by default the configured provider's (the ``eml``
+    ``provider`` is the seam tests inject; by default the configured provider's (the ``eml``
     provider writes to ``<outbox_dir>/confirmations/``).
     """
-    return asyncio.run(adrain_outbox(config, engine, transport, limit=limit, clock=clock))
+    return asyncio.run(adrain_outbox(config, engine, provider, limit=limit, clock=clock))
 
 
-async def adrain_outbox(config: Config, engine: sa.Engine, transport: Transport | None = None,
+async def adrain_outbox(config: Config, engine: sa.Engine, provider: Transport | None = None,
                         *, limit: int = 100, clock: Callable[[], datetime] = utc_now,
-                        **transport_options) -> int:
-    """``drain_outbox`` for a running event loop (the web process)."""
+                        **transport_options: Any) -> int:
+    """``drain_outbox`` for a running event loop (the web process); ``transport_options`` reach
+    the configured provider's HTTP client (the web app's ``http_transport`` seam)."""
     now = clock()
     due = await asyncio.to_thread(_claim, engine, now, limit)
     if not due:
         return 0
-    own = transport is None
-    if own:
-        transport = make_transport(config, out_dir=Path(config.outbox_dir) / "confirmations",
-                                   **transport_options)
+    if provider is not None:
+        return await _send(config, engine, provider, due, now, clock)
+    own = make_transport(config, out_dir=Path(config.outbox_dir) / "confirmations",
+                         **transport_options)
     try:
-        return await _send(config, engine, transport, due, now, clock)
+        return await _send(config, engine, own, due, now, clock)
     finally:
-        if own:
-            await transport.aclose()
+        await own.aclose()
 
 
 def _claim(engine: sa.Engine, now: datetime, limit: int) -> list[_Due]:
@@ -188,7 +201,7 @@ def _claim(engine: sa.Engine, now: datetime, limit: int) -> list[_Due]:
     with begin_write(engine) as conn:
         query = (
             sa.select(c.id, c.attempts, c.subscriber_id)
-            .where(c.status == "pending", c.next_attempt_at <= now,
+            .where(c.status == ConfirmationStatus.PENDING, c.next_attempt_at <= now,
                    sa.or_(c.claimed_until.is_(None), c.claimed_until < now))
             .order_by(c.next_attempt_at, c.id).limit(limit)
         )
@@ -200,24 +213,26 @@ def _claim(engine: sa.Engine, now: datetime, limit: int) -> list[_Due]:
         claimed = [r.id for r in rows]
         conn.execute(confirmations.update().where(c.id.in_(claimed))
                      .values(claimed_until=now + LEASE, attempts=c.attempts + 1, updated_at=now))
-        people = {r.id: r for r in conn.execute(
+        people = {r.id: Recipient(r.id, r.email, r.name or "") for r in conn.execute(
             sa.select(s.id, s.email, s.name).where(
-                s.id.in_([r.subscriber_id for r in rows]), s.status == "pending"))}
+                s.id.in_([r.subscriber_id for r in rows]),
+                s.status == SubscriberStatus.PENDING))}
         mailed = _mailed(conn, set(people), claimed, now)
-    due, seen = [], set()
+    due: list[_Due] = []
+    seen: set[int] = set()
     for row in rows:
         person = people.get(row.subscriber_id)
         skip = _skip(person, seen, mailed.get(row.subscriber_id), now)
-        if skip:
+        if skip or person is None:
             due.append(_Due(row.id, row.attempts + 1, None, skip))
             continue
         seen.add(person.id)
-        due.append(_Due(row.id, row.attempts + 1,
-                        Recipient(person.id, person.email, person.name or "")))
+        due.append(_Due(row.id, row.attempts + 1, person))
     return due
 
 
-def _skip(person, seen: set[int], mailed: tuple[datetime, int] | None, now: datetime) -> str:
+def _skip(person: Recipient | None, seen: set[int], mailed: tuple[datetime, int] | None,
+          now: datetime) -> str:
     """Why a claimed row gets no mail, or "" when it gets one."""
     if person is None:
         # Active, bounced or complained when signing up, or confirmed or stopped since.
@@ -239,15 +254,15 @@ def _mailed(conn: sa.Connection, subscriber_ids: set[int], claimed: list[int],
     if not subscriber_ids:
         return {}
     c = confirmations.c
-    tried = sa.or_(c.status.in_(("sent", "failed")),
-                   sa.and_(c.status == "pending", c.attempts > 0))
+    tried = sa.or_(c.status.in_((ConfirmationStatus.SENT, ConfirmationStatus.FAILED)),
+                   sa.and_(c.status == ConfirmationStatus.PENDING, c.attempts > 0))
     query = (
         sa.select(c.subscriber_id, sa.func.max(c.created_at),
                   sa.func.count().filter(c.created_at > now - timedelta(days=1)))
         .where(c.subscriber_id.in_(sorted(subscriber_ids)), c.id.not_in(claimed), tried)
         .group_by(c.subscriber_id)
     )
-    out = {}
+    out: dict[int, tuple[datetime, int]] = {}
     for subscriber_id, last, today in conn.execute(query):
         if last.tzinfo is None:  # aggregates bypass the column type on SQLite
             last = last.replace(tzinfo=UTC)
@@ -257,10 +272,10 @@ def _mailed(conn: sa.Connection, subscriber_ids: set[int], claimed: list[int],
 
 async def _send(config: Config, engine: sa.Engine, transport: Transport, due: list[_Due],
                 now: datetime, clock: Callable[[], datetime]) -> int:
-    results: dict[int, tuple[str, str, str]] = {}  # row id -> (state, message id, error)
+    results: dict[int, _Answer] = {}  # by row id
     for d in due:
         if d.recipient is None:
-            results[d.row_id] = ("cancelled", "", d.skip)
+            results[d.row_id] = _Answer(ConfirmationStatus.CANCELLED, error=d.skip)
     live = [d for d in due if d.recipient is not None]
     if live:
         try:
@@ -268,26 +283,27 @@ async def _send(config: Config, engine: sa.Engine, transport: Transport, due: li
         except Exception as exc:  # a broken template must not stop the drain loop for good
             log.error("confirmation mail cannot be rendered: %s", exc)
             for d in live:
-                results[d.row_id] = ("retry", "", str(exc))
+                results[d.row_id] = _Answer(ConfirmationStatus.PENDING, error=str(exc))
             live = []
         size = max(1, min(config.batch_size, transport.max_batch))
         for start in range(0, len(live), size):
             batch = live[start:start + size]
             results.update(await _send_batch(transport, mail, batch))
     await asyncio.to_thread(_record, engine, due, results, clock())
-    return sum(1 for state, _, _ in results.values() if state == "sent")
+    return sum(1 for answer in results.values() if answer.status is ConfirmationStatus.SENT)
 
 
 async def _send_batch(transport: Transport, mail: ConfirmationMail,
-                      batch: Sequence[_Due]) -> dict[int, tuple[str, str, str]]:
-    out: dict[int, tuple[str, str, str]] = {}
-    ready, messages = [], []
+                      batch: Sequence[_Due]) -> dict[int, _Answer]:
+    out: dict[int, _Answer] = {}
+    ready: list[_Due] = []
+    messages: list[Personalized] = []
     for d in batch:
         assert d.recipient is not None
         try:
             messages.append(mail.personalize(d.recipient))
         except NewsletterError as exc:  # a stored address no message can carry
-            out[d.row_id] = ("failed", "", str(exc))
+            out[d.row_id] = _Answer(ConfirmationStatus.FAILED, error=str(exc))
             continue
         ready.append(d)
     if not ready:
@@ -297,31 +313,36 @@ async def _send_batch(transport: Transport, mail: ConfirmationMail,
         sent = await transport.send_batch(mail, messages, batch_key=key)
     except (BatchError, TransportError) as exc:
         log.warning("confirmation mails not sent (%d), will retry: %s", len(ready), exc)
-        return out | {d.row_id: ("retry", "", str(exc)) for d in ready}
+        return out | {d.row_id: _Answer(ConfirmationStatus.PENDING, error=str(exc))
+                      for d in ready}
     for d, result in zip(ready, sent, strict=True):
         if result.kind == OutcomeKind.SENT:
-            out[d.row_id] = ("sent", result.message_id, "")
-        elif result.kind == OutcomeKind.FAILED:
-            out[d.row_id] = ("failed", "", f"{result.code} {result.reason}".strip())
-        else:
-            out[d.row_id] = ("retry", "", f"{result.code} {result.reason}".strip())
+            out[d.row_id] = _Answer(ConfirmationStatus.SENT, message_id=result.message_id)
+        else:  # refused for good, or worth another try later
+            status = (ConfirmationStatus.FAILED if result.kind == OutcomeKind.FAILED
+                      else ConfirmationStatus.PENDING)
+            out[d.row_id] = _Answer(status, error=f"{result.code} {result.reason}".strip())
     return out
 
 
-def _record(engine: sa.Engine, due: list[_Due], results: dict[int, tuple[str, str, str]],
+def _record(engine: sa.Engine, due: list[_Due], results: dict[int, _Answer],
             now: datetime) -> None:
     c = confirmations.c
+    pending = ConfirmationStatus.PENDING
     with begin_write(engine) as conn:
         for d in due:
-            state, message_id, error = results[d.row_id]
-            values = dict(claimed_until=None, updated_at=now, error=error or None)
-            if state == "sent":
-                values.update(status="sent", sent_at=now, message_id=message_id or None)
-            elif state == "retry" and d.attempts < MAX_ATTEMPTS:
+            answer = results[d.row_id]
+            values: dict[str, object] = {"claimed_until": None, "updated_at": now,
+                                         "error": answer.error or None}
+            if answer.status is ConfirmationStatus.SENT:
+                values.update(status=answer.status, sent_at=now,
+                              message_id=answer.message_id or None)
+            elif answer.status is pending and d.attempts < MAX_ATTEMPTS:
                 delay = min(FIRST_RETRY * 2 ** (d.attempts - 1), MAX_RETRY)
                 values.update(next_attempt_at=now + timedelta(seconds=delay))
-            else:
-                values.update(status="failed" if state != "cancelled" else "cancelled")
+            else:  # out of attempts: a row asking for another try has failed
+                values.update(status=ConfirmationStatus.FAILED if answer.status is pending
+                              else answer.status)
             conn.execute(confirmations.update().where(c.id == d.row_id).values(values))
 
 
@@ -330,7 +351,7 @@ def next_due(engine: sa.Engine) -> datetime | None:
     c = confirmations.c
     with engine.connect() as conn:
         value = conn.execute(sa.select(sa.func.min(c.next_attempt_at))
-                             .where(c.status == "pending")).scalar()
+                             .where(c.status == ConfirmationStatus.PENDING)).scalar()
     if value is not None and value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..audience.lookup import iter_recipients
+from ..audience.model import SubscriberStatus
 from ..config import Config
 from ..edition.render import render_week
 from ..errors import HeaderError, OutputError
@@ -52,7 +53,7 @@ def dry_run(config: Config, week: str | None, out: str | None) -> DryRunResult:
     refused: list[str] = []
     try:
         count = 0
-        for recipient in iter_recipients(engine, status="active"):
+        for recipient in iter_recipients(engine, status=SubscriberStatus.ACTIVE):
             try:
                 message = outgoing.message(outgoing.personalize(recipient))
             except HeaderError as exc:

@@ -30,9 +30,10 @@ import logging
 import signal
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TypeVar, TypeVarTuple
 
 from ..clock import utc_now
 from ..config import Config
@@ -49,6 +50,9 @@ log = logging.getLogger("newsletter.send")
 
 ERROR_RATE_MIN = 200
 
+T = TypeVar("T")
+Args = TypeVarTuple("Args")
+
 
 @dataclass
 class Progress:
@@ -57,7 +61,7 @@ class Progress:
 
     total: int
     done_before: int
-    counts: Counter = field(default_factory=Counter)
+    counts: Counter[DeliveryStatus] = field(default_factory=Counter)
     started: datetime = field(default_factory=utc_now)
 
     @property
@@ -72,14 +76,15 @@ INTERRUPTED = StopReason(StopKind.INTERRUPTED, "interrupted")
 class Delivery:
     def __init__(self, config: Config, transport: Transport, outgoing: Outgoing, book: Book, *,
                  on_progress: Callable[[Progress], None] | None = None,
-                 stop_event: threading.Event | None = None, gate: GateCheck | None = None):
+                 stop_event: threading.Event | None = None,
+                 gate: GateCheck | None = None) -> None:
         self.transport = transport
         self.outgoing = outgoing
         self.book = book
         self.concurrency = max(1, config.concurrency)
         self.max_error_rate = config.max_error_rate
         self.limiter = RateLimiter(config.rate_limit)
-        self.on_progress = on_progress or (lambda p: None)
+        self.on_progress: Callable[[Progress], None] = on_progress or (lambda p: None)
         self.stop_reason: StopReason | None = None
         self.progress: Progress | None = None
         # Another thread (the scheduled worker's shutdown) may ask the send to stop.
@@ -105,12 +110,12 @@ class Delivery:
     def aborted(self) -> bool:
         return self.stop_reason is not None and self.stop_reason.kind is StopKind.ABORTED
 
-    async def run(self) -> tuple[Counter, StopReason | None]:
+    async def run(self) -> tuple[Counter[DeliveryStatus], StopReason | None]:
         """Send until done or stopped; return this run's final counts and why it stopped."""
         self._wake = asyncio.Event()
         done_before = await self._db(self.book.done_before)
         self.progress = Progress(total=self.book.total, done_before=done_before)
-        helpers = []
+        helpers: list[asyncio.Task[None]] = []
         if self.stop_event is not None:
             helpers.append(asyncio.create_task(self._watch_stop_event(self.stop_event)))
         try:
@@ -133,7 +138,7 @@ class Delivery:
 
     async def _loop(self) -> None:
         slots = asyncio.Semaphore(self.concurrency)
-        tasks: set[asyncio.Task] = set()
+        tasks: set[asyncio.Task[None]] = set()
         try:
             while not self._stopping():
                 await slots.acquire()
@@ -158,7 +163,8 @@ class Delivery:
         if self._dead is not None:
             raise self._dead
 
-    def _collect(self, tasks: set, slots: asyncio.Semaphore, task: asyncio.Task) -> None:
+    def _collect(self, tasks: set[asyncio.Task[None]], slots: asyncio.Semaphore,
+                 task: asyncio.Task[None]) -> None:
         tasks.discard(task)
         slots.release()
         if task.cancelled() or task.exception() is None:
@@ -183,7 +189,7 @@ class Delivery:
             if claim is None:
                 return None
             if claim.skipped:
-                self._count(Counter(skipped=claim.skipped))
+                self._count(Counter({DeliveryStatus.SKIPPED: claim.skipped}))
             if claim.recipients:
                 return claim
 
@@ -230,7 +236,7 @@ class Delivery:
         self._count(final)
         self._check_error_rate()
 
-    async def _db(self, fn: Callable, *args, essential: bool = False):
+    async def _db(self, fn: Callable[[*Args], T], *args: *Args, essential: bool = False) -> T:
         """``fn(*args)`` in a thread, asked again while the database says "not now": until
         it answers (``essential``: a recording; a second signal gives up) or the send stops."""
         delay, warned = 0.05, False
@@ -248,7 +254,7 @@ class Delivery:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
 
-    def _count(self, counter: Counter) -> None:
+    def _count(self, counter: Counter[DeliveryStatus]) -> None:
         assert self.progress is not None
         self.progress.counts.update(counter)
         self.on_progress(self.progress)
@@ -282,9 +288,9 @@ class Delivery:
         self.stop(StopReason(StopKind.INTERRUPTED, f"interrupted by {sig.name}"))
 
     @contextlib.contextmanager
-    def _signals(self):
+    def _signals(self) -> Iterator[None]:
         loop = asyncio.get_running_loop()
-        installed = []
+        installed: list[signal.Signals] = []
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
                 loop.add_signal_handler(sig, self._on_signal, sig)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from ..clock import utc_now
@@ -14,9 +15,12 @@ from .states import DeliveryStatus
 log = logging.getLogger("newsletter.send")
 LOG_EVERY = 10.0  # seconds between plain progress lines
 
+Report = Callable[[Progress], None]  # told of the run's progress after every batch
+
 
 @contextmanager
-def progress_reporter(week: str, total: int, *, interactive: bool | None = None):
+def progress_reporter(week: str, total: int, *,
+                      interactive: bool | None = None) -> Iterator[Report]:
     """Yield a callback for ``Delivery(on_progress=...)``."""
     interactive = sys.stderr.isatty() if interactive is None else interactive
     if interactive:
@@ -27,7 +31,7 @@ def progress_reporter(week: str, total: int, *, interactive: bool | None = None)
 
 
 @contextmanager
-def _bar(week: str, total: int):
+def _bar(week: str, total: int) -> Iterator[Report]:
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -53,7 +57,7 @@ def _bar(week: str, total: int):
         yield update
 
 
-def _lines(week: str):
+def _lines(week: str) -> Report:
     last = [0.0]
 
     def update(p: Progress) -> None:

@@ -7,15 +7,15 @@ from collections import Counter
 from dataclasses import dataclass
 
 from .ledger.sends import SendRecord
-from .states import StopKind, StopReason
+from .states import DeliveryStatus, StopKind, StopReason
 from .status import counts_line, next_steps
 
 
 @dataclass(frozen=True)
 class RunResult:
     send: SendRecord                # the send after this run
-    counts: dict[str, int]          # the whole send, from the ledger, after this run
-    this_run: Counter[str]          # the final states this run reached
+    counts: dict[DeliveryStatus, int]   # the whole send, from the ledger, after this run
+    this_run: Counter[DeliveryStatus]   # the final states this run reached
     stopped: StopReason | None = None
     note: str = ""                  # an abort that came with the last batch: the send is done
 
@@ -27,7 +27,8 @@ class RunResult:
         """The send's counts and this run's share: ``3 sent, 0 failed, ... (this run: sent
         3)``, with how long the run took when ``seconds`` is given."""
         took = f" in {seconds:.1f}s" if seconds is not None else ""
-        return f"{counts_line(self.counts)} (this run: sent {self.this_run['sent']}{took})"
+        sent = self.this_run[DeliveryStatus.SENT]
+        return f"{counts_line(self.counts)} (this run: sent {sent}{took})"
 
     def next_steps(self) -> list[str]:
         """What the operator can run next, from the send as the ledger has it (its provider's

@@ -15,11 +15,11 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
 import sqlalchemy as sa
 
@@ -41,7 +41,7 @@ from .ledger.sends import SendError
 from .loop import Delivery
 from .progress import progress_reporter
 from .run_result import RunResult
-from .states import SendStatus, StopKind, StopReason
+from .states import DeliveryStatus, SendStatus, StopKind, StopReason
 
 
 def check_sender(config: Config) -> None:
@@ -63,13 +63,41 @@ def probe(outgoing: Outgoing) -> None:
         raise SendError(f"no message of this edition can be built: {exc}") from None
 
 
+class CheckFinding(Protocol):
+    """What a send reads of one finding of the check (``preflight.Finding``)."""
+
+    @property
+    def severity(self) -> str: ...
+
+    @property
+    def code(self) -> str: ...
+
+
+class CheckReport(Protocol):
+    """What a send reads of the check's report (``preflight.Report``)."""
+
+    @property
+    def ok(self) -> bool: ...
+
+    @property
+    def summary(self) -> str: ...
+
+    @property
+    def findings(self) -> Sequence[CheckFinding]: ...
+
+
+def _error_codes(report: CheckReport) -> str:
+    """The codes of the report's errors (``preflight.Severity.ERROR``: preflight sits above
+    delivery, so its enum is not imported here)."""
+    return ", ".join(sorted({f.code for f in report.findings if f.severity == "error"}))
+
+
 class NotReady(SendError):
     """The preflight check found errors: the edition is not sent (``report`` says why)."""
 
-    def __init__(self, week: str, report):
+    def __init__(self, week: str, report: CheckReport) -> None:
         self.report = report
-        errors = sorted({f.code for f in report.findings if f.severity == "error"})
-        super().__init__(f"{week} is not sent: {report.summary} ({', '.join(errors)}); see "
+        super().__init__(f"{week} is not sent: {report.summary} ({_error_codes(report)}); see "
                          f"`newsletter check --week {week}`, fix the edition, or send anyway "
                          "with --force")
 
@@ -84,7 +112,7 @@ class SendOptions:
     resume_paused: bool = False     # a send the brake paused goes on (--resume-paused)
     interactive: bool | None = None  # a progress bar; None: when stderr is a terminal
     # ``check(config, week)``: the preflight report a new send must pass (None: no check).
-    check: Callable[[Config, str], Any] | None = None
+    check: Callable[[Config, str], CheckReport] | None = None
 
 
 def make_week_transport(config: Config, week: str) -> Transport:
@@ -137,12 +165,11 @@ def _open(config: Config, engine: sa.Engine, rendered: RenderedEdition, endpoint
         if not report.ok:
             if not options.force:
                 raise NotReady(week, report)
-            errors = sorted({f.code for f in report.findings if f.severity == "error"})
-            forced = f"{report.summary} ({', '.join(errors)})"
+            forced = f"{report.summary} ({_error_codes(report)})"
+    provider: type[Transport] = transport_class(config.provider)
     send, _ = sends.open_send(engine, week, rendered.content_hash, rendered.subject,
                               config.provider, endpoint, canary=parse_canary(config.canary),
-                              forced=forced,
-                              idempotent=transport_class(config.provider).idempotent)
+                              forced=forced, idempotent=provider.idempotent)
     if send.status == SendStatus.PAUSED:
         if not options.resume_paused:
             raise SendError(f"the send of {week} is paused: {send.abort_reason}. Look into it "
@@ -170,9 +197,9 @@ def _send(config: Config, engine: sa.Engine, rendered: RenderedEdition, outgoing
     try:
         requeued = 0
         if options.retry_unknown:
-            requeued += sends.requeue(engine, send.id, "unknown")
+            requeued += sends.requeue(engine, send.id, DeliveryStatus.UNKNOWN)
         if options.retry_failed:
-            requeued += sends.requeue(engine, send.id, "failed")
+            requeued += sends.requeue(engine, send.id, DeliveryStatus.FAILED)
         if send.status == SendStatus.DONE and not requeued:
             return None
         transport = _transport(config, week, deps)
@@ -193,7 +220,8 @@ def _send(config: Config, engine: sa.Engine, rendered: RenderedEdition, outgoing
         senders.release(engine, sender)
 
 
-def _conclude(book: LedgerBook, this_run: Counter, stopped: StopReason | None) -> RunResult:
+def _conclude(book: LedgerBook, this_run: Counter[DeliveryStatus],
+              stopped: StopReason | None) -> RunResult:
     """Mark the send done or aborted after the run; what the run came to."""
     aborted = stopped.detail if stopped is not None and stopped.kind is StopKind.ABORTED \
         else None
@@ -208,8 +236,8 @@ def _conclude(book: LedgerBook, this_run: Counter, stopped: StopReason | None) -
 
 def _has(engine: sa.Engine, send: sends.SendRecord, options: SendOptions) -> bool:
     counts = queries.counts(engine, send.id)
-    return bool((options.retry_failed and counts.get("failed")) or
-                (options.retry_unknown and counts.get("unknown")))
+    return bool((options.retry_failed and counts.get(DeliveryStatus.FAILED)) or
+                (options.retry_unknown and counts.get(DeliveryStatus.UNKNOWN)))
 
 
 def _transport(config: Config, week: str, deps: SendDeps) -> Transport:
@@ -219,12 +247,14 @@ def _transport(config: Config, week: str, deps: SendDeps) -> Transport:
         raise SendError(f"{config.provider}: cannot set up the provider: {exc}") from None
 
 
-def cancel_week(config: Config, week: str) -> tuple[sends.SendRecord, dict[str, int]]:
+def cancel_week(config: Config, week: str
+                ) -> tuple[sends.SendRecord, dict[DeliveryStatus, int]]:
     """End the week's send for good (see ``cancel_send``)."""
     return cancel_send(connect(config.database_url), week)
 
 
-def cancel_send(engine: sa.Engine, week: str) -> tuple[sends.SendRecord, dict[str, int]]:
+def cancel_send(engine: sa.Engine, week: str
+                ) -> tuple[sends.SendRecord, dict[DeliveryStatus, int]]:
     """End the week's send for good: no sender may be at it; its pending rows become
     ``cancelled``. A new send of the week can then be started."""
     send = sends.cancellable(sends.find_send(engine, week), week)

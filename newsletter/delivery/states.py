@@ -5,7 +5,7 @@ What one attempt of a recipient's message came to is the transport's ``Outcome``
 
 A subscriber's own status (``audience.model.SubscriberStatus``) is another vocabulary: a
 delivery row is ``pending`` while it awaits sending, a subscriber is ``pending`` while
-awaiting confirmation.
+awaiting confirmation. The confirmation outbox has a third (``ConfirmationStatus``).
 """
 
 from __future__ import annotations
@@ -31,6 +31,15 @@ class DeliveryStatus(StrEnum):
     UNKNOWN = "unknown"        # may or may not have been accepted
     SKIPPED = "skipped"        # no longer active when its batch went out
     CANCELLED = "cancelled"    # never sent: the operator cancelled the send first
+
+
+class ConfirmationStatus(StrEnum):
+    """A row of the confirmation outbox (``delivery.confirmations``): one double opt-in mail."""
+
+    PENDING = "pending"      # to be mailed when due (again, after a failure worth retrying)
+    SENT = "sent"            # accepted by the provider
+    FAILED = "failed"        # refused for good, or out of attempts
+    CANCELLED = "cancelled"  # not mailed: the person is not pending, or the cooldown holds
 
 
 class StopKind(StrEnum):
@@ -60,6 +69,7 @@ class StopReason:
 
 SEND_STATUSES = tuple(SendStatus)
 DELIVERY_STATUSES = tuple(DeliveryStatus)
+CONFIRMATION_STATUSES = tuple(ConfirmationStatus)
 # Rows with work left whatever the provider; an idempotent provider adds its repeatable unknowns.
 OPEN_STATES = (DeliveryStatus.PENDING, DeliveryStatus.IN_FLIGHT)
 # Every other state: the rows a run counts as finished, in the enum's order.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -19,12 +20,13 @@ from .states import FINAL_STATES, OPEN_STATES, DeliveryStatus, SendStatus
 @dataclass(frozen=True)
 class StatusReport:
     send: sends.SendRecord
-    counts: dict[str, int]
+    counts: dict[DeliveryStatus, int]
     first_sent: datetime | None
     last_sent: datetime | None
-    errors: list[tuple[str, str, int]]
+    errors: list[tuple[DeliveryStatus, str, int]]   # (state, error, how many rows)
     # Earlier sends of the same week (cancelled), oldest first, with their counts.
-    earlier: list[tuple[sends.SendRecord, dict[str, int]]] = field(default_factory=list)
+    earlier: list[tuple[sends.SendRecord, dict[DeliveryStatus, int]]] = field(
+        default_factory=list)
 
 
 def send_status(config: Config, week: str | None) -> StatusReport | None:
@@ -44,7 +46,7 @@ def send_status(config: Config, week: str | None) -> StatusReport | None:
 STATES = (*(s for s in FINAL_STATES if s != DeliveryStatus.CANCELLED), *OPEN_STATES)
 
 
-def counts_line(counts: dict[str, int]) -> str:
+def counts_line(counts: Mapping[DeliveryStatus, int]) -> str:
     """``3 sent, 0 failed, ...``: every delivery state in a fixed order (``cancelled`` when
     there are such rows)."""
     cancelled = DeliveryStatus.CANCELLED
@@ -52,18 +54,19 @@ def counts_line(counts: dict[str, int]) -> str:
     return ", ".join(f"{counts.get(state, 0)} {state}" for state in shown)
 
 
-def next_steps(week: str, counts: dict[str, int], *, idempotent: bool,
-               status: str = "") -> list[str]:
-    """What the operator can run next, given the send's counts."""
+def next_steps(week: str, counts: Mapping[DeliveryStatus, int], *, idempotent: bool,
+               status: SendStatus | None = None) -> list[str]:
+    """What the operator can run next, given the send's counts (and its status, if known)."""
     hints = []
-    unfinished = ((counts.get("pending") or counts.get("in_flight"))
+    unfinished = (any(counts.get(state) for state in OPEN_STATES)
                   and status not in (SendStatus.CANCELLED, SendStatus.PAUSED))
     # An idempotent provider's unknown rows are repeated by a resumed send; only those that
     # ran out of attempts (or out of the provider's memory of the key) need a person.
-    if counts.get("unknown") and not (idempotent and unfinished):
-        hints.append(f"{counts['unknown']} recipient(s) may or may not have received it; "
+    unknown = counts.get(DeliveryStatus.UNKNOWN, 0)
+    if unknown and not (idempotent and unfinished):
+        hints.append(f"{unknown} recipient(s) may or may not have received it; "
                      f"`newsletter send --week {week} --retry-unknown` sends to them again")
-    if counts.get("failed"):
+    if counts.get(DeliveryStatus.FAILED):
         hints.append(f"after fixing the cause, `newsletter send --week {week} --retry-failed` "
                      "retries the failed recipients")
     if unfinished:

@@ -24,7 +24,7 @@ from ..providers.base import Outcome, OutcomeKind
 from .ledger.claiming import Claim
 from .loop import Delivery
 from .send import check_sender
-from .states import StopKind
+from .states import DeliveryStatus, StopKind
 
 # What ends a test recipient's row: each is tried once, so a retry or untried is "not sent".
 ENDED = (OutcomeKind.SENT, OutcomeKind.FAILED, OutcomeKind.UNKNOWN)
@@ -32,10 +32,18 @@ ENDED = (OutcomeKind.SENT, OutcomeKind.FAILED, OutcomeKind.UNKNOWN)
 
 @dataclass(frozen=True)
 class TrialOutcome:
+    """What became of one test recipient: the provider's answer (``kind``; None when the run
+    stopped before the message was handed over)."""
+
     email: str
-    status: str
+    kind: OutcomeKind | None
     message_id: str
     reason: str
+
+    @property
+    def status(self) -> str:
+        """The outcome in words: ``sent``, ``failed``, ``retry``, ``unknown`` or ``not sent``."""
+        return "not sent" if self.kind in (None, OutcomeKind.UNTRIED) else str(self.kind)
 
 
 @dataclass
@@ -63,11 +71,11 @@ class MemoryBook:
         # Positions go in the claim (test recipients all have id 0): see record.
         return Claim(f"test.{self.run}.{start}", self.recipients[start:self._next])
 
-    def record(self, claim: Claim, outcomes: Sequence[Outcome]) -> Counter:
+    def record(self, claim: Claim, outcomes: Sequence[Outcome]) -> Counter[DeliveryStatus]:
         start = int(claim.batch_key.rsplit(".", 1)[1])
         for offset, outcome in enumerate(outcomes):
             self.outcomes[start + offset] = outcome
-        return Counter(str(o.kind) for o in outcomes if o.kind in ENDED)
+        return Counter(DeliveryStatus(o.kind) for o in outcomes if o.kind in ENDED)
 
     def recover(self) -> None:
         pass  # no other sender
@@ -79,12 +87,14 @@ class MemoryBook:
         return False
 
 
-def send_test(config: Config, week: str | None, addresses: Sequence[str],
-              **transport_options) -> list[TrialOutcome]:
+def send_test(config: Config, week: str | None,
+              addresses: Sequence[str]) -> list[TrialOutcome]:
+    """Send the week's edition to ``addresses`` only (through the configured provider), each
+    tried once; what became of each, in the order given."""
     from ..audience.addresses import parse_address
 
     check_sender(config)
-    recipients = []
+    recipients: list[Recipient] = []
     for value in addresses:
         try:
             parsed = parse_address(value)
@@ -92,21 +102,19 @@ def send_test(config: Config, week: str | None, addresses: Sequence[str],
             raise NewsletterError(f"--to {value!r}: {exc}") from None
         recipients.append(Recipient(id=0, email=parsed.email, name=parsed.name or ""))
     rendered = render_week(config, week)
-    transport = make_transport(config, out_dir=trial_out_dir(config, rendered.week),
-                               **transport_options)
+    transport = make_transport(config, out_dir=trial_out_dir(config, rendered.week))
     book = MemoryBook(recipients, min(config.batch_size, transport.max_batch))
     delivery = Delivery(config, transport, prepare(config, rendered, test=True), book)
     _, stopped = asyncio.run(delivery.run())
     if stopped is not None and stopped.kind is StopKind.ABORTED:
         raise NewsletterError(stopped.detail)
-    outcomes = []
+    outcomes: list[TrialOutcome] = []
     for i, recipient in enumerate(recipients):
         o = book.outcomes.get(i)
         if o is None:
-            outcomes.append(TrialOutcome(recipient.email, "not sent", "", str(stopped or "")))
+            outcomes.append(TrialOutcome(recipient.email, None, "", str(stopped or "")))
             continue
-        status = "not sent" if o.kind == OutcomeKind.UNTRIED else str(o.kind)
-        outcomes.append(TrialOutcome(recipient.email, status, o.message_id, o.reason))
+        outcomes.append(TrialOutcome(recipient.email, o.kind, o.message_id, o.reason))
     return outcomes
 
 

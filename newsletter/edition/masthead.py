@@ -18,7 +18,7 @@ import re
 from datetime import date
 from pathlib import Path
 
-_WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
+_WEEK = re.compile(r"^(\d{4})-W(\d{2})\Z", re.ASCII)
 _MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
            "September", "October", "November", "December")
 

@@ -29,7 +29,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from ..audience import signup, subscribers
+from ..audience import changes
 from ..audience.history import ChangeMethod
 from ..audience.model import STOPPED
 from ..errors import SubscriberError
@@ -53,7 +53,7 @@ class Plan:
         self.bounces: dict[tuple[str, ChangeMethod], list[int]] = defaultdict(list)
         # (event row id, email, reason, method)
         self.complaints: list[tuple[int, str, str, ChangeMethod]] = []
-        self.unsubscribes: list[tuple[int, signup.Unsubscribe]] = []  # (event row id, ...)
+        self.unsubscribes: list[tuple[int, changes.Unsubscribe]] = []  # (event row id, ...)
 
     def stop(self, event: Pending, status: str, effect: str = "suppressed") -> None:
         self.statuses[event.subscriber_id] = (status, self.statuses[event.subscriber_id][1])
@@ -79,7 +79,7 @@ def apply_in(conn: sa.Connection, pending: Sequence[Pending], *, soft_bounce_lim
     for event in pending:
         _decide(plan, event, soft_bounce_limit, streaks, now)
     for (reason, method), ids in plan.bounces.items():
-        subscribers.mark_bounced_ids(conn, ids, reason, method=method)
+        changes.bounce(conn, ids, reason, method=method)
     later = plan.later
     mark_applied(conn, {i: e for i, e in plan.effects.items() if i not in later}, now)
     return plan
@@ -91,10 +91,10 @@ def finish(engine: sa.Engine, plan: Plan, clock: Callable[[], datetime]) -> dict
     if not plan.later:
         return plan.effects
     if plan.unsubscribes:
-        signup.unsubscribe_many(engine, [u for _, u in plan.unsubscribes])
+        changes.unsubscribe_many(engine, [u for _, u in plan.unsubscribes])
     for event_id, email, reason, method in plan.complaints:
         try:
-            subscribers.mark_complained(engine, email, reason, method=method)
+            changes.complain(engine, email, reason, method=method)
         except SubscriberError as exc:  # a stored address the list itself no longer accepts
             plan.effects[event_id] = f"refused: {exc}"[:32]
     with begin_write(engine) as conn:
@@ -118,10 +118,10 @@ def _decide(plan: Plan, event: Pending, limit: int, streaks: dict[int, int],
         plan.complaints.append((event.id, email, _reason(event, "complaint"), _via(event)))
         plan.stop(event, "complained")
     elif event.kind == EventKind.UNSUBSCRIBED:
-        method = signup.UnsubscribeMethod.MAILTO if event.provider == MAILBOX \
+        method = changes.UnsubscribeMethod.MAILTO if event.provider == MAILBOX \
             else event.provider
-        plan.unsubscribes.append((event.id, signup.Unsubscribe(event.subscriber_id, method,
-                                                               signup.Consent(), now)))
+        plan.unsubscribes.append((event.id, changes.Unsubscribe(event.subscriber_id, method,
+                                                                changes.Consent(), now)))
         plan.stop(event, "unsubscribed", "unsubscribed")
     elif event.kind == EventKind.DEFERRED:
         streak = streaks.get(event.subscriber_id, 0)

@@ -20,8 +20,8 @@ from urllib.parse import unquote
 TOKEN = r"[0-9a-z]{1,13}\.[A-Za-z0-9_-]{22}"
 _TOKEN_IN_URL = re.compile(rf"/unsubscribe/({TOKEN})(?![A-Za-z0-9_-])")
 _TOKEN_IN_SUBJECT = re.compile(rf"unsubscribe\s+({TOKEN})(?![A-Za-z0-9_-])", re.IGNORECASE)
-_OUR_MESSAGE_ID = re.compile(r"^<(\d{4}-W\d{2})\.(\d+)\.([0-9a-f]{10})@([^<>@\s]+)>$")
-_TAG_EDITION = re.compile(r"^(\d{4}-W\d{2})_([0-9a-f]{12})$")
+_OUR_MESSAGE_ID = re.compile(r"^<(\d{4}-W\d{2})\.(\d+)\.([0-9a-f]{10})@([^<>@\s]+)>\Z")
+_TAG_EDITION = re.compile(r"^(\d{4}-W\d{2})_([0-9a-f]{12})\Z")
 METADATA_KEYS = ("edition", "subscriber_id")
 
 

@@ -22,6 +22,7 @@ from typing import Any, Literal, TypeVar, overload
 
 import sqlalchemy as sa
 
+from ..audience.erasure import erased_among, scrubbed_event
 from ..store.tables import events as events_table
 from ._sql import UNSTORABLE, insert_ignoring_duplicates
 from .events import Event, EventKind
@@ -111,9 +112,12 @@ def record_many(conn: sa.Connection,
     """``record`` for several requests' events (each group: events, matches, received_at) in
     one insert and one read, as a burst of single-event webhooks needs."""
     rows, owner = [], {}  # owner: (provider, event_id) -> the group that stores it
+    erased = erased_among(conn, {e.recipient for events, _, _ in groups for e in events})
     for index, (events, matches, received_at) in enumerate(groups):
         for event, match in zip(events, matches, strict=True):
             row = event_row(event, match, received_at)
+            if event.recipient in erased:  # a late event about someone erased
+                row.update(scrubbed_event(row, erased[event.recipient]))
             key = (row["provider"], row["event_id"])
             if key not in owner:  # the same event twice in a request, or in two, is one
                 owner[key] = index

@@ -324,6 +324,7 @@ def _sqlite_engine(url: sa.URL) -> sa.Engine:
         # quick_writes: a shorter wait for this BEGIN only (BEGIN IMMEDIATE is where a writer
         # waits for the lock); the pooled connection keeps the usual timeout for its next use.
         raw = conn.connection.driver_connection
+        assert raw is not None  # a connection in use has its driver's
         raw.execute(f"PRAGMA busy_timeout={int(wait * 1000)}")
         try:
             conn.exec_driver_sql(begin)

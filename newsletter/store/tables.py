@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 
 from ..audience.model import STATUSES
-from ..delivery.states import DELIVERY_STATUSES, SEND_STATUSES
+from ..delivery.states import CONFIRMATION_STATUSES, DELIVERY_STATUSES, SEND_STATUSES
 from ..feedback.events import EventKind
 
 EVENT_KINDS = tuple(EventKind)
@@ -185,7 +185,8 @@ confirmations = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("sent_at", UTCDateTime, nullable=True),
     sa.CheckConstraint(
-        "status IN ('pending', 'sent', 'failed', 'cancelled')", name="status"
+        "status IN ({})".format(", ".join(f"'{s}'" for s in CONFIRMATION_STATUSES)),
+        name="status",
     ),
     # Serves the drain (WHERE status = 'pending' AND next_attempt_at <= ?) and the cooldown.
     sa.Index(None, "status", "next_attempt_at"),

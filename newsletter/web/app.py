@@ -46,7 +46,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from ..audience import signup
+from ..audience import changes
 from ..clock import utc_now
 from ..config import Config
 from ..store.db import DatabaseBusy, DatabaseError, connect, quick_writes
@@ -88,7 +88,7 @@ def create_app(config: Config, *, engine: sa.Engine | None = None, transport=Non
     state.archive = Archive(config, engine, clock)
     state.outbox = OutboxSender(state)
     quick = quick_writes(engine, unsubscribe.LOCK_WAIT)
-    state.unsubscribes = GroupCommit(lambda batch: signup.unsubscribe_many(quick, batch),
+    state.unsubscribes = GroupCommit(lambda batch: changes.unsubscribe_many(quick, batch),
                                      unavailable=(DatabaseBusy,))
     # No 307 from /subscribe/ to /subscribe: Starlette builds that Location from the request's
     # Host header, which the client writes. A path with a trailing slash is not found.

@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..audience.signup import Consent
+from ..audience.changes import Consent
 from . import security
 from .pages import Pages
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..audience import signup
+from ..audience import changes, signup
 from ..audience.model import SubscriberStatus
 from ..audience.tokens import BadToken, ExpiredToken, read_token
 from ..delivery import confirmations
@@ -59,7 +59,7 @@ async def act(request: Request) -> Response:
     if expired:
         standing = await in_thread(signup.standing, app.engine, subscriber_id)
         return _show(request, standing, expired=True)
-    change = await in_thread(signup.confirm, app.engine, subscriber_id, app.clock())
+    change = await in_thread(changes.confirm, app.engine, subscriber_id, app.clock())
     if change is None:
         return _show(request, None, expired=False)
     if change.changed:

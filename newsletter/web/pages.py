@@ -24,8 +24,9 @@ STATIC = {"site.css": "text/css; charset=utf-8", "altcha.js": "text/javascript; 
 
 class Pages:
     def __init__(self, config: Config):
+        self.loader = template_loader(config.templates_dir, WEB)
         self.env = jinja2.Environment(
-            loader=template_loader(config.templates_dir, WEB),
+            loader=self.loader,
             autoescape=True,
             undefined=jinja2.StrictUndefined,
             trim_blocks=True,
@@ -69,7 +70,7 @@ class Pages:
             return self.render("message.html.j2", status=404, title="Not found",
                                lines=["There is no page at this address."])
         if name not in self._static:
-            self._static[name] = read_file(self.env.loader, name)[0].encode("utf-8")
+            self._static[name] = read_file(self.loader, name)[0].encode("utf-8")
         return Response(self._static[name], media_type=STATIC[name],
                         headers={"Cache-Control": "public, max-age=3600"})
 

@@ -23,6 +23,7 @@ ends, holds its connection (and a file descriptor) for ever. This protocol adds
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import resource
 from dataclasses import dataclass, replace
@@ -84,9 +85,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self._head_timer = None
+        self._head_timer: asyncio.TimerHandle | None = None
         self._head_begun = False
-        self._body_timer = None
+        self._body_timer: asyncio.TimerHandle | None = None
         self._body_deadline = 0.0
         self._body_seen = 0.0
 

@@ -24,9 +24,9 @@ import sqlalchemy as sa
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..audience import signup
+from ..audience import changes, signup
+from ..audience.changes import UnsubscribeMethod
 from ..audience.model import SubscriberStatus
-from ..audience.signup import UnsubscribeMethod
 from ..audience.tokens import BadToken, read_token
 from ..feedback._sql import error_line
 from ..store.db import DatabaseError
@@ -74,7 +74,7 @@ async def act(request: Request) -> Response:
 async def _act(request: Request, subscriber_id: int, fields: dict[str, str]) -> Response:
     engine, now = request.app.state.engine, web(request).now(request)
     if fields.get("List-Unsubscribe") == "One-Click":
-        change = await request.app.state.unsubscribes.submit(signup.Unsubscribe(
+        change = await request.app.state.unsubscribes.submit(changes.Unsubscribe(
             subscriber_id, UnsubscribeMethod.ONE_CLICK, consent(request), now))
         if change is None:
             return await _gone(request, subscriber_id)
@@ -87,11 +87,11 @@ async def _act(request: Request, subscriber_id: int, fields: dict[str, str]) -> 
         return forbidden(request)
     action = fields.get("action")
     if action == "unsubscribe":
-        change = await request.app.state.unsubscribes.submit(signup.Unsubscribe(
+        change = await request.app.state.unsubscribes.submit(changes.Unsubscribe(
             subscriber_id, UnsubscribeMethod.PAGE, consent(request), now))
         return await _after(request, subscriber_id, change, "unsubscribed")
     if action == "resubscribe":
-        change = await in_thread(signup.resubscribe, engine, subscriber_id,
+        change = await in_thread(changes.resubscribe, engine, subscriber_id,
                                  consent(request, RESUBSCRIBE_TEXT), now)
         return await _after(request, subscriber_id, change, "resubscribed")
     return bad_link(request)
@@ -106,7 +106,7 @@ def _busy(request: Request) -> Response:
                "again in a few seconds."])
 
 
-async def _after(request: Request, subscriber_id: int, change: signup.Change | None,
+async def _after(request: Request, subscriber_id: int, change: changes.Change | None,
                  done: str) -> Response:
     if change is None:
         return await _gone(request, subscriber_id)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 
 from ..config import Config
 from ..errors import NewsletterError
@@ -58,7 +59,8 @@ def add_jobs(scheduler, config: Config) -> list[str]:
     """Add the recurring jobs to an APScheduler scheduler; return their names."""
     from apscheduler.triggers.interval import IntervalTrigger
 
-    jobs = [("confirmation mails", drain_confirmations, OUTBOX_EVERY)]
+    jobs: list[tuple[str, Callable[[Config], object], float]] = [
+        ("confirmation mails", drain_confirmations, OUTBOX_EVERY)]
     if config.imap_host:
         jobs.append(("mailbox", poll_mailbox, MAILBOX_EVERY))
     for name, function, every in jobs:

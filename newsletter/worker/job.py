@@ -18,13 +18,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 
 from ..clock import utc_now
 from ..config import Config
+from ..delivery.ledger.sends import SendRecord
 from ..delivery.run_result import RunResult
 from ..delivery.states import SendStatus, StopKind
 from ..errors import NewsletterError
 from .schedule import (
+    StartAction,
     StartDecision,
     build_trigger,
     decide_on_start,
@@ -51,13 +54,29 @@ def redacted_config(config: Config) -> str:
 
 # -- the job ----------------------------------------------------------------------------------
 
+class JobResult(StrEnum):
+    """What one run of the job came to."""
+
+    SENT = "sent"                          # the send is done
+    STOPPED = "stopped"                    # interrupted, or the worker stopping: resumable
+    ABORTED = "aborted"                    # this run aborted the send
+    PAUSED = "paused"                      # the brake paused it during this run
+    WAITING = "waiting"                    # the canary is out: the rest goes when it ends
+    ALREADY_SENT = "already-sent"          # nothing to do
+    ABORTED_BEFORE = "aborted-before"      # left for a person, as the ledger has it
+    CANCELLED_BEFORE = "cancelled-before"
+    PAUSED_BEFORE = "paused-before"
+    IN_PROGRESS = "in-progress"            # another sender has it (SQLite)
+    ERROR = "error"                        # not sent: the log says why
+    NOT_STARTED = "not-started"            # the worker was stopping
+
+
 @dataclass(frozen=True)
 class JobOutcome:
     """What one run of the job did (for tests and the log)."""
 
     week: str | None
-    result: str        # sent | stopped | aborted | already-sent | aborted-before |
-    #                    cancelled-before | in-progress | error | not-started
+    result: JobResult
     detail: str = ""
 
 
@@ -88,7 +107,7 @@ class Worker:
 
     # -- ledger --------------------------------------------------------------------------
 
-    def _find_send(self, week: str):
+    def _find_send(self, week: str) -> SendRecord | None:
         from ..delivery import ledger
         from ..store.db import connect
 
@@ -101,31 +120,32 @@ class Worker:
         now = now or self.clock()
         scheduled = last_run_time(self.trigger, now)
         if scheduled is None:
-            return StartDecision("none")
+            return StartDecision(StartAction.NONE)
         week = edition_week(scheduled, self.config.timezone)
         try:
             send = self._find_send(week)
         except NewsletterError as exc:
             log.error("%s: cannot read the delivery ledger: %s", week, one_line(exc))
-            return StartDecision("none", week, scheduled)
+            return StartDecision(StartAction.NONE, week, scheduled)
         decision = decide_on_start(scheduled, now, grace_seconds(self.config),
                                    send.status if send else None, week)
         due = format_time(scheduled, self.config.timezone)
         late = format_duration(decision.late or timedelta(0))
-        if decision.action == "done":
+        action = decision.action
+        if action is StartAction.DONE:
             log.info("%s: last run, due %s, already sent; nothing to catch up", week, due)
-        elif decision.action == "aborted":
+        elif action is StartAction.ABORTED and send is not None:
             self._log_aborted(week, send)
-        elif decision.action == "cancelled":
+        elif action is StartAction.CANCELLED:
             self._log_cancelled(week)
-        elif decision.action == "paused":
+        elif action is StartAction.PAUSED and send is not None:
             self._log_paused(week, send)
-        elif decision.action == "resume":
+        elif action is StartAction.RESUME:
             log.info("%s: the send due %s is unfinished; resuming it now", week, due)
-        elif decision.action == "run":
+        elif action is StartAction.RUN:
             log.info("%s: the run due %s (%s ago) was not sent; within misfire_grace (%s), "
                      "sending now", week, due, late, self.grace_text())
-        elif decision.action == "missed":
+        elif action is StartAction.MISSED:
             log.warning("%s: missed: the run due %s is %s late, more than misfire_grace (%s); "
                         "nothing sent. To send it by hand: newsletter send --week %s",
                         week, due, late, self.grace_text(), week)
@@ -139,12 +159,12 @@ class Worker:
         log.warning("%s: the send was cancelled; not restarted automatically. To send the week "
                     "anew: newsletter send --week %s", week, week)
 
-    def _log_paused(self, week: str, send) -> None:
+    def _log_paused(self, week: str, send: SendRecord) -> None:
         log.warning("%s: paused by the brake (%s); not resumed automatically. Look into it "
                     "(newsletter status --week %s), then: newsletter send --week %s "
                     "--resume-paused", week, one_line(send.abort_reason or "?"), week, week)
 
-    def _log_aborted(self, week: str, send) -> None:
+    def _log_aborted(self, week: str, send: SendRecord) -> None:
         log.warning("%s: the send was aborted (%s); not retried automatically. Fix the cause, "
                     "then: newsletter send --week %s", week, one_line(send.abort_reason or "?"),
                     week)
@@ -166,29 +186,29 @@ class Worker:
                 log.error("%s: not sent: unexpected error %s: %s; the worker carries on%s",
                           week, type(exc).__name__, one_line(exc), self._next_text())
                 log.debug("%s: traceback", week, exc_info=True)
-                return JobOutcome(week, "error", one_line(exc))
+                return JobOutcome(week, JobResult.ERROR, one_line(exc))
             finally:
                 self.current_week = None
 
     def _run_week(self, week: str, scheduled: datetime | None) -> JobOutcome:
         if self.stop_event.is_set():
             log.info("%s: not started: the worker is stopping", week)
-            return JobOutcome(week, "not-started")
+            return JobOutcome(week, JobResult.NOT_STARTED)
         try:
             send = self._find_send(week)
             if send is not None and send.status == SendStatus.DONE:
                 log.info("%s: already sent (finished %s); nothing to do", week,
                          _utc(send.finished_at))
-                return JobOutcome(week, "already-sent")
+                return JobOutcome(week, JobResult.ALREADY_SENT)
             if send is not None and send.status == SendStatus.ABORTED:
                 self._log_aborted(week, send)
-                return JobOutcome(week, "aborted-before", send.abort_reason or "")
+                return JobOutcome(week, JobResult.ABORTED_BEFORE, send.abort_reason or "")
             if send is not None and send.status == SendStatus.CANCELLED:
                 self._log_cancelled(week)
-                return JobOutcome(week, "cancelled-before")
+                return JobOutcome(week, JobResult.CANCELLED_BEFORE)
             if send is not None and send.status == SendStatus.PAUSED:
                 self._log_paused(week, send)
-                return JobOutcome(week, "paused-before", send.abort_reason or "")
+                return JobOutcome(week, JobResult.PAUSED_BEFORE, send.abort_reason or "")
             when = f" (scheduled {format_time(scheduled, self.config.timezone)})" \
                 if scheduled else ""
             log.info("%s: sending%s", week, when)
@@ -199,13 +219,13 @@ class Worker:
 
             if isinstance(exc, AlreadyInProgress):
                 log.warning("%s: skipped: %s", week, one_line(exc))
-                return JobOutcome(week, "in-progress", one_line(exc))
+                return JobOutcome(week, JobResult.IN_PROGRESS, one_line(exc))
             log.error("%s: not sent: %s; the worker carries on%s", week, one_line(exc),
                       self._next_text())
-            return JobOutcome(week, "error", one_line(exc))
+            return JobOutcome(week, JobResult.ERROR, one_line(exc))
         if result is None:
             log.info("%s: already sent; nothing to do", week)
-            return JobOutcome(week, "already-sent")
+            return JobOutcome(week, JobResult.ALREADY_SENT)
         return self._report(week, result, time.monotonic() - started)
 
     def _call_send(self, week: str) -> RunResult | None:
@@ -223,25 +243,25 @@ class Worker:
                 log.warning("%s: %s", week, one_line(result.note))
             for hint in result.next_steps():  # failed or unknown rows: what a person can do
                 log.warning("%s: %s", week, hint)
-            return JobOutcome(week, "sent")
+            return JobOutcome(week, JobResult.SENT)
         if stopped.kind is StopKind.ABORTED:
             log.error("%s: aborted: %s; %s. Fix the cause, then: newsletter send --week %s",
                       week, one_line(stopped.detail), summary, week)
-            return JobOutcome(week, "aborted", one_line(stopped))
+            return JobOutcome(week, JobResult.ABORTED, one_line(stopped))
         if stopped.kind is StopKind.PAUSED:
             log.error("%s: %s; %s. Look into it (newsletter status --week %s), then: "
                       "newsletter send --week %s --resume-paused", week, one_line(stopped),
                       summary, week, week)
-            return JobOutcome(week, "paused", one_line(stopped))
+            return JobOutcome(week, JobResult.PAUSED, one_line(stopped))
         if stopped.kind is StopKind.WAITING:
             log.info("%s: %s; %s; the rest goes out then", week, one_line(stopped.detail),
                      summary)
             self._resume_at(week, stopped.until)
-            return JobOutcome(week, "waiting", one_line(stopped.detail))
+            return JobOutcome(week, JobResult.WAITING, one_line(stopped.detail))
         why = one_line(stopped.detail).removeprefix("stopped: ")
         log.warning("%s: stopped: %s; %s; resumes on the next start (or: newsletter send "
                     "--week %s)", week, why, summary, week)
-        return JobOutcome(week, "stopped", one_line(stopped))
+        return JobOutcome(week, JobResult.STOPPED, one_line(stopped))
 
     def _resume_at(self, week: str, when: datetime | None) -> None:
         """Run the week's send again when its canary wait ends."""

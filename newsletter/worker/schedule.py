@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
@@ -165,19 +166,31 @@ def grace_seconds(config: Config) -> int | None:
     return config.misfire_grace or None
 
 
+class StartAction(StrEnum):
+    """What the worker does on start about the most recent scheduled run."""
+
+    NONE = "none"            # no run was scheduled yet (or the ledger cannot be read)
+    DONE = "done"            # its week is sent
+    ABORTED = "aborted"      # its send was aborted, cancelled or paused: left for a person
+    CANCELLED = "cancelled"
+    PAUSED = "paused"
+    RESUME = "resume"        # its send was started and interrupted: finished, however late
+    RUN = "run"              # not started, within misfire_grace: sent now
+    MISSED = "missed"        # not started, later than misfire_grace: not sent
+
+
 @dataclass(frozen=True)
 class StartDecision:
     """What to do on start about the most recent scheduled run."""
 
-    action: str                 # none | done | aborted | cancelled | paused | run | resume |
-    #                             missed
+    action: StartAction
     week: str | None = None
     scheduled: datetime | None = None
     late: timedelta | None = None
 
     @property
     def run_now(self) -> bool:
-        return self.action in ("run", "resume")
+        return self.action in (StartAction.RUN, StartAction.RESUME)
 
 
 def decide_on_start(scheduled: datetime | None, now: datetime, grace: int | None,
@@ -187,18 +200,18 @@ def decide_on_start(scheduled: datetime | None, now: datetime, grace: int | None
     ``send_status`` is the week's send status in the ledger (None: never started).
     """
     if scheduled is None:
-        return StartDecision("none")
+        return StartDecision(StartAction.NONE)
     late = now.astimezone(UTC) - scheduled.astimezone(UTC)
     if send_status == SendStatus.DONE:
-        action = "done"
+        action = StartAction.DONE
     elif send_status in (SendStatus.ABORTED, SendStatus.CANCELLED, SendStatus.PAUSED):
-        action = send_status  # left for a person
+        action = StartAction(send_status)  # left for a person
     elif send_status is not None:
-        action = "resume"  # started and interrupted: finish it, however late
+        action = StartAction.RESUME  # started and interrupted: finish it, however late
     elif not grace or late <= timedelta(seconds=grace):
-        action = "run"
+        action = StartAction.RUN
     else:
-        action = "missed"
+        action = StartAction.MISSED
     return StartDecision(action, week, scheduled, late)
 
 

@@ -20,10 +20,11 @@ This package's ``__init__`` is their common door, for callers that want one name
 
 from __future__ import annotations
 
+from ...providers.base import Outcome
 from ..states import OPEN_STATES
 from .claiming import Claim, claim, claim_unknown
 from .queries import Repeats, counts, next_due, open_rows, sent_span, top_errors
-from .recording import Outcome, record
+from .recording import record
 from .senders import AlreadyInProgress, RegisteredSender, abandon, recover
 from .senders import register as register_sender
 from .senders import release as release_sender

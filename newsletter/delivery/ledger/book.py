@@ -20,10 +20,11 @@ from typing import Protocol
 import sqlalchemy as sa
 
 from ...clock import utc_now
+from ...providers.base import Outcome
+from ..states import DeliveryStatus
 from . import claiming, figures, queries, recording, senders, sends
 from .claiming import Claim
 from .figures import GateFigures, SentTally
-from .recording import Outcome
 
 IDLE_POLL = 1.0  # seconds between looks for work while other senders hold the rest
 MAX_IDLE = 5.0
@@ -37,7 +38,7 @@ class Book(Protocol):
 
     def claim(self, *, canary_only: bool = False) -> Claim | None: ...
 
-    def record(self, claim: Claim, outcomes: Sequence[Outcome]) -> Counter:
+    def record(self, claim: Claim, outcomes: Sequence[Outcome]) -> Counter[DeliveryStatus]:
         """Store the outcomes (``outcomes[i]`` is for ``claim.recipients[i]``); return the
         final states reached."""
         ...
@@ -93,7 +94,7 @@ class LedgerBook:
             self.tally.count_claim(len(batch.recipients))
         return batch
 
-    def record(self, claim: Claim, outcomes: Sequence[Outcome]) -> Counter:
+    def record(self, claim: Claim, outcomes: Sequence[Outcome]) -> Counter[DeliveryStatus]:
         return recording.record(self.engine, self.send.id, self.worker_id, claim, outcomes,
                                 max_attempts=self.max_attempts, retry_delay=self.retry_delay,
                                 repeats=self.repeats)
@@ -134,8 +135,8 @@ class LedgerBook:
     def start_wait(self, until: datetime) -> datetime:
         return sends.start_wait(self.engine, self.send.id, until)
 
-    def conclude(self, aborted: str | None, stopped: bool) -> tuple[sends.SendRecord,
-                                                                    dict[str, int], bool]:
+    def conclude(self, aborted: str | None, stopped: bool
+                 ) -> tuple[sends.SendRecord, dict[DeliveryStatus, int], bool]:
         """Mark the send done or aborted. Returns (send, counts, finished): an abort with
         nothing left to do finishes the send instead."""
         left = queries.open_rows(self.engine, self.send.id, self.repeats)
@@ -158,7 +159,7 @@ _TRANSIENT = ("database is locked", "is locked by another process", "database is
 
 
 def transient_database_error(exc: BaseException) -> bool:
-    seen = set()
+    seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any, TypedDict
 
 import sqlalchemy as sa
 
+from ...audience.model import SubscriberStatus
 from ...audience.recipient import Recipient
 from ...clock import utc_now
 from ...store.db import begin_write
@@ -60,7 +62,7 @@ def claim(engine: sa.Engine, send_id: int, worker_id: str, limit: int, *,
         s = subscribers.c
         found = {row.id: row for row in conn.execute(
             sa.select(s.id, s.email, s.name, s.attributes, s.status).where(s.id.in_(ids)))}
-        keep = [i for i in ids if i in found and found[i].status == "active"]
+        keep = [i for i in ids if i in found and found[i].status == SubscriberStatus.ACTIVE]
         skip = [i for i in ids if i not in keep]
         if skip:
             conn.execute(deliveries.update()
@@ -79,7 +81,7 @@ def claim(engine: sa.Engine, send_id: int, worker_id: str, limit: int, *,
 
 
 def claim_unknown(engine: sa.Engine, send_id: int, worker_id: str, *, max_attempts: int,
-                  window=None) -> Claim | None:
+                  window: timedelta | None = None) -> Claim | None:
     """Take one whole unknown batch, due and still repeatable, to send again under its key.
 
     Only for providers with idempotency keys: the provider recognises the repeat and sends
@@ -105,8 +107,9 @@ def claim_unknown(engine: sa.Engine, send_id: int, worker_id: str, *, max_attemp
             .with_for_update()).scalars())
         # Everyone who was in the request goes again, whatever their status now: the repeat
         # only completes a request the provider may already have carried out.
+        members: list[Member] = row.members
         recipients = [Recipient(m["id"], m["email"], m["name"], m["attributes"])
-                      for m in row.members if m["id"] in ids]
+                      for m in members if m["id"] in ids]
         if not recipients:
             return None
         _take(conn, send_id, worker_id, [r.id for r in recipients], row.key, stamp)
@@ -122,6 +125,15 @@ def _take(conn: sa.Connection, send_id: int, worker_id: str, ids: list[int], key
                          attempts=d.attempts + 1, updated_at=stamp))
 
 
-def _members(recipients: list[Recipient]) -> list[dict]:
+class Member(TypedDict):
+    """One recipient of a batch as the batch carried it, stored (JSON) for a repeat."""
+
+    id: int
+    email: str
+    name: str
+    attributes: dict[str, Any]
+
+
+def _members(recipients: list[Recipient]) -> list[Member]:
     return [{"id": r.id, "email": r.email, "name": r.name, "attributes": dict(r.attributes)}
             for r in recipients]

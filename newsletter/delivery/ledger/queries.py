@@ -36,7 +36,7 @@ class Repeats:
         return stamp - max(self.window - WINDOW_MARGIN, timedelta(0))
 
 
-def repeatable_keys(send_id: int, repeats: Repeats, stamp: datetime):
+def repeatable_keys(send_id: int, repeats: Repeats, stamp: datetime) -> sa.Select[tuple[str]]:
     """The keys of the send's batches whose repeat is still safe."""
     b = batches.c
     # members are only ever written as SQL NULL (sa.null()), never as a JSON null.
@@ -64,12 +64,13 @@ def _open(send_id: int, repeats: Repeats | None, stamp: datetime) -> sa.ColumnEl
     return cond
 
 
-def counts(engine: sa.Engine, send_id: int) -> dict[str, int]:
+def counts(engine: sa.Engine, send_id: int) -> dict[DeliveryStatus, int]:
+    """How many of the send's rows are in each state (a state with none left out)."""
     d = deliveries.c
     with engine.connect() as conn:
         found = conn.execute(sa.select(d.status, sa.func.count()).where(d.send_id == send_id)
                              .group_by(d.status)).all()
-    return {status: n for status, n in found}
+    return {DeliveryStatus(status): n for status, n in found}
 
 
 def open_rows(engine: sa.Engine, send_id: int, repeats: Repeats | None = None) -> int:
@@ -93,14 +94,16 @@ def next_due(engine: sa.Engine, send_id: int, repeats: Repeats | None = None, *,
         return conn.execute(query).scalar()
 
 
-def top_errors(engine: sa.Engine, send_id: int, limit: int = 5) -> list[tuple[str, str, int]]:
+def top_errors(engine: sa.Engine, send_id: int,
+               limit: int = 5) -> list[tuple[DeliveryStatus, str, int]]:
+    """The send's most common errors: (state, error, how many rows), the most common first."""
     d = deliveries.c
     with engine.connect() as conn:
         found = conn.execute(
             sa.select(d.status, d.error, sa.func.count().label("n"))
             .where(d.send_id == send_id, d.error.is_not(None))
             .group_by(d.status, d.error).order_by(sa.desc("n")).limit(limit)).all()
-    return [(r.status, r.error, r.n) for r in found]
+    return [(DeliveryStatus(r.status), r.error, r.n) for r in found]
 
 
 def sent_span(engine: sa.Engine, send_id: int) -> tuple[datetime | None, datetime | None]:

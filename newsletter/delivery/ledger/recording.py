@@ -42,11 +42,11 @@ MAX_WAIT = timedelta(days=1)
 
 def record(engine: sa.Engine, send_id: int, worker_id: str, claim: Claim,
            outcomes: Sequence[Outcome], *, max_attempts: int, retry_delay: float,
-           repeats: Repeats | None = None) -> Counter[str]:
+           repeats: Repeats | None = None) -> Counter[DeliveryStatus]:
     """Store one batch's outcomes; return how many rows reached each *final* state (a row
     unknown but to be repeated, or pending again, is not final)."""
+    from ...audience.changes import bounce
     from ...audience.history import ChangeMethod
-    from ...audience.subscribers import mark_bounced_ids
 
     stamp = utc_now()
     d = deliveries.c
@@ -72,11 +72,12 @@ def record(engine: sa.Engine, send_id: int, worker_id: str, claim: Claim,
             conn.execute(stmt, params)
         bad = [o.subscriber_id for o in outcomes if o.bad_address]
         if bad:
-            mark_bounced_ids(conn, bad, reason="the provider reports the address as inactive",
-                             method=ChangeMethod.SEND)
+            bounce(conn, bad, reason="the provider reports the address as inactive",
+                   method=ChangeMethod.SEND)
         _settle(conn, send_id, claim.batch_key, repeats)
-    return Counter(p["b_status"] for p in params
-                   if _final(p["b_status"], p["b_attempts"], repeats))
+    final = Counter(p["b_status"] for p in params
+                    if _final(p["b_status"], p["b_attempts"], repeats))
+    return Counter({DeliveryStatus(status): n for status, n in final.items()})
 
 
 def _row_values(o: Outcome, attempts: int, claim: Claim, max_attempts: int,

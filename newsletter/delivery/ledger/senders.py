@@ -27,7 +27,7 @@ import zlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TextIO
 
 import sqlalchemy as sa
 
@@ -50,7 +50,8 @@ class RegisteredSender:
 
     worker_id: str
     send_id: int
-    lock: Any = field(repr=False, default=None)  # an open file (SQLite) or connection (PG)
+    # An open file (SQLite; None for a database in memory) or a connection (PostgreSQL).
+    lock: TextIO | sa.Connection | None = field(repr=False, default=None)
 
 
 def register(engine: sa.Engine, send: SendRecord) -> RegisteredSender:
@@ -136,7 +137,7 @@ def lock_path(engine: sa.Engine) -> Path | None:
     return Path(database).expanduser().with_name(Path(database).name + "-send-lock")
 
 
-def _lock_file(engine: sa.Engine, send: SendRecord):
+def _lock_file(engine: sa.Engine, send: SendRecord) -> TextIO | None:
     path = lock_path(engine)
     if path is None:  # an in-memory database lives in this process only
         return None

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 
+from ...audience.model import SubscriberStatus
 from ...clock import utc_now
 from ...errors import NewsletterError
 from ...store.db import begin_write
@@ -32,7 +34,7 @@ class SendRecord:
     id: int
     week: str
     content_hash: str
-    status: str
+    status: SendStatus
     total: int
     created_at: datetime
     finished_at: datetime | None
@@ -46,8 +48,12 @@ class SendRecord:
     idempotent: bool = False                # its provider repeats a request without a double
 
 
-def _record(row: sa.Row) -> SendRecord:
-    return SendRecord(row.id, row.week, row.content_hash, row.status, row.total,
+# A row of ``sends``, read whole.
+SendRow = sa.Row[*tuple[Any, ...]]
+
+
+def _record(row: SendRow) -> SendRecord:
+    return SendRecord(row.id, row.week, row.content_hash, SendStatus(row.status), row.total,
                       row.created_at, row.finished_at, row.abort_reason, row.provider,
                       row.endpoint, row.forced, row.canary_size, row.canary_until,
                       row.brake_since, row.idempotent)
@@ -78,7 +84,7 @@ def read_send(conn: sa.Connection, send_id: int) -> SendRecord:
     return _record(conn.execute(sa.select(sends).where(sends.c.id == send_id)).one())
 
 
-def _live(conn: sa.Connection, week: str) -> sa.Row | None:
+def _live(conn: sa.Connection, week: str) -> SendRow | None:
     return conn.execute(sa.select(sends).where(sends.c.week == week,
                                                sends.c.status != SendStatus.CANCELLED)).first()
 
@@ -132,7 +138,7 @@ def _open_send(engine: sa.Engine, week: str, content_hash: str, subject: str, pr
         snapshot = sa.select(
             sa.literal(send_id), subscribers.c.id, sa.literal(DeliveryStatus.PENDING.value),
             sa.literal(0), sa.literal(stamp, deliveries.c.updated_at.type),
-        ).where(subscribers.c.status == "active")
+        ).where(subscribers.c.status == SubscriberStatus.ACTIVE)
         conn.execute(deliveries.insert().from_select(
             ["send_id", "subscriber_id", "status", "attempts", "updated_at"], snapshot))
         total = conn.execute(sa.select(sa.func.count()).select_from(deliveries)
@@ -164,7 +170,7 @@ def _draw_canary(conn: sa.Connection, send_id: int, content_hash: str, canary: C
     conn.execute(sends.update().where(sends.c.id == send_id).values(canary_size=size))
 
 
-def _check_same_content(row: sa.Row, week: str, content_hash: str) -> None:
+def _check_same_content(row: SendRow, week: str, content_hash: str) -> None:
     if row.content_hash == content_hash:
         return
     when = row.created_at.strftime("%Y-%m-%d %H:%M UTC")
@@ -237,8 +243,9 @@ def start_wait(engine: sa.Engine, send_id: int, until: datetime) -> datetime:
         conn.execute(sends.update().where(sends.c.id == send_id,
                                           sends.c.canary_until.is_(None))
                      .values(canary_until=until, updated_at=utc_now()))
-        return conn.execute(sa.select(sends.c.canary_until)
-                            .where(sends.c.id == send_id)).scalar_one()
+        stored: datetime = conn.execute(sa.select(sends.c.canary_until)
+                                        .where(sends.c.id == send_id)).scalar_one()
+    return stored
 
 
 def mark_sending(conn: sa.Connection, send_id: int, stamp: datetime) -> None:
@@ -249,7 +256,7 @@ def mark_sending(conn: sa.Connection, send_id: int, stamp: datetime) -> None:
                  .values(status=SendStatus.SENDING, abort_reason=None, updated_at=stamp))
 
 
-def requeue(engine: sa.Engine, send_id: int, state: str) -> int:
+def requeue(engine: sa.Engine, send_id: int, state: DeliveryStatus) -> int:
     """Put ``unknown`` or ``failed`` rows back to ``pending`` (by explicit request). An unknown
     row requeued leaves its batch: it goes out again under a new key."""
     d = deliveries.c

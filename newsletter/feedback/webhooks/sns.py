@@ -61,8 +61,8 @@ SIGNED_KEYS = {
     "UnsubscribeConfirmation": _CONFIRMATION_KEYS,
 }
 _HASHES = {"1": hashes.SHA1, "2": hashes.SHA256}
-_ARN = re.compile(r"^arn:aws(?:-[a-z]+)*:sns:([a-z0-9-]{3,}):\d{12}:[A-Za-z0-9_.-]{1,256}$")
-_CERT_FILE = re.compile(r"^/[A-Za-z0-9_.-]+\.pem$")
+_ARN = re.compile(r"^arn:aws(?:-[a-z]+)*:sns:([a-z0-9-]{3,}):\d{12}:[A-Za-z0-9_.-]{1,256}\Z")
+_CERT_FILE = re.compile(r"^/[A-Za-z0-9_.-]+\.pem\Z")
 
 
 def precheck(headers: Mapping[str, str], topic_arns: str | Sequence[str]) -> None:
