@@ -162,6 +162,31 @@ def test_a_mail_for_someone_no_longer_pending_is_cancelled(postmark):
     assert [r["status"] for r in outbox_rows(engine)] == ["cancelled"] and fake.mails == []
 
 
+
+def test_rows_that_mailed_nobody_are_deleted_after_a_day_and_sent_ones_kept(postmark):
+    """Every sign-up writes an outbox row, an already active reader's too (so that it takes
+    the same time): those mail nobody, and a day later the drain deletes them."""
+    config, engine, clock, fake = postmark
+    fake.up = True
+    client = web_client(make_app(config, clock, engine=engine))
+    sign_up(client, clock, "zoe@bücher.example", name="Zoë Ångström")
+    assert drain_outbox(config, engine, transport(config, fake), clock=clock) == 1
+    from newsletter.audience import subscribers
+
+    subscribers.add(engine, "jose@bücher.example", name="José “Pepe” Ñandú")
+    for _ in range(3):  # someone signs an active reader up, again and again
+        clock.advance(minutes=11)
+        sign_up(client, clock, "jose@bücher.example")
+    assert drain_outbox(config, engine, transport(config, fake), clock=clock) == 0
+    assert [r["status"] for r in outbox_rows(engine)] == ["sent"] + ["cancelled"] * 3
+    clock.advance(hours=23)
+    drain_outbox(config, engine, transport(config, fake), clock=clock)
+    assert len(outbox_rows(engine)) == 4  # kept a day, for the log
+    clock.advance(hours=2)
+    drain_outbox(config, engine, transport(config, fake), clock=clock)
+    assert [r["status"] for r in outbox_rows(engine)] == ["sent"]
+    assert len(fake.mails) == 1
+
 def test_the_sign_up_and_its_mail_are_one_transaction(project, database_url):
     config = web_config(project, database_url)
     engine = connect(database_url)

@@ -62,6 +62,10 @@ COOLDOWN = timedelta(minutes=10)
 DAILY_LIMIT = 3
 LEASE = timedelta(minutes=5)    # a claimed row is taken again after this (its sender died)
 MAX_ATTEMPTS = 8
+# Every sign-up writes a row, whoever signs up (so that it takes the same time for all): the
+# rows that mailed nobody are kept a day, for the log, then deleted, so that a flood of
+# sign-ups for addresses already on the list does not grow the outbox for ever.
+CANCELLED_KEPT = timedelta(days=1)
 FIRST_RETRY = 30.0              # seconds, doubling, at most MAX_RETRY
 MAX_RETRY = 3600.0
 
@@ -199,6 +203,8 @@ def _claim(engine: sa.Engine, now: datetime, limit: int) -> list[_Due]:
     """Claim the due rows and judge each: mailed, or cancelled and why."""
     c, s = confirmations.c, subscribers.c
     with begin_write(engine) as conn:
+        conn.execute(confirmations.delete().where(
+            c.status == ConfirmationStatus.CANCELLED, c.updated_at < now - CANCELLED_KEPT))
         query = (
             sa.select(c.id, c.attempts, c.subscriber_id)
             .where(c.status == ConfirmationStatus.PENDING, c.next_attempt_at <= now,
