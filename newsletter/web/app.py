@@ -53,7 +53,7 @@ from ..store.db import DatabaseBusy, DatabaseError, connect, quick_writes
 from . import archive, confirm, subscribe, unsubscribe, webhooks
 from .access_log import AccessLog, loggable_path
 from .archive import Archive
-from .common import WebState, in_thread, message, not_found
+from .common import WebState, in_thread, message, not_found, try_again
 from .gate import SignupGate
 from .group_commit import GroupCommit
 from .outbox import OutboxSender
@@ -172,10 +172,7 @@ async def _database_unavailable(request: Request, exc: Exception) -> Response:
     and providers all know to. Any other database error is a bug, and stays a 500."""
     log.warning("%s %s: database unavailable: %s", request.method,
                 loggable_path(request.url.path), " ".join(str(exc).split())[:200])
-    response = message(request, 503, "Try again in a moment",
-                       "This page could not be saved just now; nothing was changed.")
-    response.headers["Retry-After"] = "10"
-    return response
+    return try_again(request)
 
 
 @contextlib.asynccontextmanager

@@ -84,6 +84,20 @@ def message(request: Request, status: int, title: str, *lines: str,
                                      title=title, lines=list(lines))
 
 
+RETRY_AFTER = 10  # seconds, in a 503's Retry-After
+
+
+def try_again(request: Request) -> Response:
+    """The database was busy and nothing was changed: 503 with Retry-After, which browsers,
+    mail clients (RFC 8058's one-click) and providers all know to ask again after."""
+    return web(request).pages.render(
+        "message.html.j2", status=503,
+        headers={**security.NO_STORE, "Retry-After": str(RETRY_AFTER)},
+        title="Please try again in a moment",
+        lines=["Nothing has changed yet: the newsletter is busy for a moment. Try again in "
+               "a few seconds."])
+
+
 def not_found(request: Request) -> Response:
     return message(request, 404, "Not found", "There is no page at this address.")
 

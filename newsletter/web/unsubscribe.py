@@ -31,14 +31,23 @@ from ..audience.tokens import BadToken, read_token
 from ..feedback._sql import error_line
 from ..store.db import DatabaseError
 from . import security
-from .common import bad_link, consent, csrf_for, csrf_ok, forbidden, form, in_thread, web
+from .common import (
+    bad_link,
+    consent,
+    csrf_for,
+    csrf_ok,
+    forbidden,
+    form,
+    in_thread,
+    try_again,
+    web,
+)
 from .pages import mask_email
 
 log = logging.getLogger(__name__)
 
 RESUBSCRIBE_TEXT = "Resubscribed with the button on the unsubscribe page."
 LOCK_WAIT = 1.0    # seconds a one-click waits for another writer's lock before the 503
-RETRY_AFTER = 10   # seconds, in the 503's Retry-After
 
 
 def _subscriber_id(request: Request) -> int | None:
@@ -68,7 +77,7 @@ async def act(request: Request) -> Response:
         return await _act(request, subscriber_id, fields)
     except (DatabaseError, sa.exc.SQLAlchemyError) as exc:
         log.warning("unsubscribe not recorded, asked to try again: %s", error_line(exc))
-        return _busy(request)
+        return try_again(request)
 
 
 async def _act(request: Request, subscriber_id: int, fields: dict[str, str]) -> Response:
@@ -95,15 +104,6 @@ async def _act(request: Request, subscriber_id: int, fields: dict[str, str]) -> 
                                  consent(request, RESUBSCRIBE_TEXT), now)
         return await _after(request, subscriber_id, change, "resubscribed")
     return bad_link(request)
-
-
-def _busy(request: Request) -> Response:
-    return web(request).pages.render(
-        "message.html.j2", status=503,
-        headers={**security.NO_STORE, "Retry-After": str(RETRY_AFTER)},
-        title="Please try again in a moment",
-        lines=["Nothing has changed yet: the newsletter is busy for a moment. Press the button "
-               "again in a few seconds."])
 
 
 async def _after(request: Request, subscriber_id: int, change: changes.Change | None,
