@@ -138,3 +138,39 @@ def validate_response(provider: str, path: str, method: str, status: int, body: 
     validator, _ = _validator(provider, pointer)
     errors = list(validator.iter_errors(body))
     assert not errors, "; ".join(f"{list(e.path)}: {e.message}" for e in errors[:5])
+
+
+def validate_query(provider: str, path: str, method: str, params: dict[str, str], *,
+                   documented_elsewhere: frozenset[str] = frozenset(),
+                   prefixes_elsewhere: tuple[str, ...] = ()) -> None:
+    """Raise AssertionError when a query string sends a parameter the operation does not
+    document, leaves out a required one, or gives one a value its schema refuses.
+
+    ``documented_elsewhere`` / ``prefixes_elsewhere``: parameters (or name prefixes, such as
+    Postmark's ``metadata_``) that the provider's current documentation describes but the copied
+    spec lacks; the caller says where.
+    """
+    spec = load_spec(provider)
+    operation = spec["paths"][path][method.lower()]
+    declared = {}
+    for parameter in operation.get("parameters", []):
+        parameter = _resolve(spec, parameter)
+        if parameter.get("in") == "query":
+            declared[parameter["name"]] = parameter
+    missing = [name for name, p in declared.items() if p.get("required") and name not in params]
+    assert not missing, f"required query parameters left out: {missing}"
+    for name, value in params.items():
+        if name in documented_elsewhere or name.startswith(prefixes_elsewhere):
+            continue
+        assert name in declared, f"undocumented query parameter sent: {name}"
+        schema = _resolve(spec, declared[name].get("schema", {}))
+        kind = schema.get("type")
+        if kind == "integer":
+            assert str(value).lstrip("-").isdigit(), f"{name}={value!r} is not an integer"
+            number = int(value)
+            if "maximum" in schema:
+                assert number <= schema["maximum"], f"{name}={number} > {schema['maximum']}"
+            if "minimum" in schema:
+                assert number >= schema["minimum"], f"{name}={number} < {schema['minimum']}"
+        if "enum" in schema:
+            assert value in schema["enum"], f"{name}={value!r} not in {schema['enum']}"

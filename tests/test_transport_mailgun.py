@@ -113,7 +113,7 @@ def deliver(form):
 
 
 def assert_delivered_faithfully(outgoing, batch):
-    form = build_form(outgoing, personalized(outgoing, batch))
+    form = build_form(outgoing, personalized(outgoing, batch), batch_key="b1")
     for recipient, (_, filled) in zip(batch, deliver(form), strict=True):
         personal = personal_parts(outgoing, recipient)
         assert filled["html"] == personal.html
@@ -123,6 +123,7 @@ def assert_delivered_faithfully(outgoing, batch):
         assert headers == personal.headers
         assert filled["v:subscriber_id"] == str(recipient.id)
         assert filled["v:edition"] == outgoing.edition_key
+        assert filled["v:batch"] == "b1"
     return form
 
 
@@ -139,7 +140,7 @@ def queued(request):
 
 
 def test_form_matches_mailguns_spec(outgoing):
-    form = build_form(outgoing, personalized(outgoing, [*recipients(2), BOB]))
+    form = build_form(outgoing, personalized(outgoing, [*recipients(2), BOB]), batch_key="b1")
     validate_form(form)
     fields = as_fields(form)
     assert fields["from"] == "Five Things <editors@fivethings.example.com>"
@@ -154,6 +155,7 @@ def test_form_matches_mailguns_spec(outgoing):
     assert re.fullmatch(r"%recipient\.\w+%", fields["h:List-Unsubscribe"])
     assert fields["v:edition"] == outgoing.edition_key
     assert re.fullmatch(r"%recipient\.\w+%", fields["v:subscriber_id"])
+    assert fields["v:batch"] == "b1", "Mailgun's events name the batch (reconcile reads it)"
 
 
 def test_each_recipient_receives_exactly_their_own_message(outgoing):
@@ -175,7 +177,8 @@ def test_a_single_recipient_gets_every_header_as_it_is(outgoing):
 
 
 def test_the_content_is_sent_once_with_separate_escaped_and_raw_variables(outgoing):
-    fields = as_fields(build_form(outgoing, personalized(outgoing, recipients(3))))
+    fields = as_fields(build_form(outgoing, personalized(outgoing, recipients(3)),
+                                  batch_key="b1"))
     rendered = outgoing
     html_keys = set(re.findall(r"%recipient\.(\w+)%", fields["html"]))
     text_keys = set(re.findall(r"%recipient\.(\w+)%", fields["text"]))
@@ -186,7 +189,7 @@ def test_the_content_is_sent_once_with_separate_escaped_and_raw_variables(outgoi
 
 
 def test_a_nonce_found_in_a_value_is_not_used(outgoing):
-    first = build_form(outgoing, personalized(outgoing, recipients(1)))
+    first = build_form(outgoing, personalized(outgoing, recipients(1)), batch_key="b1")
     key = re.search(r"%recipient\.nl(\w{8})", as_fields(first)["html"]).group(1)
     sly = Recipient(id=9, email="sly@example.com", name=f"%recipient.nl{key}h0%")
     form = assert_delivered_faithfully(outgoing, [sly, *recipients(2)])
@@ -213,7 +216,7 @@ async def test_the_wire_carries_exactly_the_form(config, outgoing):
 
     batch = [*recipients(2), BOB]
     await send(config, outgoing, handler, batch=batch)
-    assert seen["form"] == build_form(outgoing, personalized(outgoing, batch))
+    assert seen["form"] == build_form(outgoing, personalized(outgoing, batch), batch_key="b1")
     assert seen["url"] == f"https://api.mailgun.net/v3/{DOMAIN}/messages"
     assert seen["auth"] == "Basic " + base64.b64encode(f"api:{API_KEY}".encode()).decode()
 

@@ -47,14 +47,16 @@ async def send(config, outgoing, handler, n=3, sleeps=None):
 
 
 def test_batch_body_matches_postmarks_spec(outgoing):
-    body = build_batch(outgoing, personalized(outgoing, recipients(3)), "newsletters")
+    body = build_batch(outgoing, personalized(outgoing, recipients(3)), "newsletters",
+                       batch_key="b1")
     # Postmark's published swagger predates message streams and metadata; both are in its
     # current API reference (Email API: MessageStream, Metadata).
     validate_request("postmark", "/email/batch", "post", body,
                      documented_elsewhere=frozenset({"MessageStream", "Metadata"}))
     first = body[0]
     assert first["MessageStream"] == "newsletters"
-    assert first["Metadata"] == {"edition": outgoing.edition_key, "subscriber_id": "1"}
+    assert first["Metadata"] == {"edition": outgoing.edition_key, "subscriber_id": "1",
+                                 "batch": "b1"}
     assert first["To"] == "Reader 1 <reader1@example.com>"
     headers = {h["Name"]: h["Value"] for h in first["Headers"]}
     assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
@@ -93,7 +95,8 @@ async def test_the_body_on_the_wire_is_the_batch_with_every_message_filled_in(co
         return httpx.Response(200, json=ok(3))
 
     await send_with(PostmarkTransport, config, outgoing, handler, batch=batch)
-    assert seen["body"] == build_batch(outgoing, personalized(outgoing, batch), "newsletters")
+    assert seen["body"] == build_batch(outgoing, personalized(outgoing, batch), "newsletters",
+                                       batch_key="b1")
     assert seen["length"] == seen["bytes"]
     first = seen["body"][0]
     assert "Hi José," in first["TextBody"] and "Hi Jos&#233;," in first["HtmlBody"]

@@ -10,7 +10,7 @@ import click
 from .context import AppContext, pass_app, week_option
 
 EVENT_KINDS = ("bounced", "deferred", "complained", "unsubscribed", "rejected", "delivered",
-               "unknown")
+               "accepted", "unknown")
 FORMATS = click.Choice(["table", "csv", "json"])
 
 

@@ -34,7 +34,10 @@ def preview(app: AppContext, week: str | None, out: str | None) -> None:
 @click.option("--retry-failed", is_flag=True,
               help="Send again to recipients whose messages failed permanently.")
 @click.option("--retry-unknown", is_flag=True,
-              help="Send again to recipients whose outcome is unknown (they may get it twice).")
+              help="Send again to recipients whose outcome is unknown and could not be "
+                   "resolved by asking the provider (they may get it twice).")
+@click.option("--reconcile", is_flag=True,
+              help="Only ask the provider which unknown recipients it accepted; mails nobody.")
 @click.option("--cancel", is_flag=True,
               help="End the week's unfinished send for good (pending recipients are not sent); "
                    "a new send of the week can then be started.")
@@ -45,8 +48,8 @@ def preview(app: AppContext, week: str | None, out: str | None) -> None:
               help="Go on with a send the brake paused (bounces or complaints too high).")
 @pass_app
 def send(app: AppContext, week: str | None, dry_run: bool, out: str | None, test: bool,
-         to: tuple[str, ...], retry_failed: bool, retry_unknown: bool, cancel: bool,
-         force: bool, resume_paused: bool) -> None:
+         to: tuple[str, ...], retry_failed: bool, retry_unknown: bool, reconcile: bool,
+         cancel: bool, force: bool, resume_paused: bool) -> None:
     """Send the week's edition to every active subscriber.
 
     A new send is checked first (`newsletter check`) and refused on an error. Every
@@ -55,7 +58,12 @@ def send(app: AppContext, week: str | None, dry_run: bool, out: str | None, test
     """
     if (force or resume_paused) and (cancel or test or to or dry_run or out):
         raise click.UsageError("--force and --resume-paused go with a real send only")
-    if cancel:
+    if reconcile:
+        if (cancel or test or to or dry_run or out or retry_failed or retry_unknown or force
+                or resume_paused):
+            raise click.UsageError("--reconcile goes with --week only")
+        _reconcile(app, week)
+    elif cancel:
         if test or to or dry_run or out or retry_failed or retry_unknown:
             raise click.UsageError("--cancel goes with --week only")
         _cancel(app, week)
@@ -145,6 +153,28 @@ def _send(app: AppContext, week: str | None, *, retry_failed: bool, retry_unknow
         raise NewsletterError(f"{stopped}; run the same command to resume")
 
 
+def _reconcile(app: AppContext, week: str | None) -> None:
+    from ..delivery.send import reconcile_week
+    from ..delivery.states import DeliveryStatus
+    from ..delivery.status import counts_line
+
+    result = reconcile_week(app.config, week)
+    name, provider = result.send.week, result.send.provider
+    if result.tally is None:
+        raise NewsletterError(f"{provider} cannot be asked what it accepted; "
+                              f"`newsletter send --week {name} --retry-unknown` sends the "
+                              "unknown recipients again (perhaps a second time)")
+    t = result.tally
+    click.echo(f"{name}: asked {provider}: {t.accepted} found sent, {t.not_accepted} found not "
+               f"sent, {t.undecided} still unknown")
+    click.echo(f"  {counts_line(result.counts)}")
+    if result.counts.get(DeliveryStatus.PENDING):
+        click.echo(f"`newsletter send --week {name}` sends to those found not sent")
+    if t.undecided:
+        click.echo(f"the still unknown: see `newsletter status --week {name}` for why; ask "
+                   "again later, or `--retry-unknown` sends to them again")
+
+
 def _cancel(app: AppContext, week: str | None) -> None:
     from ..delivery.send import cancel_week
     from ..delivery.status import counts_line
@@ -163,7 +193,13 @@ def _cancel(app: AppContext, week: str | None) -> None:
 def status(app: AppContext, week: str | None) -> None:
     """What happened to the week's send: counts per state, times, rate, errors."""
     from ..delivery.states import DeliveryStatus
-    from ..delivery.status import counts_line, gate_lines, next_steps, send_status
+    from ..delivery.status import (
+        counts_line,
+        gate_lines,
+        next_steps,
+        reconciled_words,
+        send_status,
+    )
     from ..edition.content import resolve_week
 
     report = send_status(app.config, week)
@@ -185,13 +221,16 @@ def status(app: AppContext, week: str | None) -> None:
         seconds = (report.last_sent - report.first_sent).total_seconds()
         sent = report.counts.get(DeliveryStatus.SENT, 0)
         click.echo(f"  rate      {sent / seconds:.0f} messages/s")
+    if report.reconciled:
+        click.echo(f"  reconciled  {reconciled_words(report.reconciled)}")
     for state, error, n in report.errors:
         click.echo(f"  {n:>6} {state}: {error}")
     for earlier, counts in report.earlier:
         started = f"{earlier.created_at:%Y-%m-%d %H:%M %Z}"
         click.echo(f"  earlier   {earlier.status} send started {started}: "
                    f"{counts_line(counts)}")
-    for hint in next_steps(s.week, report.counts, idempotent=s.idempotent, status=s.status):
+    for hint in next_steps(s.week, report.counts, idempotent=s.idempotent, status=s.status,
+                           provider=s.provider):
         click.echo(hint)
     # What came back: bounces, complaints, unsubscribes (newsletter.feedback.report).
     from ..feedback.report import feedback_lines

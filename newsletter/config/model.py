@@ -73,6 +73,9 @@ class Config:
     max_attempts: int = 5        # sends of one message before a transient error is final
     retry_delay: float = 30.0    # seconds before the first retry of a transient error, doubling
     max_error_rate: float = 0.2  # abort when more than this share of recipients fail (0: never)
+    # Seconds after a batch was sent before "not found" at the provider means "not accepted"
+    # (delivery/reconcile.py); 0: the provider's own settle time
+    reconcile_settle: float = 0.0
     # The canary (a count, a share or "10%" of the list, sent first; "0": none) and its wait
     # in seconds; the brake: hard-bounce and complaint rates that pause a send (0: never),
     # once this many messages and events are in (delivery/canary.py, delivery/brake.py)

@@ -104,6 +104,8 @@ def validate(config: Config) -> None:
         raise bad("max_error_rate", "must be between 0 and 1")
     if config.retry_delay < 0:
         raise bad("retry_delay", "must be 0 or more seconds")
+    if config.reconcile_settle < 0:
+        raise bad("reconcile_settle", "must be 0 or more seconds")
     for key in ("concurrency", "batch_size", "smtp_port", "max_attempts", "smtp_max_connections"):
         if getattr(config, key) < 1:
             raise bad(key, "must be 1 or more")

@@ -19,6 +19,11 @@ It stops claiming, lets the batches in flight finish and records them, then retu
 - the gate (``newsletter.delivery.gate``, asked before each claim) says no: the brake paused
   the send, or its canary slice is out and the wait for what comes back has not ended. What it
   says yes with goes to the claim: while the canary slice is being sent, only its rows.
+
+With a provider that can be asked what it accepted (``newsletter.delivery.reconcile``), the
+send's unknown rows are asked about first, and again whenever nothing is claimable; the run
+ends only once nothing it could still learn is due, so the rows found not accepted are sent
+in the same run.
 """
 
 from __future__ import annotations
@@ -38,17 +43,19 @@ from typing import TypeVar, TypeVarTuple
 from ..clock import utc_now
 from ..config import Config
 from ..message.model import Outgoing
-from ..providers.base import Outcome, OutcomeKind, Transport
+from ..providers.base import Outcome, OutcomeKind, Transport, Verdict
 from .attempt import attempt, one_line
 from .gate import GateCheck, Go
 from .ledger.book import Book
 from .ledger.claiming import Claim
 from .ratelimit import RateLimiter
+from .reconcile import Reconciliation
 from .states import FINAL_STATES, DeliveryStatus, StopKind, StopReason
 
 log = logging.getLogger("newsletter.send")
 
 ERROR_RATE_MIN = 200
+MAX_IDLE_LOG = 5.0  # a wait for the provider longer than this is said in the log
 
 T = TypeVar("T")
 Args = TypeVarTuple("Args")
@@ -68,6 +75,15 @@ class Progress:
     def finished(self) -> int:
         return self.done_before + sum(self.counts[s] for s in FINAL_STATES)
 
+    def resolve(self, accepted: int, reopened: int) -> None:
+        """Unknown rows the provider answered for: ``accepted`` are sent now, ``reopened``
+        open again. They come out of this run's unknown count first, then out of the rows
+        that were done before it."""
+        from_run = min(self.counts[DeliveryStatus.UNKNOWN], accepted + reopened)
+        self.counts[DeliveryStatus.UNKNOWN] -= from_run
+        self.counts[DeliveryStatus.SENT] += accepted
+        self.done_before -= accepted + reopened - from_run
+
 
 SHUTDOWN = StopReason(StopKind.SHUTDOWN, "stopped: the worker is shutting down")
 INTERRUPTED = StopReason(StopKind.INTERRUPTED, "interrupted")
@@ -77,7 +93,8 @@ class Delivery:
     def __init__(self, config: Config, transport: Transport, outgoing: Outgoing, book: Book, *,
                  on_progress: Callable[[Progress], None] | None = None,
                  stop_event: threading.Event | None = None,
-                 gate: GateCheck | None = None) -> None:
+                 gate: GateCheck | None = None,
+                 reconciliation: Reconciliation | None = None) -> None:
         self.transport = transport
         self.outgoing = outgoing
         self.book = book
@@ -92,6 +109,8 @@ class Delivery:
         # Asked before each claim whether a new batch may start, and of which rows (the
         # canary, the brake); None: always, of any (the test send).
         self.gate = gate
+        # Asks the provider about unknown rows (None: it cannot be asked).
+        self.reconciliation = reconciliation
         self._canary_only = False  # what the gate last said: only the canary slice's rows
         self._give_up = False        # a second signal: stop retrying the database
         self._signals_seen = 0
@@ -120,6 +139,7 @@ class Delivery:
             helpers.append(asyncio.create_task(self._watch_stop_event(self.stop_event)))
         try:
             with self._signals():
+                await self._reconcile()
                 await self._loop()
         finally:
             for task in helpers:
@@ -151,6 +171,8 @@ class Delivery:
                         break
                     if tasks:
                         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                    elif await self._reconcile():
+                        continue
                     elif not await self._wait_for_work():
                         break
                     continue
@@ -205,8 +227,32 @@ class Delivery:
         else:
             self.stop(verdict.reason)
 
+    async def _reconcile(self) -> bool:
+        """Ask the provider about the unknown rows that are due; True when some of them are
+        to be sent again (work to claim)."""
+        if self.reconciliation is None or self._stopping():
+            return False
+        try:
+            moved = await self.reconciliation.run_pass(self._db)
+        except Exception as exc:
+            if not self._stopping():
+                self._abort(f"the database failed: {one_line(exc)}")
+            return False
+        reopened = moved[Verdict.NOT_ACCEPTED]
+        if moved[Verdict.ACCEPTED] or reopened:
+            assert self.progress is not None
+            self.progress.resolve(moved[Verdict.ACCEPTED], reopened)
+            self.on_progress(self.progress)
+        return reopened > 0
+
+    def _next_ask(self) -> float | None:
+        """Seconds until the provider is next to be asked about a row (None: never)."""
+        ask = self.reconciliation.next_ask() if self.reconciliation is not None else None
+        return None if ask is None else max(0.0, (ask - utc_now()).total_seconds())
+
     async def _wait_for_work(self) -> bool:
-        """Nothing claimable now: wait for a retry to fall due, or for other senders."""
+        """Nothing claimable now: wait for a retry to fall due, for other senders, or for the
+        provider to have had time to show what it accepted."""
         try:
             await self._db(self.book.recover)
             wait = await self._db(functools.partial(self.book.wait_hint,
@@ -215,6 +261,14 @@ class Delivery:
             if not self._stopping():
                 self._abort(f"the database failed: {one_line(exc)}")
             return False
+        ask = self._next_ask()
+        if ask is not None and (wait is None or ask < wait):
+            if ask > MAX_IDLE_LOG:
+                assert self.reconciliation is not None
+                log.info("waiting %.0f s for %s to show the messages it accepted, before "
+                         "deciding about the unknown recipients", ask,
+                         self.reconciliation.reconciler.name)
+            wait = ask
         if wait is None:
             return False
         assert self._wake is not None

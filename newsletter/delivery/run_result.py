@@ -7,6 +7,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from .ledger.sends import SendRecord
+from .reconcile import Tally
 from .states import DeliveryStatus, StopKind, StopReason
 from .status import counts_line, next_steps
 
@@ -18,6 +19,7 @@ class RunResult:
     this_run: Counter[DeliveryStatus]   # the final states this run reached
     stopped: StopReason | None = None
     note: str = ""                  # an abort that came with the last batch: the send is done
+    reconciled: Tally | None = None  # what asking the provider about unknown rows did
 
     @property
     def aborted(self) -> bool:
@@ -28,10 +30,13 @@ class RunResult:
         3)``, with how long the run took when ``seconds`` is given."""
         took = f" in {seconds:.1f}s" if seconds is not None else ""
         sent = self.this_run[DeliveryStatus.SENT]
-        return f"{counts_line(self.counts)} (this run: sent {sent}{took})"
+        line = f"{counts_line(self.counts)} (this run: sent {sent}{took})"
+        if self.reconciled is not None:
+            line += f"; {self.reconciled.summary(self.send.provider)}"
+        return line
 
     def next_steps(self) -> list[str]:
         """What the operator can run next, from the send as the ledger has it (its provider's
         idempotence as the send recorded it)."""
         return next_steps(self.send.week, self.counts, idempotent=self.send.idempotent,
-                          status=self.send.status)
+                          status=self.send.status, provider=self.send.provider)

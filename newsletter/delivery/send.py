@@ -17,9 +17,9 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, cast
 
 import sqlalchemy as sa
 
@@ -31,7 +31,7 @@ from ..errors import NewsletterError
 from ..message.model import Outgoing
 from ..message.outgoing import prepare
 from ..providers import REGISTRY, make_transport, transport_class
-from ..providers.base import Transport
+from ..providers.base import Reconciler, Transport
 from ..store.db import begin_write, connect
 from .canary import parse_canary
 from .gate import GateCheck, Rules
@@ -40,6 +40,8 @@ from .ledger.book import LedgerBook
 from .ledger.sends import SendError
 from .loop import Delivery
 from .progress import progress_reporter
+from .reconcile import Reconciliation, Tally
+from .reconcile_events import DEFAULT_SETTLE, EventLogReconciler
 from .run_result import RunResult
 from .states import DeliveryStatus, SendStatus, StopKind, StopReason
 
@@ -118,6 +120,20 @@ class SendOptions:
 def make_week_transport(config: Config, week: str) -> Transport:
     """The configured provider's transport for the week's send (eml: its own folder)."""
     return make_transport(config, out_dir=Path(config.outbox_dir) / week)
+
+
+def reconciler_for(config: Config, transport: Transport, engine: sa.Engine,
+                   send_id: int) -> Reconciler | None:
+    """Who can say what the provider accepted (``providers.info.ProviderInfo.reconciles``):
+    the transport (a search API), the event log (acceptance events), or nobody."""
+    how = REGISTRY[config.provider].reconciles
+    if how == "api" and callable(getattr(transport, "reconcile", None)):
+        return cast(Reconciler, transport)
+    if how == "events":
+        settle = (timedelta(seconds=config.reconcile_settle) if config.reconcile_settle
+                  else DEFAULT_SETTLE)
+        return EventLogReconciler(config.provider, engine, send_id, settle=settle)
+    return None
 
 
 def _as_is(book: LedgerBook) -> LedgerBook:
@@ -210,18 +226,23 @@ def _send(config: Config, engine: sa.Engine, rendered: RenderedEdition, outgoing
                             window=getattr(transport, "idempotency_window", None))
         book = deps.book(ledger)
         gate = GateCheck(book, Rules.of(config), deps.clock)
+        reconciler = reconciler_for(config, transport, engine, send.id)
+        reconciliation = None if reconciler is None else Reconciliation(
+            reconciler, engine, send.id, outgoing.edition_key, outgoing.subject,
+            repeats=ledger.repeats)
         delivery = Delivery(config, transport, outgoing, book, stop_event=stop_event,
-                            gate=gate)
+                            gate=gate, reconciliation=reconciliation)
         with progress_reporter(week, send.total, interactive=options.interactive) as report:
             delivery.on_progress = report
             this_run, stopped = asyncio.run(delivery.run())
-        return _conclude(book, this_run, stopped)
+        tally = reconciliation.tally if reconciliation is not None else None
+        return _conclude(book, this_run, stopped, tally)
     finally:
         senders.release(engine, sender)
 
 
 def _conclude(book: LedgerBook, this_run: Counter[DeliveryStatus],
-              stopped: StopReason | None) -> RunResult:
+              stopped: StopReason | None, tally: Tally | None = None) -> RunResult:
     """Mark the send done or aborted after the run; what the run came to."""
     aborted = stopped.detail if stopped is not None and stopped.kind is StopKind.ABORTED \
         else None
@@ -231,7 +252,8 @@ def _conclude(book: LedgerBook, this_run: Counter[DeliveryStatus],
     note = ""
     if finished and stopped is not None and (aborted or paused):
         note, stopped = (aborted or str(stopped)), None
-    return RunResult(record, counts, this_run, stopped, note)
+    return RunResult(record, counts, this_run, stopped, note,
+                     tally if tally is not None and tally.asked else None)
 
 
 def _has(engine: sa.Engine, send: sends.SendRecord, options: SendOptions) -> bool:
@@ -245,6 +267,50 @@ def _transport(config: Config, week: str, deps: SendDeps) -> Transport:
         return deps.transport(config, week)
     except (ValueError, TypeError) as exc:  # a setting no client can take (see config)
         raise SendError(f"{config.provider}: cannot set up the provider: {exc}") from None
+
+
+@dataclass(frozen=True)
+class ReconcileResult:
+    """What ``send --reconcile`` learnt: the send, its counts after, and the provider's
+    answers (None: the provider cannot be asked)."""
+
+    send: sends.SendRecord
+    counts: dict[DeliveryStatus, int]
+    tally: Tally | None
+
+
+def reconcile_week(config: Config, week: str | None, *,
+                   deps: SendDeps = SendDeps()) -> ReconcileResult:
+    """Ask the provider about every unknown row of the week's send, once, and mail nobody:
+    found rows become sent; rows it has none of (settled) become pending, for the next run."""
+    check_sender(config)
+    rendered = render_week(config, week)
+    outgoing = prepare(config, rendered)
+    engine = connect(config.database_url)
+    send = sends.find_live(engine, rendered.week)
+    if send is None:
+        raise SendError(f"{rendered.week} has no send to reconcile")
+    sends.check_binding(engine, send, config.provider, endpoint_of(config))
+    transport = _transport(config, rendered.week, deps)
+    reconciler = reconciler_for(config, transport, engine, send.id)
+    tally = None
+    if reconciler is not None:
+        # Every unknown row, those an idempotent provider would repeat included.
+        reconciliation = Reconciliation(reconciler, engine, send.id, outgoing.edition_key,
+                                        outgoing.subject)
+
+        async def ask() -> None:
+            try:
+                await reconciliation.run_pass()
+            finally:
+                await transport.aclose()
+
+        asyncio.run(ask())
+        tally = reconciliation.tally
+    else:
+        asyncio.run(transport.aclose())
+    return ReconcileResult(sends.get_send(engine, send.id), queries.counts(engine, send.id),
+                           tally)
 
 
 def cancel_week(config: Config, week: str

@@ -11,9 +11,10 @@ import sqlalchemy as sa
 from ..clock import utc_now
 from ..config import Config
 from ..edition.content import resolve_week
+from ..providers import REGISTRY
 from ..store.db import connect
 from .canary import Phase, phase
-from .ledger import figures, queries, sends
+from .ledger import figures, queries, reconciling, sends
 from .states import FINAL_STATES, OPEN_STATES, DeliveryStatus, SendStatus
 
 
@@ -27,6 +28,8 @@ class StatusReport:
     # Earlier sends of the same week (cancelled), oldest first, with their counts.
     earlier: list[tuple[sends.SendRecord, dict[DeliveryStatus, int]]] = field(
         default_factory=list)
+    # Rows that were unknown and resolved by asking the provider, by its answer.
+    reconciled: dict[str, int] = field(default_factory=dict)
 
 
 def send_status(config: Config, week: str | None) -> StatusReport | None:
@@ -39,7 +42,14 @@ def send_status(config: Config, week: str | None) -> StatusReport | None:
     first, last = queries.sent_span(engine, send.id)
     return StatusReport(send, queries.counts(engine, send.id), first, last,
                         queries.top_errors(engine, send.id),
-                        [(s, queries.counts(engine, s.id)) for s in every[:-1]])
+                        [(s, queries.counts(engine, s.id)) for s in every[:-1]],
+                        reconciling.reconciled_counts(engine, send.id))
+
+
+def reconciled_words(reconciled: Mapping[str, int]) -> str:
+    """``50 found accepted, 3 found not accepted (sent again)``."""
+    return (f"{reconciled.get('accepted', 0)} found accepted, "
+            f"{reconciled.get('not_accepted', 0)} found not accepted (sent again)")
 
 
 # The order ``status`` shows the states in: what came of the rows, then what is left to do.
@@ -55,7 +65,7 @@ def counts_line(counts: Mapping[DeliveryStatus, int]) -> str:
 
 
 def next_steps(week: str, counts: Mapping[DeliveryStatus, int], *, idempotent: bool,
-               status: SendStatus | None = None) -> list[str]:
+               status: SendStatus | None = None, provider: str = "") -> list[str]:
     """What the operator can run next, given the send's counts (and its status, if known)."""
     hints = []
     unfinished = (any(counts.get(state) for state in OPEN_STATES)
@@ -64,8 +74,16 @@ def next_steps(week: str, counts: Mapping[DeliveryStatus, int], *, idempotent: b
     # ran out of attempts (or out of the provider's memory of the key) need a person.
     unknown = counts.get(DeliveryStatus.UNKNOWN, 0)
     if unknown and not (idempotent and unfinished):
-        hints.append(f"{unknown} recipient(s) may or may not have received it; "
-                     f"`newsletter send --week {week} --retry-unknown` sends to them again")
+        if provider in REGISTRY and REGISTRY[provider].reconciles:
+            hints.append(f"{unknown} recipient(s) may or may not have received it: "
+                         f"`newsletter send --week {week} --reconcile` asks {provider} "
+                         "again; what it cannot resolve, `--retry-unknown` sends again "
+                         "(perhaps a second time)")
+        else:
+            hints.append(f"{unknown} recipient(s) may or may not have received it, and "
+                         f"{provider or 'the provider'} cannot be asked; `newsletter send "
+                         f"--week {week} --retry-unknown` sends to them again (perhaps a "
+                         "second time)")
     if counts.get(DeliveryStatus.FAILED):
         hints.append(f"after fixing the cause, `newsletter send --week {week} --retry-failed` "
                      "retries the failed recipients")

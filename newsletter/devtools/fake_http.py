@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from . import fake_search, fake_search_mailgun
 from .fake_model import Faults, Record
 
 if TYPE_CHECKING:
@@ -41,6 +42,9 @@ def handler(fake: FakeProvider) -> type[BaseHTTPRequestHandler]:
             pass
 
         def do_GET(self) -> None:
+            found = search_answer(fake, self.path, self.headers)
+            if found is not None:
+                return self._json(*found)
             if self.path == "/_fake/messages":
                 with fake._lock:
                     body = [asdict(r) for r in fake.records]
@@ -48,13 +52,17 @@ def handler(fake: FakeProvider) -> type[BaseHTTPRequestHandler]:
             if self.path == "/_fake/stats":
                 with fake._lock:
                     stats = {"requests": fake.requests, "bytes_received": fake.bytes_received,
-                             "messages": len(fake.records)}
+                             "messages": len(fake.records), "searches": fake.searches}
                 return self._json(200, stats)
             self._json(404, {"message": "not found"})
 
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", 0))
             raw = self.rfile.read(length)
+            if len(raw) < length:
+                # The client went away mid-body: a provider takes nothing of a cut request.
+                self.close_connection = True
+                return
             with fake._lock:
                 fake.bytes_received += length
             if self.path == "/_fake/faults":
@@ -69,25 +77,41 @@ def handler(fake: FakeProvider) -> type[BaseHTTPRequestHandler]:
             self._json(404, {"message": "not found"})
 
         def _simple(self, raw: bytes) -> None:
-            """SendGrid, Mailgun, SES: accept after the latency; record the recipients."""
+            """SendGrid, Mailgun, SES: accept after the latency; record the recipients. Their
+            requests are numbered like the batch requests, so that ``script`` (and the random
+            faults) can lose one before or after it is accepted, or answer it late."""
+            with fake._lock:
+                fake.requests += 1
+                step = fake.scripted(fake.requests)
             if fake.latency:
                 time.sleep(fake.latency)
+            faults = fake.faults
+            if step == "drop_before" or fake.roll(faults.p_drop_before):
+                return self._drop()
+            status, payload, headers = self._accept_simple(raw)
+            if step == "drop_after" or fake.roll(faults.p_drop_after):
+                return self._drop()
+            if step == "slow_after" or fake.roll(faults.p_slow_after):
+                time.sleep(faults.slow_seconds)
+            self._send(status, payload, headers)
+
+        def _accept_simple(self, raw: bytes) -> tuple[int, bytes, dict[str, str] | None]:
             if self.path == "/v3/mail/send":
                 body = _loads(raw)
                 to = [t["email"] for p in body["personalizations"] for t in p["to"]]
                 fake.accept([Record("sendgrid", t, "", body.get("subject", ""), {}) for t in to])
-                message_id = uuid.uuid4().hex
-                return self._send(202, b"", {"X-Message-Id": message_id})
+                return 202, b"", {"X-Message-Id": uuid.uuid4().hex}
             if self.path == "/v2/email/outbound-emails":
                 body = _loads(raw)
                 to = body["Destination"]["ToAddresses"]
                 message_id = uuid.uuid4().hex
                 fake.accept([Record("ses", t, message_id, "", {}) for t in to])
-                return self._json(200, {"MessageId": message_id})
-            to = _form_values(self.headers.get("Content-Type", ""), raw, "to")
+                return 200, json.dumps({"MessageId": message_id}).encode(), None
             message_id = f"<{uuid.uuid4().hex}@fake>"
-            fake.accept([Record("mailgun", t, message_id, "", {}) for t in to])
-            self._json(200, {"id": message_id, "message": "Queued. Thank you."})
+            fake.accept(fake_search_mailgun.records_from_form(
+                self.headers.get("Content-Type", ""), raw, message_id))
+            return 200, json.dumps({"id": message_id, "message": "Queued. Thank you."}).encode(), \
+                None
 
         def _batch(self, provider: str, raw: bytes) -> None:
             with fake._lock:
@@ -161,19 +185,10 @@ def handler(fake: FakeProvider) -> type[BaseHTTPRequestHandler]:
 SIMPLE_ROUTES = ("/v3/mail/send", "/v2/email/outbound-emails")
 
 
-def _form_values(content_type: str, raw: bytes, name: str) -> list[str]:
-    """The values of one field of a multipart/form-data body."""
-    from email.parser import BytesParser
-    from email.policy import HTTP
-
-    message = BytesParser(policy=HTTP).parsebytes(
-        f"Content-Type: {content_type}\r\n\r\n".encode() + raw
-    )
-    values = []
-    for part in message.iter_parts():
-        if part.get_param("name", header="content-disposition") == name:
-            values.append(part.get_content().strip())
-    return values
+def search_answer(fake: FakeProvider, path: str, headers: Any) -> tuple[int, Any] | None:
+    """A provider search's (status, JSON body), or None when ``path`` is none of them. Each
+    provider's search is its own module, answering as the provider documents it."""
+    return fake_search.answer(fake, path, headers)
 
 
 def _answer(provider: str, messages: Any, faults: Faults, key: str):
@@ -196,7 +211,8 @@ def _answer(provider: str, messages: Any, faults: Faults, key: str):
         results.append({"ErrorCode": 0, "Message": "OK", "MessageID": message_id, "To": to,
                         "SubmittedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
         records.append(Record("postmark", to, message_id, str(msg.get("Subject", "")),
-                              dict(msg.get("Metadata") or {})))
+                              dict(msg.get("Metadata") or {}),
+                              stream=str(msg.get("MessageStream") or "outbound")))
     return 200, results, records
 
 
@@ -211,5 +227,6 @@ def _answer_resend(messages: list, key: str):
         message_id = str(uuid.uuid4())
         data.append({"id": message_id})
         tags = {t.get("name"): t.get("value") for t in msg.get("tags") or []}
-        records.append(Record("resend", to, message_id, str(msg.get("subject", "")), tags, key))
+        records.append(Record("resend", to, message_id, str(msg.get("subject", "")), tags, key,
+                              sender=str(msg.get("from", ""))))
     return 200, {"data": data}, records

@@ -3,8 +3,12 @@ message it accepts (``Record``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .fake_provider import FakeProvider
 
 
 @dataclass
@@ -23,6 +27,12 @@ class Faults:
     # Comma-separated faults for the 1st, 2nd, ... batch request (ok, 429, 500, drop_before,
     # drop_after, slow_after); requests after the last one are answered normally.
     script: str = ""
+    # The providers' searches (Postmark's outbound messages, Mailgun's events, Resend's
+    # emails): seconds before an accepted message can be found, a share of searches answered
+    # 500, and a fixed sequence for the 1st, 2nd, ... search (ok, 500, slow).
+    index_delay: float = 0.0
+    search_p500: float = 0.0
+    search_script: str = ""
 
 
 @dataclass
@@ -33,6 +43,9 @@ class Record:
     subject: str
     metadata: dict[str, Any]
     idempotency_key: str = ""
+    accepted_at: float = field(default_factory=time.time)  # epoch seconds
+    stream: str = ""  # the message stream it was sent on (Postmark's MessageStream)
+    sender: str = ""  # its From, as the request gave it (Mailgun's events show it)
 
 
 FAULT_HELP = {
@@ -49,6 +62,17 @@ FAULT_HELP = {
     "bad_token": "refuse this API token with 401",
     "script": "comma-separated faults for the 1st, 2nd, ... batch request (ok, 429, 500, "
               "drop_before, drop_after, slow_after); later requests are answered normally",
+    "index_delay": "seconds before an accepted message shows in the search APIs (default: 0)",
+    "search_p500": "share of search requests answered 500 (0 to 1)",
+    "search_script": "comma-separated answers for the 1st, 2nd, ... search (ok, 500, slow)",
 }
 
 
+
+
+def searchable(fake: FakeProvider, provider: str) -> list[Record]:
+    """The provider's accepted messages that its search shows by now (``index_delay`` after
+    they were accepted), oldest first."""
+    horizon = time.time() - fake.faults.index_delay
+    with fake._lock:
+        return [r for r in fake.records if r.provider == provider and r.accepted_at <= horizon]

@@ -43,8 +43,11 @@ class FakeProvider:
         self.latency = latency
         self.faults = faults or Faults()
         self.record_path = Path(record_path) if record_path else None
-        self.records: list[Record] = []
+        # A provider remembers what it took: a fake started again on the same record file
+        # finds (and searches) what it accepted before.
+        self.records: list[Record] = _recorded(self.record_path)
         self.requests = 0
+        self.searches = 0  # search requests (GET) answered, by all providers
         self.bytes_received = 0
         self._idempotent: dict[str, tuple[str, tuple[int, bytes]]] = {}
         self._running_keys: set[str] = set()
@@ -155,5 +158,13 @@ def main(argv: list[str] | None = None) -> None:
         fake._server.serve_forever()
 
 
+def _recorded(path: Path | None) -> list[Record]:
+    if path is None or not path.exists():
+        return []
+    with path.open(encoding="utf-8") as fh:
+        return [Record(**json.loads(line)) for line in fh if line.strip()]
+
+
 if __name__ == "__main__":
     main()
+

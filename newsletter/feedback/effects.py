@@ -6,8 +6,9 @@
                   provider's name
     deferred      counted; ``soft_bounce_limit`` messages in a row that were deferred and never
                   delivered suppress (status ``bounced``)
-    rejected, delivered, unknown: stored, nothing else (``rejected`` means the provider already
-                  suppresses the address: not a new bounce)
+    rejected, delivered, accepted, unknown: stored, nothing else (``rejected`` means the
+                  provider already suppresses the address: not a new bounce; ``accepted`` is
+                  read by the send that asks what the provider took, never by a subscriber)
 
 "In a row" counts messages, not events: providers report a deferral at every retry of one
 message (SendGrid, SES and MTAs alike), so one slow message is one soft bounce, and a delivery

@@ -1,6 +1,6 @@
 """The normalized feedback vocabulary: every webhook and mail report becomes ``Event`` values.
 
-Kinds (django-anymail's vocabulary, narrowed to what changes a list):
+Kinds (django-anymail's vocabulary, narrowed to what changes a list or settles the ledger):
 
     bounced       permanent: the address does not work
     deferred      transient: try again; several in a row count as a bounce
@@ -8,7 +8,10 @@ Kinds (django-anymail's vocabulary, narrowed to what changes a list):
     unsubscribed  the recipient asked to stop, through the provider or by mail
     rejected      the provider did not try: it already suppresses the address
     delivered     the receiving server accepted the message
-    unknown       anything else the provider reports (opens, clicks, sends, failures of ours)
+    accepted      the provider took the message for sending (SendGrid ``processed``, SES
+                  ``Send``): changes no subscriber; what resolves an ``unknown`` ledger row
+                  of a provider that cannot be searched (delivery.reconcile_events)
+    unknown       anything else the provider reports (opens, clicks, failures of ours)
 
 Errors a webhook or a mailbox can raise, each with one line a person can act on:
 
@@ -52,6 +55,7 @@ class EventKind(StrEnum):
     UNSUBSCRIBED = "unsubscribed"
     REJECTED = "rejected"
     DELIVERED = "delivered"
+    ACCEPTED = "accepted"
     UNKNOWN = "unknown"
 
 

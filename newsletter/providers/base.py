@@ -28,13 +28,20 @@ then stops.
 
 Every TransportError carries the provider's name, HTTP status (or SMTP code) and response
 body, with the configured secrets redacted.
+
+Next to ``send_batch``, a provider that can be asked what it accepted (``Reconciler``) answers
+for the ``unknown`` rows of one batch (``UnknownBatch``) with one ``Finding`` each: accepted
+(with its message id), not accepted (safe to send), or still undecided. "Not accepted" is only
+said once the provider has had ``settle`` to make the batch searchable; a failed search is
+``LookupFailed`` (a TransportError), and leaves every row undecided.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
@@ -144,6 +151,92 @@ def pick_nonce(seed: str, texts: Iterable[str]) -> str:
         if not any(nonce in text for text in texts):
             return nonce
         salt += 1
+
+
+class LookupFailed(TransportError):
+    """Asking the provider what it accepted failed (an error answer, a timeout, an answer we
+    cannot read): the rows stay ``unknown``, never ``sent`` nor sent again."""
+
+
+class Verdict(StrEnum):
+    """What the provider says of one unknown row."""
+
+    ACCEPTED = "accepted"          # it has the message: the row is sent
+    NOT_ACCEPTED = "not_accepted"  # it has no such message, and has had time to show it
+    UNDECIDED = "undecided"        # it cannot tell yet (too soon, the search failed, too old)
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownRow:
+    subscriber_id: int
+    email: str   # the subscriber's address now ("" when erased): what a search by recipient uses
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownBatch:
+    """The unknown rows of one request, as the ledger remembers it."""
+
+    key: str                 # the batch key the request was sent under
+    edition_key: str         # the edition's key (``Outgoing.edition_key``) it carried
+    subject: str             # the edition's subject, as the messages carried it
+    sent_at: datetime        # when the batch was first claimed, so sent at the earliest
+    rows: tuple[UnknownRow, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    subscriber_id: int
+    verdict: Verdict
+    message_id: str = ""
+    reason: str = ""   # for a person: where it was found, why it is not decided
+    raw: Any = None    # the provider's own record of the message, when found
+    # Undecided, and asking again once the batch has settled would not change that (Resend
+    # within its key's window): not waited for.
+    final: bool = False
+
+
+class Reconciler(Protocol):
+    """A provider that can be asked which messages of a batch it accepted."""
+
+    name: str
+    # How long after a batch was sent its messages may still be missing from the search:
+    # "not found" means "not accepted" only after that.
+    settle: timedelta
+
+    async def reconcile(self, batch: UnknownBatch, *, now: datetime) -> list[Finding]:
+        """One finding per row of ``batch``, in order; ``LookupFailed`` when the provider
+        cannot be asked."""
+        ...
+
+
+def settled(batch: UnknownBatch, settle: timedelta, now: datetime) -> bool:
+    """Whether the provider has had time to make the batch's messages searchable."""
+    return now >= batch.sent_at + settle
+
+
+def judge(batch: UnknownBatch, found: Mapping[int, tuple[str, Any]], *, settle: timedelta,
+          now: datetime, where: str) -> list[Finding]:
+    """Findings from what a search ``found`` (subscriber id -> (message id, raw record)):
+    found is accepted at once; not found is "not accepted" only once the batch has settled."""
+    ripe = settled(batch, settle, now)
+    wait = (batch.sent_at + settle).strftime("%Y-%m-%d %H:%M:%S UTC")
+    findings = []
+    for row in batch.rows:
+        if row.subscriber_id in found:
+            message_id, raw = found[row.subscriber_id]
+            findings.append(Finding(row.subscriber_id, Verdict.ACCEPTED, message_id,
+                                    f"found in {where}", raw))
+        elif ripe:
+            findings.append(Finding(row.subscriber_id, Verdict.NOT_ACCEPTED,
+                                    reason=f"not in {where}"))
+        else:
+            findings.append(Finding(row.subscriber_id, Verdict.UNDECIDED,
+                                    reason=f"not in {where} yet; asked again after {wait}"))
+    return findings
+
+
+def undecided(batch: UnknownBatch, reason: str) -> list[Finding]:
+    return [Finding(r.subscriber_id, Verdict.UNDECIDED, reason=reason) for r in batch.rows]
 
 
 class Transport(Protocol):

@@ -26,6 +26,10 @@ class ProviderInfo:
     # URL, or a function of the config for an endpoint the config spells (region, host, folder).
     default_endpoint: str | Callable[[Config], str]
     webhook: str | None = None  # its module in ``feedback/webhooks/``, if it reports events
+    # How an ``unknown`` row is resolved (``delivery.reconcile``): "api", the transport asks
+    # the provider (``base.Reconciler``); "events", from the acceptance events its webhook
+    # delivered (SendGrid's ``processed``, SES's ``Send``); None: it cannot be (SMTP, eml).
+    reconciles: str | None = None
 
     def endpoint(self, config: Config) -> str:
         """Where this provider sends with ``config``: a send records it and resumes only

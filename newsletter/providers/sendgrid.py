@@ -225,4 +225,4 @@ class SendGridTransport:
 
 INFO = ProviderInfo(
     name=NAME, transport=SendGridTransport, settings=("provider_api_key", "provider_base_url"),
-    default_endpoint=DEFAULT_BASE_URL, webhook="sendgrid")
+    default_endpoint=DEFAULT_BASE_URL, webhook="sendgrid", reconciles="events")

@@ -305,4 +305,4 @@ INFO = ProviderInfo(
     settings=("aws_region", "aws_access_key_id", "aws_secret_access_key", "provider_base_url",
               "provider_stream"),
     default_endpoint=lambda config: f"https://email.{config.aws_region}.amazonaws.com",
-    webhook="ses")
+    webhook="ses", reconciles="events")

@@ -255,6 +255,9 @@ deliveries = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=False),
     # In the send's canary slice: sent first, then the send waits for bounces (0006).
     sa.Column("canary", sa.Boolean, nullable=False, server_default=sa.false()),
+    # An unknown row the provider was asked about (0009): "accepted" (it had the message) or
+    # "not_accepted" (it had none; the row went again); NULL: never asked.
+    sa.Column("reconciled", sa.String(16), nullable=True),
     sa.CheckConstraint(
         "status IN ({})".format(", ".join(f"'{s}'" for s in DELIVERY_STATUSES)), name="status"
     ),

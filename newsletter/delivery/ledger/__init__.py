@@ -2,7 +2,8 @@
 
     pending ──claim──> in_flight ──record──> sent | failed | unknown
        ^                   │                         │
-       └── retry / untried ┘          (repeat under its key, or --retry-unknown)
+       └── retry / untried ┘          (ask the provider: found -> sent, not found -> pending;
+                                       repeat under its key; or --retry-unknown)
     in_flight of a sender that died ──> unknown     not active any more at claim ──> skipped
     pending when the operator cancels ──> cancelled
 
@@ -13,6 +14,7 @@ recipient, and a ``sent`` row is never claimed again. The ledger's parts, one jo
 - ``senders``: who is sending (a lock the system releases when a sender dies);
 - ``claiming``: taking a fresh batch, or an unknown one whole under its key;
 - ``recording``: a batch's outcomes, in one transaction;
+- ``reconciling``: the unknown rows by batch, and the provider's answers about them;
 - ``queries``: counts, the work left, errors.
 
 This package's ``__init__`` is their common door, for callers that want one name to import.

@@ -16,8 +16,11 @@ Kinds: ``bounce`` is ``bounced`` (SendGrid then suppresses the address itself) e
 ``type: blocked``, a reputation or content block, which is ``deferred``; ``dropped`` is
 ``rejected`` (SendGrid did not try: the address is on one of its suppression lists);
 ``spamreport`` is ``complained``; ``unsubscribe`` and ``group_unsubscribe`` are
-``unsubscribed``; ``deferred`` and ``delivered`` as named; everything else ``unknown``.
-Custom args arrive merged into each event, which is where ``edition`` and ``subscriber_id`` are.
+``unsubscribed``; ``deferred`` and ``delivered`` as named; ``processed`` (SendGrid took the
+message for sending) is ``accepted``, which resolves a send's ``unknown`` rows
+(``delivery.reconcile_events``); everything else ``unknown``. Custom args arrive merged into
+each event, which is where ``edition`` and ``subscriber_id`` are: an ``accepted`` event of a
+request whose answer was lost is matched by them, as the ledger holds no message id for it.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ TOLERANCE = timedelta(hours=25)
 MAX_BODY = 1024 * 1024
 
 _KINDS = {
+    "processed": EventKind.ACCEPTED,
     "delivered": EventKind.DELIVERED,
     "deferred": EventKind.DEFERRED,
     "dropped": EventKind.REJECTED,

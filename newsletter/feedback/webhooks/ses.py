@@ -13,7 +13,10 @@ bounce is ``bounced``, except the subtypes ``Suppressed`` and ``OnAccountSuppres
 (SES did not try: ``rejected``); ``Transient`` and ``Undetermined`` are ``deferred``;
 complaints are ``complained`` (``not-spam`` feedback is ``unknown``); ``Delivery``,
 ``DeliveryDelay`` (``deferred``), a ``Subscription`` event that unsubscribes from all topics
-(``unsubscribed``); the rest ``unknown``. The Message-ID in ``commonHeaders`` is ours (SES
+(``unsubscribed``); ``Send`` (SES took the message for sending; configuration-set event
+publishing only, an identity's notifications have none) is ``accepted``, one per
+``mail.destination``, which resolves a send's ``unknown`` rows (``delivery.reconcile_events``);
+the rest ``unknown``. The Message-ID in ``commonHeaders`` is ours (SES
 sends our raw message); ``mail.messageId`` is the id SES returned; ``mail.tags`` carries the
 ``EmailTags`` (edition with ``_`` for ``.``, subscriber_id).
 """
@@ -102,6 +105,10 @@ def _outcomes(name: str, content: dict[str, Any], mail: dict[str, Any]) -> Itera
         for address in _strings(delivery.get("recipients")):
             yield (address, EventKind.DELIVERED, text(delivery.get("smtpResponse")), "",
                    delivery.get("timestamp"))
+    elif name == "Send":
+        # The ``send`` object is empty: who and when are in ``mail``.
+        for address in _strings(mail.get("destination")):
+            yield (address, EventKind.ACCEPTED, "", "", mail.get("timestamp"))
     elif name == "DeliveryDelay":
         delay = json_object(content.get("deliveryDelay"))
         for r in _list(delay.get("delayedRecipients")):
