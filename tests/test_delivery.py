@@ -37,6 +37,14 @@ def make_config(project, database_url, fake, provider="postmark", **overrides):
     return load_config(project / "newsletter.toml", environ=environ)
 
 
+def failed_rows(config):
+    from newsletter.store.db import connect
+    from newsletter.store.tables import deliveries
+
+    with connect(config.database_url).connect() as conn:
+        return conn.execute(deliveries.select().where(deliveries.c.status == "failed")).all()
+
+
 def send_until_done(config, limit=10, **options):
     for _ in range(limit):
         result = send_edition(config, WEEK, SendOptions(interactive=False, **options),
@@ -182,7 +190,8 @@ def test_people_who_leave_before_their_batch_are_skipped(project, database_url, 
 
 def test_status_reports_counts_errors_and_what_to_run_next(project, database_url, fake):
     seed(database_url, readers(30) + ["invalid9@example.com"])
-    fake.faults = Faults(p_slow_after=1.0, slow_seconds=1.5)
+    # Every answer lost, and the search that could tell what was accepted is down too.
+    fake.faults = Faults(p_slow_after=1.0, slow_seconds=1.5, search_p500=1.0)
     config = make_config(project, database_url, fake)
     send_edition(config, WEEK, deps=send_deps())
     fake.faults = Faults()
@@ -191,7 +200,23 @@ def test_status_reports_counts_errors_and_what_to_run_next(project, database_url
     out = CliRunner().invoke(cli, ["status", "--week", WEEK], env=env).output
     assert f"{WEEK}  done  31 recipient(s)" in out
     assert "0 sent, 0 failed, 31 unknown" in out
-    assert f"newsletter send --week {WEEK} --retry-unknown" in out
+    assert f"newsletter send --week {WEEK} --reconcile" in out
+    assert "`--retry-unknown` sends again (perhaps a second time)" in out
+
+
+def test_a_message_the_provider_never_takes_fails_after_its_attempts(project, database_url,
+                                                                     fake):
+    # Every answer is lost; the search shows the 30 accepted, never the refused address,
+    # which goes out again until its attempts are spent, then fails: nothing loops for ever.
+    seed(database_url, readers(30) + ["invalid9@example.com"])
+    fake.faults = Faults(p_slow_after=1.0, slow_seconds=1.5)
+    config = make_config(project, database_url, fake, max_attempts=2, reconcile_settle=0.2)
+    result = send_edition(config, WEEK, deps=send_deps())
+    assert result.counts == {"sent": 30, "failed": 1}
+    [refused] = failed_rows(config)
+    assert refused.attempts == 2 and refused.error.startswith("gave up after 2 attempts")
+    assert fake.recipients().count("invalid9@example.com") == 0
+    assert len(fake.records) == 30
 
 
 def test_status_of_a_week_never_sent_is_an_error(project, database_url):

@@ -71,11 +71,12 @@ def test_a_mailto_request_unsubscribes_by_its_token_with_method_mailto(engine):
     assert signup.standing(engine, ana).unsubscribe_method == "mailto"
 
 
-def test_rejected_delivered_and_unknown_change_nobody(engine):
+def test_rejected_accepted_delivered_and_unknown_change_nobody(engine):
     [ana] = add_subscribers(engine, ["ana@example.net"])
     record_send(engine, {ana: "pm-a"})
+    kinds = (EventKind.REJECTED, EventKind.ACCEPTED, EventKind.DELIVERED, EventKind.UNKNOWN)
     take(engine, *[event(kind, event_id=str(kind), provider_message_id="pm-a")
-                   for kind in (EventKind.REJECTED, EventKind.DELIVERED, EventKind.UNKNOWN)])
+                   for kind in kinds])
     assert status_of(engine, ana) == "active"
     assert {r.effect for r in stored_events(engine)} == {"none"}
 

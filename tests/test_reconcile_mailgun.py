@@ -14,7 +14,6 @@ from newsletter.audience.recipient import Recipient
 from newsletter.devtools import fake_search_mailgun
 from newsletter.devtools.fake_provider import FakeProvider, Faults, Record
 from newsletter.providers import REGISTRY
-from newsletter.providers._http import RetryPolicy
 from newsletter.providers.base import LookupFailed, UnknownBatch, UnknownRow, Verdict
 from newsletter.providers.mailgun import (
     DEFAULT_SETTLE,
@@ -29,18 +28,15 @@ from newsletter.providers.mailgun import (
     recipient_address,
     same_origin,
 )
+from tests import reconcile_helpers as helpers
 from tests.provider_specs import load_spec, validate_query, validate_response
+from tests.reconcile_helpers import KEY, OTHER_KEY, PEOPLE, fast, unknown, verdicts
 from tests.transport_fixtures import API_KEY, make_config, make_outgoing, personalized
 
 DOMAIN = "mg.fivethings.example"
 SPEC_PATH = "/v3/{domain_name}/events"
 EVENTS = f"/v3/{DOMAIN}/events"
-KEY = "3f2a9c0d1e4b5a6c7d8e"  # 20 hex digits, like the ledger's batch keys
-OTHER_KEY = "99990000aaaabbbbcccc"
 EDITION = "2026-W47.976c501d2052"
-PEOPLE = [Recipient(id=1, email="jose@bücher.example", name="José Ñúñez"),
-          Recipient(id=2, email="zoe@münchen.example", name="Zoë Ångström"),
-          Recipient(id=3, email="rene@café.example", name="René “Renny” Lévesque")]
 # The send takes milliseconds; asking a minute after the claim keeps the searched window's
 # end past every message of it without reaching the 30-minute settle.
 SOON = timedelta(minutes=1)
@@ -88,51 +84,17 @@ class Recording(httpx.AsyncBaseTransport):
 
 
 def transport_for(config, **options):
-    """The transport as a send makes it, its retries made fast (the waits not slept)."""
-    async def sleep(seconds):
-        pass
-
-    return MailgunTransport(config, sleep=sleep, retry=RetryPolicy(attempts=3, base_delay=0.01),
-                            **options)
-
-
-def unknown(outgoing, people, *, key=KEY, sent_at=None):
-    """``people``'s rows of batch ``key`` as the ledger hands them over when unknown."""
-    return UnknownBatch(key, outgoing.edition_key, outgoing.subject, sent_at or datetime.now(UTC),
-                        tuple(UnknownRow(p.id, p.email) for p in people))
+    return fast(MailgunTransport, config, **options)
 
 
 async def send_then_reconcile(config, outgoing, people, *, sent=None, after=SOON, rows=None,
                               **options):
-    """Send ``sent`` (default: ``people``) as batch KEY, then ask about ``rows`` (default:
-    ``people``'s) ``after`` the batch was claimed; the findings and the send's outcomes."""
-    transport = transport_for(config, **options)
-    try:
-        batch = unknown(outgoing, people)
-        if rows is not None:
-            batch = UnknownBatch(batch.key, batch.edition_key, batch.subject, batch.sent_at,
-                                 rows)
-        outcomes = []
-        if sent is None or sent:
-            outcomes = await transport.send_batch(
-                outgoing, personalized(outgoing, people if sent is None else sent),
-                batch_key=KEY)
-        findings = await transport.reconcile(batch, now=batch.sent_at + after)
-        return findings, outcomes
-    finally:
-        await transport.aclose()
+    return await helpers.send_then_reconcile(transport_for(config, **options), outgoing,
+                                             people, sent=sent, after=after, rows=rows)
 
 
 async def reconcile_only(config, batch, *, now=None, **options):
-    transport = transport_for(config, **options)
-    try:
-        return await transport.reconcile(batch, now=now or datetime.now(UTC))
-    finally:
-        await transport.aclose()
-
-
-def verdicts(findings):
-    return {f.subscriber_id: f.verdict for f in findings}
+    return await helpers.ask(transport_for(config, **options), batch, now)
 
 
 def record(subscriber_id, *, edition=EDITION, batch=KEY, message_id=None, to=None, at=None):

@@ -11,8 +11,7 @@ from newsletter.audience.recipient import Recipient
 from newsletter.devtools import fake_search_postmark
 from newsletter.devtools.fake_provider import FakeProvider, Faults, Record
 from newsletter.providers import REGISTRY
-from newsletter.providers._http import RetryPolicy
-from newsletter.providers.base import LookupFailed, UnknownBatch, UnknownRow, Verdict
+from newsletter.providers.base import LookupFailed, Verdict
 from newsletter.providers.postmark import (
     DEFAULT_SETTLE,
     PostmarkTransport,
@@ -20,19 +19,16 @@ from newsletter.providers.postmark import (
     parse_search,
     search_params,
 )
+from tests import reconcile_helpers as helpers
 from tests.provider_specs import validate_query, validate_request, validate_response
+from tests.reconcile_helpers import KEY, OTHER_KEY, PEOPLE, fast, unknown, verdicts
 from tests.transport_fixtures import API_KEY, make_config, make_outgoing, personalized
 
-KEY = "3f2a9c0d1e4b5a6c7d8e"  # 20 hex digits, like the ledger's batch keys
-OTHER_KEY = "99990000aaaabbbbcccc"
 # Postmark's published swagger predates message streams and metadata: its current Messages
 # API reference (https://postmarkapp.com/developer/api/messages-api, "Outbound message
 # search") lists the messagestream filter and the metadata_<key> filters.
 ELSEWHERE = {"documented_elsewhere": frozenset({"messagestream"}),
              "prefixes_elsewhere": ("metadata_",)}
-PEOPLE = [Recipient(id=1, email="jose@bücher.example", name="José Ñúñez"),
-          Recipient(id=2, email="zoe@münchen.example", name="Zoë Ångström"),
-          Recipient(id=3, email="rene@café.example", name="René “Renny” Lévesque")]
 
 
 @pytest.fixture
@@ -53,40 +49,13 @@ def outgoing(config):
 
 
 def transport_for(config, **options):
-    """The transport as a send makes it, its retries made fast (the waits not slept)."""
-    async def sleep(seconds):
-        pass
-
-    return PostmarkTransport(config, sleep=sleep, retry=RetryPolicy(attempts=3, base_delay=0.01),
-                             **options)
-
-
-def unknown(outgoing, people, *, key=KEY, sent_at=None):
-    """``people``'s rows of batch ``key`` as the ledger hands them over when unknown."""
-    return UnknownBatch(key, outgoing.edition_key, outgoing.subject, sent_at or datetime.now(UTC),
-                        tuple(UnknownRow(p.id, p.email) for p in people))
+    return fast(PostmarkTransport, config, **options)
 
 
 async def send_then_reconcile(config, outgoing, people, *, sent=None, after=timedelta(0),
                               **options):
-    """Send ``sent`` (default: ``people``) as batch KEY, then ask about ``people``'s rows
-    ``after`` the batch was claimed; the findings and the outcomes of the send."""
-    transport = transport_for(config, **options)
-    try:
-        batch = unknown(outgoing, people)
-        outcomes = []
-        if sent is None or sent:
-            outcomes = await transport.send_batch(
-                outgoing, personalized(outgoing, people if sent is None else sent),
-                batch_key=KEY)
-        findings = await transport.reconcile(batch, now=batch.sent_at + after)
-        return findings, outcomes
-    finally:
-        await transport.aclose()
-
-
-def verdicts(findings):
-    return {f.subscriber_id: f.verdict for f in findings}
+    return await helpers.send_then_reconcile(transport_for(config, **options), outgoing,
+                                             people, sent=sent, after=after)
 
 
 # -- the pure parts ----------------------------------------------------------------------

@@ -18,7 +18,6 @@ from newsletter.delivery.reconcile import Reconciliation
 from newsletter.devtools import fake_search_resend
 from newsletter.devtools.fake_provider import FakeProvider, Faults, Record
 from newsletter.providers import REGISTRY, resend
-from newsletter.providers._http import RetryPolicy
 from newsletter.providers.base import (
     LookupFailed,
     Outcome,
@@ -40,14 +39,12 @@ from newsletter.providers.resend import (
 )
 from newsletter.store.tables import deliveries
 from tests import ledger_helpers
+from tests import reconcile_helpers as helpers
 from tests.provider_specs import validate_query, validate_response
+from tests.reconcile_helpers import KEY, PEOPLE, fast, unknown, verdicts
 from tests.seeding import seed
 from tests.transport_fixtures import API_KEY, make_config, make_outgoing, personalized
 
-KEY = "3f2a9c0d1e4b5a6c7d8e"  # 20 hex digits, like the ledger's batch keys
-PEOPLE = [Recipient(id=1, email="jose@bücher.example", name="José Ñúñez"),
-          Recipient(id=2, email="zoe@münchen.example", name="Zoë Ångström"),
-          Recipient(id=3, email="rene@café.example", name="René “Renny” Lévesque")]
 # Past the key's window (24 hours, the last one not counted on), and within it.
 PAST = timedelta(hours=25)
 WITHIN = timedelta(hours=2)
@@ -70,44 +67,19 @@ def outgoing(config):
 
 
 def transport_for(config, **options):
-    """The transport as a send makes it, its retries made fast (the waits not slept)."""
-    async def sleep(seconds):
-        pass
-
-    return ResendTransport(config, sleep=sleep, retry=RetryPolicy(attempts=3, base_delay=0.01),
-                           **options)
-
-
-def unknown(outgoing, people, *, sent_at=None, key=KEY):
-    """``people``'s rows of batch ``key`` as the ledger hands them over when unknown."""
-    return UnknownBatch(key, outgoing.edition_key, outgoing.subject, sent_at or datetime.now(UTC),
-                        tuple(UnknownRow(p.id, p.email) for p in people))
+    return fast(ResendTransport, config, **options)
 
 
 async def ask(config, batch, now, **options):
-    transport = transport_for(config, **options)
-    try:
-        return await transport.reconcile(batch, now=now)
-    finally:
-        await transport.aclose()
+    return await helpers.ask(transport_for(config, **options), batch, now)
 
 
 async def send_then_reconcile(config, outgoing, people, *, sent=None, age=timedelta(0),
                               **options):
-    """Send ``sent`` (default: ``people``) as batch KEY, then ask about ``people``'s rows as
-    if the batch had been claimed ``age`` ago; the findings and the outcomes of the send."""
-    transport = transport_for(config, **options)
-    try:
-        now = datetime.now(UTC)
-        batch = unknown(outgoing, people, sent_at=now - age)
-        outcomes = []
-        if sent is None or sent:
-            outcomes = await transport.send_batch(
-                outgoing, personalized(outgoing, people if sent is None else sent),
-                batch_key=KEY)
-        return await transport.reconcile(batch, now=now), outcomes
-    finally:
-        await transport.aclose()
+    """Asked now about a batch claimed ``age`` ago."""
+    return await helpers.send_then_reconcile(transport_for(config, **options), outgoing,
+                                             people, sent=sent,
+                                             sent_at=datetime.now(UTC) - age, after=age)
 
 
 def older_mail(fake, *, days=2):
@@ -122,10 +94,6 @@ def accept(fake, message_id, *, to, subject, at=None):
     if at is not None:
         record.accepted_at = at.timestamp()
     fake.accept([record])
-
-
-def verdicts(findings):
-    return {f.subscriber_id: f.verdict for f in findings}
 
 
 # -- the pure parts ----------------------------------------------------------------------

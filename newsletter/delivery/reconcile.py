@@ -91,6 +91,7 @@ class Reconciliation:
     edition_key: str
     subject: str
     repeats: Repeats | None = None   # an idempotent provider repeats these rows instead
+    max_attempts: int | None = None  # a row not accepted after as many fails
     clock: Callable[[], datetime] = utc_now
     tally: Tally = field(default_factory=Tally)
     _asks: dict[str, _Asks] = field(default_factory=dict)
@@ -121,7 +122,7 @@ class Reconciliation:
             if all(f.verdict is not Verdict.UNDECIDED for f in findings):
                 self._done.add(batch.key)
             write = functools.partial(reconciling.apply, self.engine, self.send_id, findings,
-                                      now=self.clock())
+                                      now=self.clock(), max_attempts=self.max_attempts)
             moved.update(await run(write))
 
         await asyncio.gather(*(one(b) for b in due))

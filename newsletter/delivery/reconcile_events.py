@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from ..providers.base import Finding, UnknownBatch, Verdict, settled
+from ..providers.base import Finding, UnknownBatch, findings_from, settled
 from .ledger import reconciling
 
 # Webhooks post in batches, and retry: SendGrid within seconds to minutes, SNS likewise.
@@ -56,21 +56,10 @@ class EventLogReconciler:
         ripe = settled(batch, self.settle, now)
         proven = ripe and reconciling.heard_after(self.engine, self.name, self.send_id,
                                                   batch.sent_at)
-        where = f"{self.name}'s acceptance events"
-        why = self._why_undecided(batch, ripe, bool(found))
-        findings = []
-        for row in batch.rows:
-            if row.subscriber_id in found:
-                message_id, raw = found[row.subscriber_id]
-                findings.append(Finding(row.subscriber_id, Verdict.ACCEPTED, message_id,
-                                        f"found in {where}", raw))
-            elif proven:
-                findings.append(Finding(row.subscriber_id, Verdict.NOT_ACCEPTED,
-                                        reason=f"not in {where}, which reported later "
-                                        "batches"))
-            else:
-                findings.append(Finding(row.subscriber_id, Verdict.UNDECIDED, reason=why))
-        return findings
+        return findings_from(batch, found, where=f"{self.name}'s acceptance events",
+                             absent=(f"not in {self.name}'s acceptance events, which reported "
+                                     "later batches") if proven else None,
+                             waiting=self._why_undecided(batch, ripe, bool(found)))
 
     def _why_undecided(self, batch: UnknownBatch, ripe: bool, some_found: bool) -> str:
         """Why a row without an acceptance event is not yet taken as "not accepted"."""

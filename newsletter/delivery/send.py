@@ -229,7 +229,7 @@ def _send(config: Config, engine: sa.Engine, rendered: RenderedEdition, outgoing
         reconciler = reconciler_for(config, transport, engine, send.id)
         reconciliation = None if reconciler is None else Reconciliation(
             reconciler, engine, send.id, outgoing.edition_key, outgoing.subject,
-            repeats=ledger.repeats)
+            repeats=ledger.repeats, max_attempts=config.max_attempts)
         delivery = Delivery(config, transport, outgoing, book, stop_event=stop_event,
                             gate=gate, reconciliation=reconciliation)
         with progress_reporter(week, send.total, interactive=options.interactive) as report:
@@ -297,7 +297,7 @@ def reconcile_week(config: Config, week: str | None, *,
     if reconciler is not None:
         # Every unknown row, those an idempotent provider would repeat included.
         reconciliation = Reconciliation(reconciler, engine, send.id, outgoing.edition_key,
-                                        outgoing.subject)
+                                        outgoing.subject, max_attempts=config.max_attempts)
 
         async def ask() -> None:
             try:

@@ -36,7 +36,14 @@ import orjson
 
 from ..config import Config
 from ._json_body import array_fragments, stream
-from .base import BatchRetryable, ErrorT, FatalTransportError, OutcomeUnknown, TransportError
+from .base import (
+    BatchRetryable,
+    ErrorT,
+    FatalTransportError,
+    LookupFailed,
+    OutcomeUnknown,
+    TransportError,
+)
 
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 
@@ -171,6 +178,25 @@ class HttpClient:
             await self._sleep(delay)
         assert last is not None
         raise unknown or last
+
+    async def lookup(self, url: str, params: dict[str, str] | None, *, what: str) -> Any:
+        """One GET of a provider's search (``what`` names it in errors), retried by the rules
+        above since a GET is safe to repeat; its JSON answer, or ``LookupFailed``."""
+        try:
+            response = await self.request("GET", url, idempotent=True, params=params)
+        except TransportError as exc:
+            # With a status the error says it (and the body); without, its own words say why.
+            cause = (f": {str(exc).removeprefix(f'{self.provider}: ')}"
+                     if exc.status is None else "")
+            raise LookupFailed(self.provider, f"{what} failed{cause}", status=exc.status,
+                               body=exc.body, secrets=self.secrets) from exc
+        if response.status_code != 200:
+            raise self.error(LookupFailed, f"{what} refused", response)
+        try:
+            return response.json()
+        except ValueError:
+            raise self.error(LookupFailed, f"{what}: the answer is not JSON",
+                             response) from None
 
     def _backoff(self, attempt: int) -> float:
         ceiling = min(self.retry.max_delay, self.retry.base_delay * 2.0 ** (attempt - 1))

@@ -218,21 +218,27 @@ def judge(batch: UnknownBatch, found: Mapping[int, tuple[str, Any]], *, settle: 
           now: datetime, where: str) -> list[Finding]:
     """Findings from what a search ``found`` (subscriber id -> (message id, raw record)):
     found is accepted at once; not found is "not accepted" only once the batch has settled."""
-    ripe = settled(batch, settle, now)
     wait = (batch.sent_at + settle).strftime("%Y-%m-%d %H:%M:%S UTC")
-    findings = []
+    return findings_from(batch, found, where=where,
+                         absent=f"not in {where}" if settled(batch, settle, now) else None,
+                         waiting=f"not in {where} yet; asked again after {wait}")
+
+
+def findings_from(batch: UnknownBatch, found: Mapping[int, tuple[str, Any]], *, where: str,
+                  absent: str | None, waiting: str) -> list[Finding]:
+    """Each row found is accepted; a row not found is "not accepted" (saying ``absent``) when
+    its absence proves it, else undecided (saying ``waiting``)."""
+    out = []
     for row in batch.rows:
         if row.subscriber_id in found:
             message_id, raw = found[row.subscriber_id]
-            findings.append(Finding(row.subscriber_id, Verdict.ACCEPTED, message_id,
-                                    f"found in {where}", raw))
-        elif ripe:
-            findings.append(Finding(row.subscriber_id, Verdict.NOT_ACCEPTED,
-                                    reason=f"not in {where}"))
+            out.append(Finding(row.subscriber_id, Verdict.ACCEPTED, message_id,
+                               f"found in {where}", raw))
+        elif absent is not None:
+            out.append(Finding(row.subscriber_id, Verdict.NOT_ACCEPTED, reason=absent))
         else:
-            findings.append(Finding(row.subscriber_id, Verdict.UNDECIDED,
-                                    reason=f"not in {where} yet; asked again after {wait}"))
-    return findings
+            out.append(Finding(row.subscriber_id, Verdict.UNDECIDED, reason=waiting))
+    return out
 
 
 def undecided(batch: UnknownBatch, reason: str) -> list[Finding]:

@@ -51,7 +51,6 @@ from .base import (
     Outcome,
     OutcomeKind,
     OutcomeUnknown,
-    TransportError,
     UnknownBatch,
     Verdict,
     check_batch,
@@ -408,22 +407,7 @@ class MailgunTransport:
         raise LookupFailed(NAME, f"events search gave more than {MAX_PAGES} pages")
 
     async def _get(self, url: str, params: dict[str, str] | None) -> Any:
-        """One page, retried by the client's rules (a GET is safe to repeat); any failure is
-        ``LookupFailed``."""
-        try:
-            response = await self.client.request("GET", url, idempotent=True, params=params)
-        except TransportError as exc:
-            # With a status the error says it (and the body); without, its own words say why.
-            cause = f": {str(exc).removeprefix(f'{NAME}: ')}" if exc.status is None else ""
-            raise LookupFailed(NAME, f"events search failed{cause}", status=exc.status,
-                               body=exc.body, secrets=self.client.secrets) from exc
-        if response.status_code != 200:
-            raise self.client.error(LookupFailed, "events search refused", response)
-        try:
-            return response.json()
-        except ValueError:
-            raise self.client.error(LookupFailed, "events answer is not JSON",
-                                    response) from None
+        return await self.client.lookup(url, params, what="events search")
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -35,7 +35,6 @@ from .base import (
     Outcome,
     OutcomeKind,
     OutcomeUnknown,
-    TransportError,
     UnknownBatch,
     check_batch,
     judge,
@@ -268,23 +267,7 @@ class PostmarkTransport:
         return bool(search_messages(payload)) or bool(total_count(payload))
 
     async def _get(self, params: dict[str, str]) -> Any:
-        """One search request, retried by the client's rules (a GET is safe to repeat); any
-        failure is ``LookupFailed``."""
-        try:
-            response = await self.client.request("GET", SEARCH_PATH, idempotent=True,
-                                                 params=params)
-        except TransportError as exc:
-            cause = str(exc).removeprefix(f"{NAME}: ") if exc.status is None else ""
-            raise LookupFailed(NAME, f"outbound message search failed{': ' if cause else ''}"
-                               f"{cause}", status=exc.status, body=exc.body,
-                               secrets=self.client.secrets) from exc
-        if response.status_code != 200:
-            raise self.client.error(LookupFailed, "outbound message search refused", response)
-        try:
-            return response.json()
-        except ValueError:
-            raise self.client.error(LookupFailed, "search answer is not JSON",
-                                    response) from None
+        return await self.client.lookup(SEARCH_PATH, params, what="outbound message search")
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -52,7 +52,6 @@ from .base import (
     Outcome,
     OutcomeKind,
     OutcomeUnknown,
-    TransportError,
     UnknownBatch,
     Verdict,
     check_batch,
@@ -386,22 +385,7 @@ class ResendTransport:
                            "emails are newer than the batch; not read further")
 
     async def _get(self, params: dict[str, str]) -> Any:
-        """One page, retried by the client's rules (a GET is safe to repeat); any failure is
-        ``LookupFailed``."""
-        try:
-            response = await self.client.request("GET", LIST_PATH, idempotent=True,
-                                                 params=params)
-        except TransportError as exc:
-            # With a status the error says it (and the body); without, its own words say why.
-            cause = f": {str(exc).removeprefix(f'{NAME}: ')}" if exc.status is None else ""
-            raise LookupFailed(NAME, f"sent-email list failed{cause}", status=exc.status,
-                               body=exc.body, secrets=self.client.secrets) from exc
-        if response.status_code != 200:
-            raise self.client.error(LookupFailed, "sent-email list refused", response)
-        try:
-            return response.json()
-        except ValueError:
-            raise self.client.error(LookupFailed, "list answer is not JSON", response) from None
+        return await self.client.lookup(LIST_PATH, params, what="sent-email list")
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -3,7 +3,10 @@ written back, each batch in one transaction.
 
     unknown ──provider has it──> sent (its message id; ``reconciled`` = accepted)
             ──provider has none, settled──> pending, under a new key (``reconciled`` =
-                                            not_accepted): sent again, safely
+                                            not_accepted): sent again, safely; failed
+                                            once its ``max_attempts`` are used up, so a
+                                            provider that takes nothing and always times
+                                            out is not asked and mailed for ever
             ──cannot tell──> unknown, with the reason in ``error``
 
 Only rows still ``unknown`` change: another sender (or a repeat under the key) that got there
@@ -56,32 +59,52 @@ def unknown_batches(engine: sa.Engine, send_id: int, *, edition_key: str, subjec
 
 
 def apply(engine: sa.Engine, send_id: int, findings: Sequence[Finding], *,
-          now: datetime) -> Counter[Verdict]:
+          now: datetime, max_attempts: int | None = None) -> Counter[Verdict]:
     """Write the provider's answers for rows still unknown; how many rows each verdict moved
     out of unknown (an undecided row stays, with its reason, and is not counted).
 
     A row found not accepted goes back to pending under no key, and the send is open again
-    if it had finished, so a run (this one or the next) sends it."""
+    if it had finished, so a run (this one or the next) sends it; one that has had
+    ``max_attempts`` already fails instead."""
     d = deliveries.c
     by_id = {f.subscriber_id: f for f in findings}
     moved: Counter[Verdict] = Counter()
     with begin_write(engine) as conn:
-        still = list(conn.execute(
-            sa.select(d.subscriber_id).where(d.send_id == send_id,
-                                             d.subscriber_id.in_(list(by_id)),
-                                             d.status == DeliveryStatus.UNKNOWN)
-            .with_for_update()).scalars())
+        attempts = dict(conn.execute(
+            sa.select(d.subscriber_id, d.attempts).where(d.send_id == send_id,
+                                                         d.subscriber_id.in_(list(by_id)),
+                                                         d.status == DeliveryStatus.UNKNOWN)
+            .with_for_update()).all())
+        spent = {i for i, n in attempts.items()
+                 if max_attempts is not None and n >= max_attempts}
+        again = False
         for verdict in Verdict:
-            rows = [_values(by_id[i], now) for i in still if by_id[i].verdict is verdict]
+            mine = [i for i in attempts if by_id[i].verdict is verdict]
+            if verdict is Verdict.NOT_ACCEPTED:
+                _give_up(conn, send_id, [by_id[i] for i in mine if i in spent], attempts, now)
+                mine = [i for i in mine if i not in spent]
+                again = bool(mine)
+            rows = [_values(by_id[i], now) for i in mine]
             if rows:
                 conn.execute(_UPDATES[verdict].where(d.send_id == send_id), rows)
-                if verdict is not Verdict.UNDECIDED:
-                    moved[verdict] += len(rows)
-        if moved[Verdict.NOT_ACCEPTED]:
+            n = sum(by_id[i].verdict is verdict for i in attempts)
+            if n and verdict is not Verdict.UNDECIDED:
+                moved[verdict] += n
+        if again:
             conn.execute(sends.update()
                          .where(sends.c.id == send_id, sends.c.status == SendStatus.DONE)
                          .values(status=SendStatus.SENDING, finished_at=None, updated_at=now))
     return moved
+
+
+def _give_up(conn: sa.Connection, send_id: int, findings: Sequence[Finding],
+             attempts: dict[int, int], now: datetime) -> None:
+    """Rows not accepted after their last attempt: failed, saying so."""
+    if findings:
+        conn.execute(_GIVE_UP.where(deliveries.c.send_id == send_id), [
+            {"sid": f.subscriber_id, "stamp": now,
+             "why": f"gave up after {attempts[f.subscriber_id]} attempts: "
+                    f"{f.reason}"[:1000]} for f in findings])
 
 
 def _values(finding: Finding, now: datetime) -> dict[str, object]:
@@ -112,6 +135,9 @@ _UPDATES = {
                                   error=sa.bindparam("why")),
     Verdict.UNDECIDED: _update(error_code="unresolved", error=sa.bindparam("why")),
 }
+_GIVE_UP = _update(status=DeliveryStatus.FAILED, batch_key=None,
+                   reconciled=Verdict.NOT_ACCEPTED.value, next_attempt_at=None,
+                   claimed_by=None, error_code="reconciled", error=sa.bindparam("why"))
 
 
 def reconciled_counts(engine: sa.Engine, send_id: int) -> dict[str, int]:
