@@ -33,13 +33,15 @@ EVIL = "evil.example"
 PROXY = ("10.1.2.3", 4444)  # inside trusted_proxies
 # What a hostile client (or a proxy passing a client's header on) can put in the request.
 FORGED = {"Host": EVIL, "X-Forwarded-Host": EVIL, "X-Forwarded-Proto": "https"}
+METRICS_TOKEN = "metrics-token-0123456789"  # so that /metrics is among the routes
 DENIED = ("camera", "microphone", "geolocation", "payment", "usb", "browsing-topics",
           "interest-cohort")
 
 
 @pytest.fixture
 def site(project, database_url):
-    config = web_config(project, database_url, trusted_proxies="10.0.0.0/8")
+    config = web_config(project, database_url, trusted_proxies="10.0.0.0/8",
+                        metrics_token=METRICS_TOKEN)
     engine = connect(database_url)
     clock = Clock()
     reader = subscribers.add(engine, "Jose.Nunez@bücher.example", name="José “Pepe” Núñez")
@@ -72,7 +74,8 @@ def no_evil(response) -> None:
 
 @pytest.mark.parametrize("path", ["/", "/subscribe", "/embed/subscribe", "/api/subscribe",
                                   "/unsubscribe/{unsubscribe}", "/confirm/{confirm}",
-                                  "/archive", f"/archive/{WEEK}", "/feed.xml", "/no/such/page"])
+                                  "/archive", f"/archive/{WEEK}", "/feed.xml", "/metrics",
+                                  "/no/such/page"])
 def test_a_forged_host_changes_no_page(site, path):
     *_, client, tokens, _ = site
     path = path.format(**tokens)
@@ -182,6 +185,8 @@ def every_kind_of_answer(client, tokens) -> dict[str, object]:
         "too large": client.post("/subscribe", data={"name": "ü" * 70_000}),
         "one-click": client.post(unsubscribe, data={"List-Unsubscribe": "One-Click"}),
         "webhook": client.post("/webhooks/resend", content=b"{}"),
+        "metrics refused": client.get("/metrics"),
+        "metrics": client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}),
     }
 
 

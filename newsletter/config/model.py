@@ -16,6 +16,8 @@ SECRET_KEYS = frozenset(
     | {"mailgun_webhook_signing_key", "resend_webhook_secret", "postmark_webhook_auth",
        "imap_password"}
     | {"dkim_private_key"}
+    # What a Prometheus scrape of the web app's /metrics must send.
+    | {"metrics_token"}
 )
 SMTP_SECURITY = ("starttls", "tls", "none")
 PATH_KEYS = ("items_dir", "templates_dir", "outbox_dir")
@@ -97,6 +99,7 @@ class Config:
     subscribe_captcha: str = ""            # "" or "altcha" (self-hosted proof of work)
     confirm_max_age: int = 7 * 24 * 3600   # seconds a confirmation link stays valid
     archive: bool = True                   # the public archive of sent editions
+    metrics_token: str = ""                # the bearer token of GET /metrics ("": no route)
     # Hearing back: webhook secrets (empty refuses that provider's webhook), the mailbox
     sendgrid_webhook_public_key: str = ""
     mailgun_webhook_signing_key: str = ""

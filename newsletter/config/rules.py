@@ -27,7 +27,8 @@ Bad = Callable[[str, str], ConfigError]
 
 # Secrets sent as one token (an HTTP header, a signature's key): a space anywhere is a paste
 # accident, never part of the key.
-TOKEN_SECRETS = ("provider_api_key", "aws_access_key_id", "aws_secret_access_key")
+TOKEN_SECRETS = ("provider_api_key", "aws_access_key_id", "aws_secret_access_key",
+                 "metrics_token")
 ADDRESS_KEYS = ("from_address", "reply_to", "unsubscribe_mailto")
 
 

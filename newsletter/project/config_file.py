@@ -80,6 +80,7 @@ SECTIONS: list[tuple[str, list[tuple[str, str]]]] = [
         ("trusted_proxies", "proxies whose X-Forwarded-For/-Proto are believed"),
         ("subscribe_captcha", '"" or "altcha" (a proof of work on the sign-up form)'),
         ("confirm_max_age", "seconds a confirmation link works"),
+        ("metrics_token", "secret: turns on GET /metrics for this bearer token"),
     ]),
     ("Hearing back (webhooks, the feedback mailbox)", [
         ("sendgrid_webhook_public_key", "SendGrid's Event Webhook verification key"),

@@ -14,6 +14,8 @@ Routes::
     GET  /archive, /archive/{week}, /feed.xml    the sent editions (unless archive = false)
     GET  /static/{name}                the pages' stylesheet and proof-of-work script
     POST /webhooks/{provider}          provider events (``web.webhooks``)
+    GET  /metrics                      Prometheus metrics, with a bearer token (only when
+                                       ``metrics_token`` is set; ``web.metrics``)
 
 Nothing redirects: a path with a trailing slash (``/subscribe/``) is not found.
 
@@ -28,7 +30,8 @@ may use:
 
 and, for this package: ``web`` (pages, keys), ``gate`` (the sign-up bot gate), ``archive``
 (the page cache), ``outbox`` (the confirmation mails' background sender, run by the
-lifespan) and ``unsubscribes`` (the group commit of unsubscribe requests).
+lifespan), ``unsubscribes`` (the group commit of unsubscribe requests) and ``metrics`` (the
+Prometheus registry; None unless ``metrics_token`` is set).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime
 
@@ -50,7 +54,7 @@ from ..audience import changes
 from ..clock import utc_now
 from ..config import Config
 from ..store.db import DatabaseBusy, DatabaseError, connect, quick_writes
-from . import archive, confirm, subscribe, unsubscribe, webhooks
+from . import archive, confirm, metrics, subscribe, unsubscribe, webhooks
 from .access_log import AccessLog, loggable_path
 from .archive import Archive
 from .common import WebState, in_thread, message, not_found, try_again
@@ -58,21 +62,28 @@ from .gate import SignupGate
 from .group_commit import GroupCommit
 from .outbox import OutboxSender
 from .pages import Pages
+from .request_metrics import RequestMetrics
 from .security import MAX_BODY, SecurityHeaders, TrustedProxies, origin_of
 
 log = logging.getLogger("newsletter.web")
 
 
 def create_app(config: Config, *, engine: sa.Engine | None = None, transport=None,
-               clock: Callable[[], datetime] | None = None) -> Starlette:
-    """The app for ``config``; ``engine``, ``transport`` (httpx) and ``clock`` are seams."""
+               clock: Callable[[], datetime] | None = None,
+               monotonic: Callable[[], float] | None = None) -> Starlette:
+    """The app for ``config``; ``engine``, ``transport`` (httpx), ``clock`` and ``monotonic``
+    (the metrics cache's clock) are seams."""
     engine = engine or connect(config.database_url)
     clock = clock or utc_now
+    prometheus = (metrics.Metrics(config.metrics_token, engine,
+                                  clock=monotonic or time.monotonic)
+                  if config.metrics_token else None)
     app = _Site(
         routes=_routes(config),
         middleware=[
             Middleware(TrustedProxies, networks=config.trusted_proxies),
             Middleware(AccessLog),
+            *([Middleware(RequestMetrics, figures=prometheus.requests)] if prometheus else []),
         ],
         exception_handlers={404: _not_found, 405: _not_allowed, ClientDisconnect: _client_gone,
                             DatabaseError: _database_unavailable},
@@ -82,6 +93,7 @@ def create_app(config: Config, *, engine: sa.Engine | None = None, transport=Non
     state = app.state
     state.config, state.engine, state.clock, state.http_transport = (
         config, engine, clock, transport)
+    state.metrics = prometheus
     keys = list(config.verification_keys)
     state.web = WebState(Pages(config), keys, origin_of(config.base_url))
     state.gate = SignupGate(keys, clock, captcha=config.subscribe_captcha)
@@ -129,6 +141,8 @@ def _routes(config: Config) -> list[Route]:
         ]
     routes.append(Route("/webhooks/{provider}", webhooks.receive, methods=["POST", "HEAD"],
                         max_body_size=webhooks.MAX_BODY))
+    if config.metrics_token:  # otherwise not found, like any path the app does not have
+        routes.append(Route("/metrics", metrics.endpoint, methods=["GET"]))
     return routes
 
 
