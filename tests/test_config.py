@@ -34,6 +34,7 @@ def test_environment_overrides_the_file(tmp_path):
         ("", {"NEWSLETTER_RATE_LIMIT": "fast"}, "rate_limit"),
         ('provider = "pigeon"\n', {}, "provider"),
         ('timezone = "Mars/Olympus"\n', {}, "timezone"),
+        ('timezone = "Europe/' + "A" * 300 + '"\n', {}, "timezone"),
         ('schedule = "every monday"\n', {}, "schedule"),
         ('base_url = "example.com"\n', {}, "base_url"),
         ('from_address = "not an address"\n', {}, "from_address"),

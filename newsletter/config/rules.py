@@ -134,7 +134,8 @@ def _check_timezone(name: str, bad) -> None:
 
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        # OSError: a name too long for a file name, looked for on disk as one.
         raise bad("timezone", f"is not a known IANA time zone: {name!r}") from None
 
 
