@@ -57,12 +57,12 @@ def test_the_mailbox_is_polled_only_when_one_is_configured(project, database_url
     config = web_config(project, database_url)
     worker = Worker(config)
     names = {job.name for job in make_scheduler(worker).get_jobs()}
-    assert names == {"weekly send", "confirmation mails"}
+    assert names == {"weekly send", "confirmation mails", "stall watch"}
 
     with_mailbox = dataclasses.replace(config, imap_host="imap.example.com",
                                        imap_username="bounces")
     names = {job.name for job in make_scheduler(Worker(with_mailbox)).get_jobs()}
-    assert names == {"weekly send", "confirmation mails", "mailbox"}
+    assert names == {"weekly send", "confirmation mails", "stall watch", "mailbox"}
     jobs = {job.name: job for job in make_scheduler(Worker(with_mailbox)).get_jobs()}
     assert jobs["mailbox"].executor == jobs["confirmation mails"].executor == "housekeeping"
 

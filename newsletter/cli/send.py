@@ -214,6 +214,8 @@ def status(app: AppContext, week: str | None) -> None:
         click.echo(f"  reason    {s.abort_reason}")
     if s.forced:
         click.echo(f"  forced    sent past `newsletter check` with --force: {s.forced}")
+    if report.stall is not None:
+        click.echo(f"  stalled   {report.stall.words()}")
     for line in gate_lines(app.config, s):
         click.echo(line)
     click.echo(f"  {counts_line(report.counts)}")

@@ -78,6 +78,8 @@ class Config:
     # Seconds after a batch was sent before "not found" at the provider means "not accepted"
     # (delivery/reconcile.py); 0: the provider's own settle time
     reconcile_settle: float = 0.0
+    # A send `sending` with no progress for this many seconds is stalled (delivery/stalls.py)
+    stall_after: float = 600.0
     # The canary (a count, a share or "10%" of the list, sent first; "0": none) and its wait
     # in seconds; the brake: hard-bounce and complaint rates that pause a send (0: never),
     # once this many messages and events are in (delivery/canary.py, delivery/brake.py)

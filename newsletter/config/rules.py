@@ -107,6 +107,8 @@ def validate(config: Config) -> None:
         raise bad("retry_delay", "must be 0 or more seconds")
     if config.reconcile_settle < 0:
         raise bad("reconcile_settle", "must be 0 or more seconds")
+    if not config.stall_after > 0:
+        raise bad("stall_after", "must be more than 0 seconds")
     for key in ("concurrency", "batch_size", "smtp_port", "max_attempts", "smtp_max_connections"):
         if getattr(config, key) < 1:
             raise bad(key, "must be 1 or more")

@@ -15,6 +15,7 @@ from ..providers import REGISTRY
 from ..store.db import connect
 from .canary import Phase, phase
 from .ledger import figures, queries, reconciling, sends
+from .stalls import Stall, find_stalls
 from .states import FINAL_STATES, OPEN_STATES, DeliveryStatus, SendStatus
 
 
@@ -30,6 +31,8 @@ class StatusReport:
         default_factory=list)
     # Rows that were unknown and resolved by asking the provider, by its answer.
     reconciled: dict[str, int] = field(default_factory=dict)
+    # A send still sending that has made no progress for ``stall_after``.
+    stall: Stall | None = None
 
 
 def send_status(config: Config, week: str | None) -> StatusReport | None:
@@ -40,10 +43,15 @@ def send_status(config: Config, week: str | None) -> StatusReport | None:
         return None
     send = every[-1]
     first, last = queries.sent_span(engine, send.id)
+    stall = None
+    if send.status == SendStatus.SENDING:
+        stall = next((found for found in find_stalls(engine, stall_after=config.stall_after,
+                                                     now=utc_now())
+                      if found.send_id == send.id), None)
     return StatusReport(send, queries.counts(engine, send.id), first, last,
                         queries.top_errors(engine, send.id),
                         [(s, queries.counts(engine, s.id)) for s in every[:-1]],
-                        reconciling.reconciled_counts(engine, send.id))
+                        reconciling.reconciled_counts(engine, send.id), stall)
 
 
 def reconciled_words(reconciled: Mapping[str, int]) -> str:

@@ -22,7 +22,9 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from ..clock import utc_now
 from ..store.tables import EVENT_KINDS, confirmations, deliveries, events, send_workers, sends
+from .stalls import stalls_in
 from .states import ConfirmationStatus, DeliveryStatus, SendStatus
 
 # The states whose error_code is the provider's answer (or ours, on its behalf).
@@ -43,10 +45,12 @@ class Totals:
     brake_paused: int                      # sends the brake paused, waiting for a resume
     outbox_pending: int                    # confirmation mails waiting to go
     last_heartbeat: datetime | None        # the newest heartbeat of a registered sender
+    stalled: int = 0                       # sends sending without progress (``stalls``)
 
 
-def read_totals(engine: sa.Engine) -> Totals:
-    """Every figure, in one read-only transaction (one snapshot on PostgreSQL)."""
+def read_totals(engine: sa.Engine, *, stall_after: float | None = None) -> Totals:
+    """Every figure, in one read-only transaction (one snapshot on PostgreSQL); stalls too
+    when ``stall_after`` is given."""
     with engine.connect() as conn:
         providers = dict(conn.execute(sa.select(sends.c.id, sends.c.provider)).all())
         send_states = _grouped(conn, sends.c.status)
@@ -64,6 +68,8 @@ def read_totals(engine: sa.Engine) -> Totals:
                                   confirmations.c.status == ConfirmationStatus.PENDING),
             last_heartbeat=conn.execute(
                 sa.select(sa.func.max(send_workers.c.heartbeat_at))).scalar(),
+            stalled=len(stalls_in(conn, stall_after=stall_after, now=utc_now()))
+            if stall_after is not None else 0,
         )
 
 

@@ -75,7 +75,7 @@ def create_app(config: Config, *, engine: sa.Engine | None = None, transport=Non
     (the metrics cache's clock) are seams."""
     engine = engine or connect(config.database_url)
     clock = clock or utc_now
-    prometheus = (metrics.Metrics(config.metrics_token, engine,
+    prometheus = (metrics.Metrics(config.metrics_token, engine, stall_after=config.stall_after,
                                   clock=monotonic or time.monotonic)
                   if config.metrics_token else None)
     app = _Site(

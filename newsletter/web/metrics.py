@@ -37,12 +37,13 @@ NO_STORE = {"Cache-Control": "no-store"}
 class Metrics:
     """The app's registry, its request figures and the cached database figures."""
 
-    def __init__(self, token: str, engine: sa.Engine, *,
+    def __init__(self, token: str, engine: sa.Engine, *, stall_after: float | None = None,
                  clock: Callable[[], float] = time.monotonic):
         self._token = token.encode("utf-8")
         self.registry = CollectorRegistry()
         self.requests = RequestFigures(self.registry)
-        self.totals = CachedTotals(lambda: read_totals(engine), clock=clock)
+        self.totals = CachedTotals(
+            lambda: read_totals(engine, stall_after=stall_after), clock=clock)
         self.registry.register(DatabaseCollector(self.totals))
 
     def allows(self, authorization: str | None) -> bool:

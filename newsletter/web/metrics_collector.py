@@ -73,6 +73,8 @@ def _families(t: Totals) -> Iterator[Metric]:
                   "complaints), waiting for `send --resume-paused`.", t.brake_paused)
     yield _single("newsletter_confirmation_outbox_pending", "Confirmation mails waiting in "
                   "the outbox.", t.outbox_pending)
+    yield _single("newsletter_stalled_sends", "Sends `sending` with no progress for "
+                  "stall_after seconds.", t.stalled)
     # Absent while no sender is registered (the rows go when a sender stops).
     heartbeat = t.last_heartbeat.timestamp() if t.last_heartbeat else None
     yield _single("newsletter_sender_heartbeat_timestamp_seconds", "The newest heartbeat of "

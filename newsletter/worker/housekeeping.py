@@ -1,5 +1,6 @@
 """The worker's small recurring jobs beside the weekly send: send the confirmation mails the
-web app queued (its durable outbox), and read the feedback mailbox when one is configured.
+web app queued (its durable outbox), read the feedback mailbox when one is configured, and
+watch for stalled sends (``delivery.stalls``), whichever process is sending them.
 
 Each runs in its own scheduler thread, so a slow IMAP server never delays the weekly send, and
 each run is independent: whatever one run could not do (a provider or a mailbox down) the next
@@ -11,7 +12,9 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
+from datetime import datetime
 
+from ..clock import utc_now
 from ..config import Config
 from ..errors import NewsletterError
 
@@ -19,6 +22,7 @@ log = logging.getLogger("newsletter.worker")
 
 OUTBOX_EVERY = 30.0      # seconds: a confirmation mail should arrive while the reader waits
 MAILBOX_EVERY = 300.0    # seconds: bounces and unsubscribe mails are not urgent
+STALLS_EVERY = 60.0      # seconds: stall_after is minutes; a minute late is soon enough
 
 
 def _one_line(exc: BaseException) -> str:
@@ -55,12 +59,40 @@ def poll_mailbox(config: Config) -> None:
         log.info("mailbox: %s", summary.line())
 
 
+class StallWatch:
+    """Logs one error line per stall: again only once the send has moved and stalled anew."""
+
+    def __init__(self, clock: Callable[[], datetime] = utc_now) -> None:
+        self.clock = clock
+        self._told: set[tuple[int, datetime]] = set()  # (send, its last progress)
+
+    def __call__(self, config: Config) -> list[str]:
+        import sqlalchemy as sa
+
+        from ..delivery.stalls import find_stalls
+        from ..store.db import connect
+
+        try:
+            stalls = find_stalls(connect(config.database_url), stall_after=config.stall_after,
+                                 now=self.clock())
+        except (NewsletterError, sa.exc.SQLAlchemyError) as exc:
+            log.warning("stall watch: not checked: %s", _one_line(exc))
+            return []
+        current = {(s.send_id, s.since) for s in stalls}
+        new = [s for s in stalls if (s.send_id, s.since) not in self._told]
+        self._told = current
+        for stall in new:
+            log.error("%s", stall.line())
+        return [s.line() for s in new]
+
+
 def add_jobs(scheduler, config: Config) -> list[str]:
     """Add the recurring jobs to an APScheduler scheduler; return their names."""
     from apscheduler.triggers.interval import IntervalTrigger
 
     jobs: list[tuple[str, Callable[[Config], object], float]] = [
-        ("confirmation mails", drain_confirmations, OUTBOX_EVERY)]
+        ("confirmation mails", drain_confirmations, OUTBOX_EVERY),
+        ("stall watch", StallWatch(), STALLS_EVERY)]
     if config.imap_host:
         jobs.append(("mailbox", poll_mailbox, MAILBOX_EVERY))
     for name, function, every in jobs:

@@ -57,7 +57,7 @@ def make_scheduler(worker: Worker, *, now: datetime | None = None, run_now: bool
     config = worker.config
     scheduler = BackgroundScheduler(timezone=ZoneInfo(config.timezone),
                                     executors={"default": ThreadPoolExecutor(max_workers=1),
-                                               "housekeeping": ThreadPoolExecutor(max_workers=2)})
+                                               "housekeeping": ThreadPoolExecutor(max_workers=3)})
     scheduler.add_listener(worker.on_missed, EVENT_JOB_MISSED)
     scheduler.add_listener(worker.on_max_instances, EVENT_JOB_MAX_INSTANCES)
     now = now or worker.clock()
