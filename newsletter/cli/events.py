@@ -88,7 +88,7 @@ def poll(app: AppContext) -> None:
     from ..feedback.mailbox_job import poll_once
     from .output import setup_logging
 
-    setup_logging()
+    setup_logging(log_format=app.config.log_format)
     summary = poll_once(app.config, _engine(app))
     click.echo(summary.line())
     for line in summary.failed:

@@ -4,13 +4,16 @@ Every command starts with ``setup_cli_output``: a warning (a file in a week's fo
 not an item, an environment variable that is no config key) is one ``warning: ...`` line on
 stderr, and with the global ``--verbose`` so are the informational and debug lines (Alembic's
 migration steps among them). Long-running commands (send, worker, web) switch to
-``setup_logging``: one line per event with the time.
+``setup_logging``: one line per event with the time, as text or, with ``log_format = "json"``,
+as one JSON object (``newsletter.logs``) for a log shipper.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+
+from ..logs import JsonFormatter, LogContext
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 LOG_DATEFMT = "%Y-%m-%dT%H:%M:%S%z"
@@ -46,17 +49,28 @@ def setup_cli_output(verbose: bool = False) -> None:
     _install(handler, logging.DEBUG if verbose else logging.WARNING)
 
 
-def setup_logging(verbose: bool = False) -> None:
-    """One line per event on stderr: ISO time with UTC offset, level, message."""
+def setup_logging(verbose: bool = False, log_format: str = "text") -> None:
+    """One line per event on stderr: ISO time with UTC offset, level, message; with
+    ``log_format`` "json", one JSON object (time, level, logger, message, week, send, exc).
+
+    Every logger reaches this one handler on the root, uvicorn's among them (the web server
+    runs with ``log_config=None``), so both formats cover every line."""
     verbose = verbose or _state["verbose"]
     handler = _Stderr()
-    handler.setFormatter(logging.Formatter(LOG_FORMAT, LOG_DATEFMT))
+    handler.setFormatter(_formatter(log_format))
+    handler.addFilter(LogContext())  # the week and send of the line, for the JSON format
     _install(handler, logging.DEBUG if verbose else logging.INFO)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
     # APScheduler's own lines repeat ours ("Running job", "missed by"): keep its real problems.
     logging.getLogger("apscheduler").setLevel(logging.DEBUG if verbose else logging.WARNING)
     logging.getLogger("apscheduler.executors").setLevel(
         logging.DEBUG if verbose else logging.ERROR)
+
+
+def _formatter(log_format: str) -> logging.Formatter:
+    if log_format == "json":
+        return JsonFormatter()
+    return logging.Formatter(LOG_FORMAT, LOG_DATEFMT)
 
 
 def verbose() -> bool:

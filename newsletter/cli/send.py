@@ -117,7 +117,7 @@ def _send(app: AppContext, week: str | None, *, retry_failed: bool, retry_unknow
     from .output import setup_logging
 
     limit_arenas()
-    setup_logging()
+    setup_logging(log_format=app.config.log_format)
     options = SendOptions(retry_failed=retry_failed, retry_unknown=retry_unknown, force=force,
                           resume_paused=resume_paused, check=check_week_apart)
     try:

@@ -27,7 +27,7 @@ def web(app, host: str | None, port: int | None, verbose: bool) -> None:
     config = app.config
     check_can_serve(config)  # a one-line error before anything starts
     connect(config.database_url)  # unreachable database: one line now; migrations run quietly
-    setup_logging(verbose)
+    setup_logging(verbose, config.log_format)
     status = serve(config, host, port)
     if status:
         sys.exit(status)

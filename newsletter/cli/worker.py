@@ -45,7 +45,7 @@ def worker(app, next_count: int | None, verbose: bool) -> None:
     limit_arenas()
 
     check_sender(config)  # every week would fail without these: say so now, not on Monday
-    setup_logging(verbose)
+    setup_logging(verbose, config.log_format)
     status = serve(config)
     if status:
         sys.exit(status)

@@ -20,6 +20,7 @@ SECRET_KEYS = frozenset(
     | {"metrics_token"}
 )
 SMTP_SECURITY = ("starttls", "tls", "none")
+LOG_FORMATS = ("text", "json")  # newsletter.logs formats "json"
 PATH_KEYS = ("items_dir", "templates_dir", "outbox_dir")
 # Text keys that may hold line breaks (PEM armour); every other text value is one line.
 MULTILINE_KEYS = ("sendgrid_webhook_public_key", "dkim_private_key")
@@ -116,6 +117,8 @@ class Config:
     imap_folder: str = "INBOX"
     imap_security: str = "tls"
     soft_bounce_limit: int = 3                   # transient bounces in a row that suppress
+    # How the worker, the web app and a send log: "text" lines, or "json" for a log shipper
+    log_format: str = "text"
 
     def require(self, *keys: str) -> None:
         """Raise ConfigError naming the first of ``keys`` that is empty."""

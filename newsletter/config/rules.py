@@ -15,6 +15,7 @@ from typing import Any
 from ..errors import ConfigError
 from ..text import has_control
 from .model import (
+    LOG_FORMATS,
     META,
     MULTILINE_KEYS,
     SECRET_KEYS,
@@ -95,6 +96,8 @@ def validate(config: Config) -> None:
     _check_provider(config.provider, bad)
     if config.smtp_security not in SMTP_SECURITY:
         raise bad("smtp_security", f"must be one of {', '.join(SMTP_SECURITY)}")
+    if config.log_format not in LOG_FORMATS:
+        raise bad("log_format", f"must be text or json, got {config.log_format!r}")
     if not config.name.strip():
         raise bad("name", "must not be empty: it names the newsletter in every subject")
     check_addresses(config, bad)

@@ -28,6 +28,7 @@ from ..clock import utc_now
 from ..config import Config
 from ..edition.render import RenderedEdition, render_week
 from ..errors import NewsletterError
+from ..logs import about
 from ..message.model import Outgoing
 from ..message.outgoing import prepare
 from ..providers import REGISTRY, make_transport, transport_class
@@ -165,7 +166,8 @@ def send_edition(config: Config, week: str | None, options: SendOptions = SendOp
     probe(outgoing)
     engine = connect(config.database_url)
     try:
-        return _send(config, engine, rendered, outgoing, options, stop_event, deps)
+        with about(rendered.week):  # every line of the send names its week (newsletter.logs)
+            return _send(config, engine, rendered, outgoing, options, stop_event, deps)
     except sa.exc.DBAPIError as exc:
         raise SendError(f"the database failed: {_first_line(exc)}; nothing is lost, run the "
                         "same command again to resume") from None
@@ -208,37 +210,38 @@ def _send(config: Config, engine: sa.Engine, rendered: RenderedEdition, outgoing
     send = _open(config, engine, rendered, endpoint, options)
     if send.status == SendStatus.DONE and not _has(engine, send, options):
         return None
-    sends.check_binding(engine, send, config.provider, endpoint)
-    sender = senders.register(engine, send)
-    try:
-        requeued = 0
-        if options.retry_unknown:
-            requeued += sends.requeue(engine, send.id, DeliveryStatus.UNKNOWN)
-        if options.retry_failed:
-            requeued += sends.requeue(engine, send.id, DeliveryStatus.FAILED)
-        if send.status == SendStatus.DONE and not requeued:
-            return None
-        transport = _transport(config, week, deps)
-        ledger = LedgerBook(engine, send, sender.worker_id,
-                            batch_size=min(config.batch_size, transport.max_batch),
-                            max_attempts=config.max_attempts, retry_delay=config.retry_delay,
-                            idempotent=transport.idempotent,
-                            window=getattr(transport, "idempotency_window", None))
-        book = deps.book(ledger)
-        gate = GateCheck(book, Rules.of(config), deps.clock)
-        reconciler = reconciler_for(config, transport, engine, send.id)
-        reconciliation = None if reconciler is None else Reconciliation(
-            reconciler, engine, send.id, outgoing.edition_key, outgoing.subject,
-            repeats=ledger.repeats, max_attempts=config.max_attempts)
-        delivery = Delivery(config, transport, outgoing, book, stop_event=stop_event,
-                            gate=gate, reconciliation=reconciliation)
-        with progress_reporter(week, send.total, interactive=options.interactive) as report:
-            delivery.on_progress = report
-            this_run, stopped = asyncio.run(delivery.run())
-        tally = reconciliation.tally if reconciliation is not None else None
-        return _conclude(book, this_run, stopped, tally)
-    finally:
-        senders.release(engine, sender)
+    with about(week, send.id):  # and, once it is open, the send's id
+        sends.check_binding(engine, send, config.provider, endpoint)
+        sender = senders.register(engine, send)
+        try:
+            requeued = 0
+            if options.retry_unknown:
+                requeued += sends.requeue(engine, send.id, DeliveryStatus.UNKNOWN)
+            if options.retry_failed:
+                requeued += sends.requeue(engine, send.id, DeliveryStatus.FAILED)
+            if send.status == SendStatus.DONE and not requeued:
+                return None
+            transport = _transport(config, week, deps)
+            ledger = LedgerBook(engine, send, sender.worker_id,
+                                batch_size=min(config.batch_size, transport.max_batch),
+                                max_attempts=config.max_attempts, retry_delay=config.retry_delay,
+                                idempotent=transport.idempotent,
+                                window=getattr(transport, "idempotency_window", None))
+            book = deps.book(ledger)
+            gate = GateCheck(book, Rules.of(config), deps.clock)
+            reconciler = reconciler_for(config, transport, engine, send.id)
+            reconciliation = None if reconciler is None else Reconciliation(
+                reconciler, engine, send.id, outgoing.edition_key, outgoing.subject,
+                repeats=ledger.repeats, max_attempts=config.max_attempts)
+            delivery = Delivery(config, transport, outgoing, book, stop_event=stop_event,
+                                gate=gate, reconciliation=reconciliation)
+            with progress_reporter(week, send.total, interactive=options.interactive) as report:
+                delivery.on_progress = report
+                this_run, stopped = asyncio.run(delivery.run())
+            tally = reconciliation.tally if reconciliation is not None else None
+            return _conclude(book, this_run, stopped, tally)
+        finally:
+            senders.release(engine, sender)
 
 
 def _conclude(book: LedgerBook, this_run: Counter[DeliveryStatus],

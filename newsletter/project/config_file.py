@@ -98,6 +98,9 @@ SECTIONS: list[tuple[str, list[tuple[str, str]]]] = [
         ("imap_security", "tls, starttls or none"),
         ("soft_bounce_limit", "deferred messages in a row that suppress an address"),
     ]),
+    ("Logging", [
+        ("log_format", 'text, or json: one JSON object a line (worker, web, send)'),
+    ]),
 ]
 # Shown instead of the stored default where that is a stand-in.
 _SHOWN_DEFAULTS: dict[str, Any] = {"smtp_max_connections": Config.concurrency}

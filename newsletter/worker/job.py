@@ -26,6 +26,7 @@ from ..delivery.ledger.sends import SendRecord
 from ..delivery.run_result import RunResult
 from ..delivery.states import SendStatus, StopKind
 from ..errors import NewsletterError
+from ..logs import about
 from .schedule import (
     StartAction,
     StartDecision,
@@ -178,7 +179,8 @@ class Worker:
         return self.run_week(edition_week(scheduled, self.config.timezone), scheduled)
 
     def run_week(self, week: str, scheduled: datetime | None = None) -> JobOutcome:
-        with self._lock:
+        # Every line of the run names its week (newsletter.logs), the send's own lines too.
+        with self._lock, about(week):
             self.current_week = week
             try:
                 return self._run_week(week, scheduled)
