@@ -124,3 +124,18 @@ def ascii_domain(domain: str) -> str:
     except idna.IDNAError as exc:
         raise HeaderError(f"the domain {domain!r} is not a valid internationalized domain "
                           f"name: {exc}") from None
+
+
+def display_domain(email: str) -> str:
+    """The domain of ``email`` as people read it: lower-cased, an ASCII (``xn--``) form
+    decoded to Unicode under IDNA 2008; a domain that does not decode stays as written. For
+    figures per domain, which must never show the address itself."""
+    domain = email.rpartition("@")[2].strip().lower()
+    if "xn--" not in domain:
+        return domain
+    import idna
+
+    try:
+        return idna.decode(domain)
+    except (idna.IDNAError, UnicodeError):
+        return domain

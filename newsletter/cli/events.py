@@ -70,9 +70,18 @@ def sends(app: AppContext, fmt: str) -> None:
              str(s.feedback.sent), str(s.failed)]
             + [str(getattr(s.feedback, k)) for k in columns[7:]] for s in summaries))
         return
+    shown = list(summaries)
     _table(columns, ([s.week, s.status, s.provider, f"{s.created_at:%Y-%m-%d %H:%M}",
                       str(s.total), str(s.feedback.sent), str(s.failed)] + _rates(s.feedback)
-                     for s in summaries), empty="no sends yet")
+                     for s in shown), empty="no sends yet")
+    # Below the table, one line a send: its unsubscribes over the days after it started.
+    from ..report.unsubscribes import DAYS, for_sends, sparkline_line
+
+    for edition in for_sends(_engine(app), [s.id for s in shown]):
+        click.echo(sparkline_line(edition))
+    if shown:
+        click.echo(f"(one block a day, the first {DAYS} days; `newsletter report --week W` "
+                   "shows more)")
 
 
 @click.group("mailbox")

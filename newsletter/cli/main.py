@@ -54,12 +54,13 @@ def _register_subcommands() -> None:
     from .db import db
     from .events import register as register_feedback
     from .project import COMMANDS as project_commands
+    from .report import report
     from .send import preview, send, status
     from .subscribers import subscribers
     from .web import web
     from .worker import worker
 
-    for command in (preview, send, status, subscribers, db, worker, web, check):
+    for command in (preview, send, status, report, subscribers, db, worker, web, check):
         cli.add_command(command)
     register_feedback(cli)
     for command in project_commands:

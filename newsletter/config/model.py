@@ -16,8 +16,8 @@ SECRET_KEYS = frozenset(
     | {"mailgun_webhook_signing_key", "resend_webhook_secret", "postmark_webhook_auth",
        "imap_password"}
     | {"dkim_private_key"}
-    # What a Prometheus scrape of the web app's /metrics must send.
-    | {"metrics_token"}
+    # What a Prometheus scrape of the web app's /metrics must send; the admin pages' login.
+    | {"metrics_token", "admin_auth"}
 )
 SMTP_SECURITY = ("starttls", "tls", "none")
 LOG_FORMATS = ("text", "json")  # newsletter.logs formats "json"
@@ -103,6 +103,7 @@ class Config:
     confirm_max_age: int = 7 * 24 * 3600   # seconds a confirmation link stays valid
     archive: bool = True                   # the public archive of sent editions
     metrics_token: str = ""                # the bearer token of GET /metrics ("": no route)
+    admin_auth: str = ""                   # user:password of /admin/... ("": no such routes)
     # Hearing back: webhook secrets (empty refuses that provider's webhook), the mailbox
     sendgrid_webhook_public_key: str = ""
     mailgun_webhook_signing_key: str = ""

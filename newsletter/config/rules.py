@@ -173,6 +173,8 @@ def _check_web(config: Config, bad) -> None:
                   f'must be "" or "altcha", got {config.subscribe_captcha!r}')
     if config.confirm_max_age < 60:
         raise bad("confirm_max_age", "must be at least 60 seconds")
+    if config.admin_auth and ":" not in config.admin_auth:
+        raise bad("admin_auth", "must be user:password")
     for value in config.trusted_proxies:
         try:
             ipaddress.ip_network(value, strict=False)

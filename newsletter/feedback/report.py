@@ -65,8 +65,7 @@ def send_feedback(conn: sa.Connection, send_id: int) -> Feedback:
              .where(e.send_id == send_id, e.subscriber_id.is_not(None)))
     for subscriber_id, kind in conn.execute(query):
         kinds.setdefault(subscriber_id, set()).add(kind)
-    unsubscribed = {s for s, k in kinds.items() if EventKind.UNSUBSCRIBED in k}
-    unsubscribed |= _unsubscribed_on_the_web(conn, send_id)
+    unsubscribed = unsubscribe_times(conn, send_id)
 
     def having(kind: str) -> int:
         return sum(1 for k in kinds.values() if kind in k)
@@ -77,20 +76,38 @@ def send_feedback(conn: sa.Connection, send_id: int) -> Feedback:
                     len(unsubscribed), soft, having(EventKind.REJECTED))
 
 
-def _unsubscribed_on_the_web(conn: sa.Connection, send_id: int) -> set[int]:
+def unsubscribe_times(conn: sa.Connection, send_id: int) -> dict[int, datetime]:
+    """The send's unsubscribed subscribers (the ``unsubscribed`` figure counts them), each
+    with when: the first event saying so, or the web unsubscribe's time. The edition report
+    spreads them over the days after the send; counting them here keeps both the same."""
+    e = events.c
+    query = (sa.select(e.subscriber_id, sa.func.min(e.occurred_at))
+             .where(e.send_id == send_id, e.subscriber_id.is_not(None),
+                    e.kind == EventKind.UNSUBSCRIBED)
+             .group_by(e.subscriber_id))
+    found: dict[int, datetime] = {}
+    for subscriber_id, at in conn.execute(query):
+        found[subscriber_id] = at
+    for subscriber_id, at in _unsubscribed_on_the_web(conn, send_id).items():
+        found[subscriber_id] = min(found.get(subscriber_id, at), at)
+    return found
+
+
+def _unsubscribed_on_the_web(conn: sa.Connection, send_id: int) -> dict[int, datetime]:
     started = conn.execute(sa.select(sends.c.created_at).where(sends.c.id == send_id)).scalar()
     if started is None:
-        return set()
+        return {}
     following = conn.execute(sa.select(sa.func.min(sends.c.created_at))
                              .where(sends.c.created_at > started)).scalar()
     d, s = deliveries.c, subscribers.c
     window = s.unsubscribed_at >= started
     if following is not None:
         window &= s.unsubscribed_at < following
-    query = (sa.select(s.id).select_from(deliveries.join(subscribers, s.id == d.subscriber_id))
+    query = (sa.select(s.id, s.unsubscribed_at)
+             .select_from(deliveries.join(subscribers, s.id == d.subscriber_id))
              .where(d.send_id == send_id, d.status == "sent", s.status == "unsubscribed",
                     window))
-    return set(conn.execute(query).scalars())
+    return {row[0]: row[1] for row in conn.execute(query)}
 
 
 def send_summaries(engine: sa.Engine) -> Iterator[SendSummary]:

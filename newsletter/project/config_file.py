@@ -82,6 +82,7 @@ SECTIONS: list[tuple[str, list[tuple[str, str]]]] = [
         ("subscribe_captcha", '"" or "altcha" (a proof of work on the sign-up form)'),
         ("confirm_max_age", "seconds a confirmation link works"),
         ("metrics_token", "secret: turns on GET /metrics for this bearer token"),
+        ("admin_auth", "secret: user:password; turns on GET /admin/report/{week}"),
     ]),
     ("Hearing back (webhooks, the feedback mailbox)", [
         ("sendgrid_webhook_public_key", "SendGrid's Event Webhook verification key"),

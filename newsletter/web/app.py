@@ -16,6 +16,8 @@ Routes::
     POST /webhooks/{provider}          provider events (``web.webhooks``)
     GET  /metrics                      Prometheus metrics, with a bearer token (only when
                                        ``metrics_token`` is set; ``web.metrics``)
+    GET  /admin/report/{week}          the edition report, with Basic auth (only when
+                                       ``admin_auth`` is set; ``web.admin``)
 
 Nothing redirects: a path with a trailing slash (``/subscribe/``) is not found.
 
@@ -54,7 +56,7 @@ from ..audience import changes
 from ..clock import utc_now
 from ..config import Config
 from ..store.db import DatabaseBusy, DatabaseError, connect, quick_writes
-from . import archive, confirm, metrics, subscribe, unsubscribe, webhooks
+from . import admin, archive, confirm, metrics, subscribe, unsubscribe, webhooks
 from .access_log import AccessLog, loggable_path
 from .archive import Archive
 from .common import WebState, in_thread, message, not_found, try_again
@@ -143,6 +145,8 @@ def _routes(config: Config) -> list[Route]:
                         max_body_size=webhooks.MAX_BODY))
     if config.metrics_token:  # otherwise not found, like any path the app does not have
         routes.append(Route("/metrics", metrics.endpoint, methods=["GET"]))
+    if config.admin_auth:  # likewise: no admin page without its credentials
+        routes.append(Route("/admin/report/{week}", admin.report, methods=["GET"]))
     return routes
 
 
