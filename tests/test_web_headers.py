@@ -34,6 +34,7 @@ PROXY = ("10.1.2.3", 4444)  # inside trusted_proxies
 # What a hostile client (or a proxy passing a client's header on) can put in the request.
 FORGED = {"Host": EVIL, "X-Forwarded-Host": EVIL, "X-Forwarded-Proto": "https"}
 METRICS_TOKEN = "metrics-token-0123456789"  # so that /metrics is among the routes
+ADMIN = ("editor", "pässwörd-0123456789")     # and /admin/report/{week}
 DENIED = ("camera", "microphone", "geolocation", "payment", "usb", "browsing-topics",
           "interest-cohort")
 
@@ -41,7 +42,7 @@ DENIED = ("camera", "microphone", "geolocation", "payment", "usb", "browsing-top
 @pytest.fixture
 def site(project, database_url):
     config = web_config(project, database_url, trusted_proxies="10.0.0.0/8",
-                        metrics_token=METRICS_TOKEN)
+                        metrics_token=METRICS_TOKEN, admin_auth=":".join(ADMIN))
     engine = connect(database_url)
     clock = Clock()
     reader = subscribers.add(engine, "Jose.Nunez@bücher.example", name="José “Pepe” Núñez")
@@ -75,7 +76,7 @@ def no_evil(response) -> None:
 @pytest.mark.parametrize("path", ["/", "/subscribe", "/embed/subscribe", "/api/subscribe",
                                   "/unsubscribe/{unsubscribe}", "/confirm/{confirm}",
                                   "/archive", f"/archive/{WEEK}", "/feed.xml", "/metrics",
-                                  "/no/such/page"])
+                                  f"/admin/report/{WEEK}", "/no/such/page"])
 def test_a_forged_host_changes_no_page(site, path):
     *_, client, tokens, _ = site
     path = path.format(**tokens)
@@ -187,6 +188,11 @@ def every_kind_of_answer(client, tokens) -> dict[str, object]:
         "webhook": client.post("/webhooks/resend", content=b"{}"),
         "metrics refused": client.get("/metrics"),
         "metrics": client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}),
+        "admin refused": client.get(f"/admin/report/{WEEK}"),
+        "admin": client.get(f"/admin/report/{WEEK}", auth=ADMIN),
+        "admin forged": client.get(f"/admin/report/{WEEK}",
+                                   headers={"Authorization": "Basic Zm9yZ2VkOm5vcGU="}),
+        "admin junk": client.get(f"/admin/report/{WEEK}", headers={"Authorization": "Basic ???"}),
     }
 
 
