@@ -1,4 +1,4 @@
-"""The worker's recurring jobs: the confirmation outbox and the feedback mailbox."""
+"""The worker's recurring jobs: the confirmation outbox, the feedback mailbox, the alerts."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def test_a_provider_that_is_down_leaves_the_mail_queued_for_a_retry(project, dat
     assert "Traceback" not in caplog.text
 
 
-def test_the_mailbox_is_polled_only_when_one_is_configured(project, database_url):
+def test_the_mailbox_and_the_alerts_are_jobs_only_when_configured(project, database_url):
     config = web_config(project, database_url)
     worker = Worker(config)
     names = {job.name for job in make_scheduler(worker).get_jobs()}
@@ -65,6 +65,11 @@ def test_the_mailbox_is_polled_only_when_one_is_configured(project, database_url
     assert names == {"weekly send", "confirmation mails", "stall watch", "mailbox"}
     jobs = {job.name: job for job in make_scheduler(Worker(with_mailbox)).get_jobs()}
     assert jobs["mailbox"].executor == jobs["confirmation mails"].executor == "housekeeping"
+
+    with_alerts = dataclasses.replace(config, alert_webhook_url="https://hooks.example.com/x")
+    jobs = {job.name: job for job in make_scheduler(Worker(with_alerts)).get_jobs()}
+    assert set(jobs) == {"weekly send", "confirmation mails", "stall watch", "alerts"}
+    assert jobs["alerts"].executor == "housekeeping"
 
 
 def test_a_mailbox_that_cannot_be_reached_is_one_line(project, database_url, caplog):

@@ -18,6 +18,8 @@ SECRET_KEYS = frozenset(
     | {"dkim_private_key"}
     # What a Prometheus scrape of the web app's /metrics must send; the admin pages' login.
     | {"metrics_token", "admin_auth"}
+    # A Slack-style incoming webhook carries its token in the URL's path.
+    | {"alert_webhook_url"}
 )
 SMTP_SECURITY = ("starttls", "tls", "none")
 LOG_FORMATS = ("text", "json")  # newsletter.logs formats "json"
@@ -81,6 +83,9 @@ class Config:
     reconcile_settle: float = 0.0
     # A send `sending` with no progress for this many seconds is stalled (delivery/stalls.py)
     stall_after: float = 600.0
+    # Where a send's start, end, abort, pause and stalls are posted (Slack-compatible
+    # incoming webhook JSON; delivery/alerts.py); "": no alerts
+    alert_webhook_url: str = ""
     # The canary (a count, a share or "10%" of the list, sent first; "0": none) and its wait
     # in seconds; the brake: hard-bounce and complaint rates that pause a send (0: never),
     # once this many messages and events are in (delivery/canary.py, delivery/brake.py)

@@ -112,6 +112,7 @@ def validate(config: Config) -> None:
         raise bad("reconcile_settle", "must be 0 or more seconds")
     if not config.stall_after > 0:
         raise bad("stall_after", "must be more than 0 seconds")
+    _check_alert_webhook(config.alert_webhook_url, bad)
     for key in ("concurrency", "batch_size", "smtp_port", "max_attempts", "smtp_max_connections"):
         if getattr(config, key) < 1:
             raise bad(key, "must be 1 or more")
@@ -125,6 +126,30 @@ def validate(config: Config) -> None:
     _check_feedback(config, bad)
     _check_dkim(config, bad)
     _check_brake(config, bad)
+
+
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
+def _check_alert_webhook(url: str, bad: Bad) -> None:
+    """https only: the URL is the webhook's credential. Plain http only to this machine
+    (a test's or a local relay's). The value is a secret: never shown."""
+    if not url:
+        return
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+    except ValueError:
+        raise bad("alert_webhook_url", "is not a URL (the value is not shown)") from None
+    if not host or not url.isascii() or any(c.isspace() for c in url):
+        raise bad("alert_webhook_url", "must be an https:// URL of a webhook (the value is "
+                                       "not shown)")
+    loopback = host in LOOPBACK_HOSTS or host.startswith("127.")
+    if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
+        raise bad("alert_webhook_url", "must start with https:// (http:// only to localhost); "
+                                       "the value is not shown")
 
 
 def _check_provider(name: str, bad: Bad) -> None:

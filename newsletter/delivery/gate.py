@@ -106,6 +106,9 @@ class GateCheck:
     ledger: GateLedger
     rules: Rules
     clock: Callable[[], datetime] = utc_now
+    # Told of a pause this check kept (the send as read before it, the reason): the alert.
+    # It must not raise (``alerts.send_paused`` never does).
+    on_pause: Callable[[SendRecord, str], object] | None = None
 
     def verdict(self) -> Go | Stop:
         now = self.clock()
@@ -120,6 +123,8 @@ class GateCheck:
         if verdict.reason.kind is StopKind.PAUSED:
             self.ledger.pause(verdict.reason.detail)
             log.warning("%s: paused by %s", send.week, verdict.reason.detail)
+            if self.on_pause is not None:
+                self.on_pause(send, verdict.reason.detail)
             return verdict
         assert verdict.reason.until is not None
         until = self.ledger.start_wait(verdict.reason.until)

@@ -34,6 +34,7 @@ from ..message.outgoing import prepare
 from ..providers import REGISTRY, make_transport, transport_class
 from ..providers.base import Reconciler, Transport
 from ..store.db import begin_write, connect
+from . import alerts
 from .canary import parse_canary
 from .gate import GateCheck, Rules
 from .ledger import queries, senders, sends
@@ -185,9 +186,12 @@ def _open(config: Config, engine: sa.Engine, rendered: RenderedEdition, endpoint
                 raise NotReady(week, report)
             forced = f"{report.summary} ({_error_codes(report)})"
     provider: type[Transport] = transport_class(config.provider)
-    send, _ = sends.open_send(engine, week, rendered.content_hash, rendered.subject,
-                              config.provider, endpoint, canary=parse_canary(config.canary),
-                              forced=forced, idempotent=provider.idempotent)
+    send, created = sends.open_send(engine, week, rendered.content_hash, rendered.subject,
+                                    config.provider, endpoint,
+                                    canary=parse_canary(config.canary), forced=forced,
+                                    idempotent=provider.idempotent)
+    if created:  # a resume is not a start: only the run that created the send says it
+        alerts.send_started(config, engine, send)
     if send.status == SendStatus.PAUSED:
         if not options.resume_paused:
             raise SendError(f"the send of {week} is paused: {send.abort_reason}. Look into it "
@@ -228,7 +232,9 @@ def _send(config: Config, engine: sa.Engine, rendered: RenderedEdition, outgoing
                                 idempotent=transport.idempotent,
                                 window=getattr(transport, "idempotency_window", None))
             book = deps.book(ledger)
-            gate = GateCheck(book, Rules.of(config), deps.clock)
+            gate = GateCheck(book, Rules.of(config), deps.clock,
+                             on_pause=lambda paused, why: alerts.send_paused(config, engine,
+                                                                             paused, why))
             reconciler = reconciler_for(config, transport, engine, send.id)
             reconciliation = None if reconciler is None else Reconciliation(
                 reconciler, engine, send.id, outgoing.edition_key, outgoing.subject,
@@ -239,7 +245,9 @@ def _send(config: Config, engine: sa.Engine, rendered: RenderedEdition, outgoing
                 delivery.on_progress = report
                 this_run, stopped = asyncio.run(delivery.run())
             tally = reconciliation.tally if reconciliation is not None else None
-            return _conclude(book, this_run, stopped, tally)
+            result = _conclude(book, this_run, stopped, tally)
+            alerts.send_concluded(config, engine, result.send, result.counts)
+            return result
         finally:
             senders.release(engine, sender)
 

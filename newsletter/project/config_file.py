@@ -59,6 +59,7 @@ SECTIONS: list[tuple[str, list[tuple[str, str]]]] = [
         ("max_attempts", "tries of a message with transient errors"),
         ("retry_delay", "seconds before the first retry (doubling)"),
         ("stall_after", "seconds without progress before a send counts as stalled"),
+        ("alert_webhook_url", "secret: Slack-style webhook for send alerts (set it in the env)"),
         ("reconcile_settle", "seconds before \"not found\" means not accepted (0: the provider's)"),
         ("max_error_rate", "the failed share that stops a send (0: never)"),
         ("canary", 'sent first, then a wait: a count, a share or "10%" of the list ("0": none)'),

@@ -350,3 +350,32 @@ webhook_tokens = sa.Table(
     sa.Column("expires_at", UTCDateTime, nullable=False),
     sa.Index(None, "expires_at"),
 )
+
+
+# -- alerts to a chat webhook ---------------------------------------------------------------
+
+# One row per message to ``alert_webhook_url`` (delivery.alerts writes them right after the
+# change of a send they report; delivery.alert_outbox posts them, oldest first). A send says
+# each thing once: (send_id, kind, detail) is unique, ``detail`` telling apart what may
+# happen again (a stall: since when; a pause: since when the brake judged). The text never
+# holds an address. next_attempt_at NULL: not to be posted again (sent, or dropped: why is in
+# last_error).
+alerts = sa.Table(
+    "alerts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("send_id", sa.Integer, sa.ForeignKey("sends.id", ondelete="SET NULL"),
+              nullable=True),
+    sa.Column("detail", sa.String(64), nullable=False),
+    sa.Column("week", sa.String(8), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=True),
+    sa.Column("sent_at", UTCDateTime, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.UniqueConstraint("send_id", "kind", "detail"),
+    # Serves the drain: the rows still to post, oldest first.
+    sa.Index(None, "next_attempt_at"),
+)

@@ -1,6 +1,7 @@
 """The worker's small recurring jobs beside the weekly send: send the confirmation mails the
-web app queued (its durable outbox), read the feedback mailbox when one is configured, and
-watch for stalled sends (``delivery.stalls``), whichever process is sending them.
+web app queued (its durable outbox), read the feedback mailbox when one is configured, watch
+for stalled sends (``delivery.stalls``), whichever process is sending them, and post the
+alerts sends and stalls queued (``delivery.alert_outbox``) when ``alert_webhook_url`` is set.
 
 Each runs in its own scheduler thread, so a slow IMAP server never delays the weekly send, and
 each run is independent: whatever one run could not do (a provider or a mailbox down) the next
@@ -23,6 +24,7 @@ log = logging.getLogger("newsletter.worker")
 OUTBOX_EVERY = 30.0      # seconds: a confirmation mail should arrive while the reader waits
 MAILBOX_EVERY = 300.0    # seconds: bounces and unsubscribe mails are not urgent
 STALLS_EVERY = 60.0      # seconds: stall_after is minutes; a minute late is soon enough
+ALERTS_EVERY = 30.0      # seconds: an alert is read by a person, who need not wait longer
 
 
 def _one_line(exc: BaseException) -> str:
@@ -59,8 +61,25 @@ def poll_mailbox(config: Config) -> None:
         log.info("mailbox: %s", summary.line())
 
 
+def drain_alerts(config: Config) -> int:
+    """Post the due alerts to alert_webhook_url; how many it took."""
+    import sqlalchemy as sa
+
+    from ..delivery.alert_outbox import drain_alerts as drain
+    from ..store.db import connect
+
+    try:
+        return drain(config, connect(config.database_url))
+    except (NewsletterError, sa.exc.SQLAlchemyError) as exc:
+        log.warning("alerts: not posted now: %s; retried in %.0f s", _one_line(exc),
+                    ALERTS_EVERY)
+        return 0
+
+
 class StallWatch:
-    """Logs one error line per stall: again only once the send has moved and stalled anew."""
+    """Logs one error line per stall, and queues its alert: again only once the send has moved
+    and stalled anew (the alert's key is the stall's last progress too, so a restarted worker
+    does not say it twice)."""
 
     def __init__(self, clock: Callable[[], datetime] = utc_now) -> None:
         self.clock = clock
@@ -69,12 +88,13 @@ class StallWatch:
     def __call__(self, config: Config) -> list[str]:
         import sqlalchemy as sa
 
+        from ..delivery.alerts import send_stalled
         from ..delivery.stalls import find_stalls
         from ..store.db import connect
 
         try:
-            stalls = find_stalls(connect(config.database_url), stall_after=config.stall_after,
-                                 now=self.clock())
+            engine = connect(config.database_url)
+            stalls = find_stalls(engine, stall_after=config.stall_after, now=self.clock())
         except (NewsletterError, sa.exc.SQLAlchemyError) as exc:
             log.warning("stall watch: not checked: %s", _one_line(exc))
             return []
@@ -83,6 +103,7 @@ class StallWatch:
         self._told = current
         for stall in new:
             log.error("%s", stall.line())
+            send_stalled(config, engine, stall)
         return [s.line() for s in new]
 
 
@@ -95,6 +116,8 @@ def add_jobs(scheduler, config: Config) -> list[str]:
         ("stall watch", StallWatch(), STALLS_EVERY)]
     if config.imap_host:
         jobs.append(("mailbox", poll_mailbox, MAILBOX_EVERY))
+    if config.alert_webhook_url:
+        jobs.append(("alerts", drain_alerts, ALERTS_EVERY))
     for name, function, every in jobs:
         scheduler.add_job(function, IntervalTrigger(seconds=every), args=[config], name=name,
                           id=name.replace(" ", "-"), executor="housekeeping", coalesce=True,
