@@ -22,7 +22,7 @@ from newsletter.config import load_config
 from newsletter.delivery import alerts as alerts_module
 from newsletter.delivery import ledger
 from newsletter.delivery.alert_outbox import drain_alerts
-from newsletter.devtools.fake_provider import FakeProvider
+from newsletter.devtools.fake_provider import FakeProvider, Faults
 from newsletter.errors import ConfigError
 from newsletter.store import db
 from newsletter.store.tables import alerts, deliveries
@@ -120,6 +120,20 @@ def test_a_resume_does_not_say_started_again(project, database_url, fake):
     fake.on_accept = None
     assert send(config).counts == {"sent": 12}
     assert kinds(database_url) == ["started", "finished"]
+
+
+def test_an_abort_says_why_and_the_resumed_send_then_finishes(project, database_url, fake):
+    seed(database_url, readers(4))
+    fake.faults = Faults(bad_token="re_token_123456")
+    config = make_config(project, database_url, fake, alert_webhook_url=URL)
+    assert send(config).send.status == "aborted"
+    fake.faults = Faults()
+    assert send(config).counts == {"sent": 4}
+    assert kinds(database_url) == ["started", "aborted", "finished"]
+    aborted = alert_rows(database_url)[1].text
+    assert "the send was aborted: " in aborted and "credentials refused" in aborted
+    assert "4 recipients, 0 sent, 0 failed, 0 unknown, 0 skipped, 4 pending" in aborted
+    assert "@" not in aborted
 
 
 def test_a_failing_webhook_keeps_the_alert_for_a_later_drain_and_never_shows_the_url(
