@@ -312,6 +312,8 @@ def test_import_duplicate_in_file_counted_once_and_reported(run, tmp_path):
         ("email\nada@example.com\n".encode("utf-16"), "UTF-16"),
         (b"", "is empty"),
         (b"ada@example.com,Ada\n", "no header row"),
+        (b",", "only empty cells"),
+        (b",,\n , \n", "only empty cells"),
         (b"name,city\nAda,London\n", "no 'email' column"),
         (b"email,city,City\nada@example.com,a,b\n", "duplicate column 'City'"),
         (b"email\n\"unterminated@example.com\n", "not valid CSV"),

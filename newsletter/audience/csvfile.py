@@ -83,7 +83,9 @@ def read_csv(path: str | os.PathLike[str]) -> CsvData:
                 data.rows.append(CsvRow(line, [restore(cell) for cell in cells]))
     except csv.Error as exc:
         raise SubscriberError(f"{path}, line {start}: not valid CSV: {exc}") from None
-    assert data is not None  # the text has a non-blank line
+    if data is None:  # lines of empty cells only, such as ",,"
+        raise SubscriberError(f"{path} has no header row, only empty cells; expected a header "
+                              "row such as 'email,name'")
     return data
 
 
