@@ -186,7 +186,7 @@ def test_an_alert_the_webhook_refuses_is_dropped_and_the_next_goes(project, data
     assert dropped.next_attempt_at is None and dropped.sent_at is None
     assert dropped.last_error == "refused: HTTP 404: no_service"
     assert posted.sent_at is not None
-    [line] = [r.getMessage() for r in caplog.records]
+    [line] = [r.getMessage() for r in caplog.records if r.name == "newsletter.alerts"]
     assert "alert 1 dropped" in line and TOKEN not in line
 
 
@@ -282,7 +282,7 @@ def test_a_failure_to_queue_is_one_warning_and_the_send_goes_on(project, databas
     monkeypatch.setattr(alerts_module, "begin_write", broken)
     caplog.set_level(logging.WARNING, logger="newsletter.alerts")
     assert send(config).counts == {"sent": 3}
-    lines = [r.getMessage() for r in caplog.records]
+    lines = [r.getMessage() for r in caplog.records if r.name == "newsletter.alerts"]
     assert len(lines) == 2 and all(line.startswith("alert not queued for send ")
                                    for line in lines), lines
     assert "\n" not in lines[0]
