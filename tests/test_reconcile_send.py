@@ -169,3 +169,12 @@ def test_reconcile_goes_with_week_only(project, database_url, fake):
     out = CliRunner().invoke(cli, ["send", "--week", WEEK, "--reconcile", "--dry-run"],
                              env=cli_env(database_url, fake))
     assert out.exit_code == 2 and "--reconcile goes with --week only" in out.output
+
+
+def test_reconcile_of_a_week_never_sent_is_a_one_line_error(project, database_url, fake):
+    audience(database_url, 3)
+    result = CliRunner().invoke(cli, ["send", "--week", WEEK, "--reconcile"],
+                                env=cli_env(database_url, fake, "postmark"))
+    assert result.exit_code == 1
+    assert result.output == f"error: {WEEK} has no send to reconcile\n"
+    assert len(fake.records) == 0

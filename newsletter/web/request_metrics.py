@@ -8,10 +8,10 @@ no route matched is ``unmatched``. Every label so comes from a short fixed list.
 
 from __future__ import annotations
 
-import time
-
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from .access_log import answered
 
 METHODS = frozenset({"GET", "HEAD", "POST", "OPTIONS", "PUT", "PATCH", "DELETE"})
 UNMATCHED = "unmatched"
@@ -54,16 +54,5 @@ class RequestMetrics:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        start = time.perf_counter()
-        status = 500  # what the client gets if the app raises before answering
-
-        async def send_and_note(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_and_note)
-        finally:
-            self.figures.observe(scope, status, time.perf_counter() - start)
+        await answered(self.app, scope, receive, send,
+                       lambda status, seconds: self.figures.observe(scope, status, seconds))
