@@ -118,3 +118,29 @@ def test_read_file_names_what_is_missing(tmp_path):
     with pytest.raises(TemplateError, match="template file not found: missing.css"):
         read_file(loader, "missing.css")
     assert isinstance(loader, jinja2.BaseLoader)
+
+
+def test_only_the_templates_an_edition_is_made_from_change_its_content_hash(bare):
+    """A send refuses to resume when its content changed; editing a web page or the report
+    template mid-send must not count as that, while the edition's own templates do."""
+    templates = bare / "templates"
+    templates.mkdir()
+    before = render_week(config_of(bare), WEEK).content_hash
+    (templates / "report.html.j2").write_text("<p>Rapport “édité”</p>\n", encoding="utf-8")
+    (templates / "confirm.txt.j2").write_text("Bitte bestätigen’\n", encoding="utf-8")
+    (templates / "web").mkdir()
+    (templates / "web" / "archive.html.j2").write_text("<h1>Archiv</h1>\n", encoding="utf-8")
+    assert render_week(config_of(bare), WEEK).content_hash == before
+
+    edition_txt = (package_templates() / "edition.txt.j2").read_text(encoding="utf-8")
+    (templates / "footer.txt.j2").write_text("— Grüße\n", encoding="utf-8")
+    (templates / "edition.txt.j2").write_text(
+        edition_txt + '{% include "footer.txt.j2" %}\n', encoding="utf-8")
+    with_include = render_week(config_of(bare), WEEK).content_hash
+    assert with_include != before
+
+    (templates / "footer.txt.j2").write_text("— Grüße, das Team\n", encoding="utf-8")
+    assert render_week(config_of(bare), WEEK).content_hash != with_include
+
+    (templates / "edition.css").write_text(".x { color: #123456; }\n", encoding="utf-8")
+    assert render_week(config_of(bare), WEEK).content_hash != with_include

@@ -23,7 +23,7 @@ from . import markdown as mdtext
 from . import masthead, recipient_uses, template_errors
 from .content import Edition, load_edition, resolve_week
 from .placeholders import FieldTemplate, RecipientMarkers, WebReader
-from .templates import list_sources, read_file, template_loader, where
+from .templates import edition_sources, read_file, template_loader, where
 
 HTML_TEMPLATE = "edition.mjml.j2"
 TEXT_TEMPLATE = "edition.txt.j2"
@@ -124,12 +124,17 @@ def _environment(templates_dir: Path) -> jinja2.Environment:
 
 
 def _nonce(edition: Edition, env: jinja2.Environment) -> str:
-    """A marker prefix that depends on every input, so content cannot contain it."""
+    """A marker prefix that depends on every input, so content cannot contain it.
+
+    The inputs are the week's files and the templates the edition is made from (its two
+    templates, what they include, and the stylesheet), not every file in the templates
+    folder: editing a web page or the report must not make a running send's content
+    "changed"."""
     digest = hashlib.sha256()
     paths = [edition.folder / "edition.md", *(item.path for item in edition.items)]
     for path in paths:
         digest.update(path.read_bytes())
-    for _name, source in list_sources(env.loader):
+    for _name, source in edition_sources(env, (HTML_TEMPLATE, TEXT_TEMPLATE), CSS_FILE):
         digest.update(source.encode("utf-8"))
     return "nl" + digest.hexdigest()[:12]
 

@@ -14,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 
 import jinja2
+from jinja2 import meta
 
 from ..errors import TemplateError
 
@@ -69,6 +70,36 @@ def where(loader: jinja2.BaseLoader) -> str:
     for inner in getattr(loader, "loaders", [loader]):
         folders += [str(p) for p in getattr(inner, "searchpath", [])]
     return " or ".join(folders) or "the templates"
+
+
+def edition_sources(env: jinja2.Environment, roots: tuple[str, ...],
+                    *files: str) -> list[tuple[str, str]]:
+    """(name, text) of the templates ``roots`` are made from: themselves and, transitively,
+    what they include, import or extend, plus the plain ``files`` (a stylesheet) they read.
+    A reference Jinja cannot resolve statically (a name computed at render time) falls back
+    to every file the loader can see, so nothing an edition may use is left out."""
+    assert env.loader is not None
+    seen: dict[str, str] = {}
+    todo = list(roots)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        try:
+            source = env.loader.get_source(env, name)[0]
+        except jinja2.TemplateNotFound:
+            continue  # the render itself reports it, naming the template
+        seen[name] = source
+        try:
+            found = list(meta.find_referenced_templates(env.parse(source)))
+        except jinja2.TemplateSyntaxError:
+            continue
+        if None in found:
+            return list_sources(env.loader)
+        todo.extend(n for n in found if n)
+    for name in files:
+        seen.setdefault(name, read_file(env.loader, name)[0])
+    return sorted(seen.items())
 
 
 def list_sources(loader: jinja2.BaseLoader) -> list[tuple[str, str]]:
