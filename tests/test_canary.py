@@ -221,7 +221,7 @@ def test_resume_paused_on_a_send_that_is_not_paused_is_refused(project, database
 
 # -- the check before a send ------------------------------------------------------------------
 
-def failing(config, week):
+def failing(config, week, content_hash):
     return Report.of([Finding(Severity.ERROR, "links.http", "A link is http://", "Use https."),
                       Finding(Severity.WARNING, "content.size", "Big", "")], week)
 

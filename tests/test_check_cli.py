@@ -119,13 +119,15 @@ def test_refresh_options_do_not_mix_with_a_check(project):
 
 def test_the_check_a_send_runs_in_a_child_process_finds_the_same_and_raises_the_same(project):
     from newsletter.config import load_config
+    from newsletter.edition.render import render_week
     from newsletter.errors import NewsletterError
-    from newsletter.preflight.isolated import check_week_apart
+    from newsletter.preflight.isolated import check_hashed_apart
     from newsletter.preflight.project import check_week
 
     config = load_config(project / "newsletter.toml")
-    apart, here = check_week_apart(config, WEEK), check_week(config, WEEK)
+    (apart, checked), here = check_hashed_apart(config, WEEK), check_week(config, WEEK)
+    assert checked == render_week(config, WEEK).content_hash
     assert [(f.code, f.message) for f in apart.findings] == \
         [(f.code, f.message) for f in here.findings]
     with pytest.raises(NewsletterError, match="2026-W01"):
-        check_week_apart(config, "2026-W01")
+        check_hashed_apart(config, "2026-W01")

@@ -41,10 +41,18 @@ def check(app: AppContext, week: str | None, dns: bool, fmt: str, client_data: s
     from pathlib import Path
 
     from ..preflight import to_json, to_text
-    from ..preflight.project import check_week
+    from ..preflight.project import check_week, check_week_hashed
 
-    report = check_week(app.config, week, dns=dns,
-                        client_data=Path(client_data) if client_data else None)
+    if dns or client_data:
+        report = check_week(app.config, week, dns=dns,
+                            client_data=Path(client_data) if client_data else None)
+    else:  # as a send checks: the send that follows reuses the verdict
+        from ..edition.content import resolve_week
+        from ..preflight.verdicts import remember_check
+
+        week = resolve_week(week, app.config.timezone)
+        report, content_hash = check_week_hashed(app.config, week)
+        remember_check(app.config, week, content_hash, report)
     click.echo(to_json(report) if fmt == "json" else to_text(report), nl=False)
     if not report.ok:
         click.get_current_context().exit(report.exit_code)

@@ -113,19 +113,19 @@ def _send(app: AppContext, week: str | None, *, retry_failed: bool, retry_unknow
     from ..delivery.send import NotReady, SendOptions, send_edition
     from ..delivery.states import StopKind
     from ..edition.content import resolve_week
-    from ..preflight.isolated import check_week_apart
+    from ..preflight.verdicts import check_before_send
     from .output import setup_logging
 
     limit_arenas()
     setup_logging(log_format=app.config.log_format)
     options = SendOptions(retry_failed=retry_failed, retry_unknown=retry_unknown, force=force,
-                          resume_paused=resume_paused, check=check_week_apart)
+                          resume_paused=resume_paused, check=check_before_send)
     try:
         run = send_edition(app.config, week, options)
     except NotReady as exc:
         from ..preflight import Report, to_text
 
-        # The check given, check_week_apart, makes a preflight Report.
+        # The check given, check_before_send, makes a preflight Report.
         click.echo(to_text(cast(Report, exc.report)), err=True)
         raise
     if run is None:

@@ -115,8 +115,9 @@ class SendOptions:
     force: bool = False             # a new send goes out past the check's errors, recorded
     resume_paused: bool = False     # a send the brake paused goes on (--resume-paused)
     interactive: bool | None = None  # a progress bar; None: when stderr is a terminal
-    # ``check(config, week)``: the preflight report a new send must pass (None: no check).
-    check: Callable[[Config, str], CheckReport] | None = None
+    # ``check(config, week, content_hash)``: the preflight report a new send must pass (None:
+    # no check); given the hash of the content about to go out, it may reuse a verdict.
+    check: Callable[[Config, str, str], CheckReport] | None = None
 
 
 def make_week_transport(config: Config, week: str) -> Transport:
@@ -180,7 +181,7 @@ def _open(config: Config, engine: sa.Engine, rendered: RenderedEdition, endpoint
     week = rendered.week
     forced = None
     if options.check is not None and sends.find_live(engine, week) is None:
-        report = options.check(config, week)
+        report = options.check(config, week, rendered.content_hash)
         if not report.ok:
             if not options.force:
                 raise NotReady(week, report)

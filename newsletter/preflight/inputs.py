@@ -38,3 +38,4 @@ class CheckInputs:
     message: bytes
     settings: Settings
     label: str = ""
+    content_hash: str = ""  # the rendered edition's, when these came from one

@@ -36,6 +36,13 @@ def check_week(config: Config, week: str | None = None, *, dns: bool = False, re
                       catalog=client_catalog(config, client_data), today=today)
 
 
+def check_week_hashed(config: Config, week: str | None = None) -> tuple[Report, str]:
+    """``check_week`` as a send runs it, and the content hash of the edition it checked (a
+    verdict is remembered only for what was really checked, ``verdicts``)."""
+    inputs = build_inputs(config, week)
+    return run_checks(inputs, catalog=client_catalog(config)), inputs.content_hash
+
+
 def client_data_file(config: Config) -> Path:
     return config.base_dir / CLIENT_DATA
 
@@ -86,4 +93,5 @@ def build_inputs(config: Config, week: str | None = None, *, dkim_selector: str 
         settings=settings_from(config, dkim_selector=dkim_selector,
                                dkim_public_key=public_key),
         label=f"{rendered.week}: {rendered.subject}",
+        content_hash=rendered.content_hash,
     )

@@ -379,3 +379,21 @@ alerts = sa.Table(
     # Serves the drain: the rows still to post, oldest first.
     sa.Index(None, "next_attempt_at"),
 )
+
+
+# -- the preflight check's verdicts ---------------------------------------------------------
+
+# The report a check made, by the fingerprint of what it was made from (preflight.verdicts):
+# an unchanged edition is not checked again by a resume or a second `send`. Rows older than
+# a month are deleted as new ones come.
+check_verdicts = sa.Table(
+    "check_verdicts",
+    metadata,
+    sa.Column("fingerprint", sa.String(64), primary_key=True),
+    sa.Column("week", sa.String(8), nullable=False),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("ok", sa.Boolean, nullable=False),
+    sa.Column("report", sa.Text, nullable=False),
+    sa.Column("checked_at", UTCDateTime, nullable=False),
+    sa.Index(None, "checked_at"),
+)

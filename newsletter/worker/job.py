@@ -96,9 +96,9 @@ class Worker:
         self._check = None  # the preflight report a new send must pass (the real send only)
         if send is None:
             from ..delivery.send import send_edition
-            from ..preflight.isolated import check_week_apart
+            from ..preflight.verdicts import check_before_send
 
-            send, self._check = send_edition, check_week_apart
+            send, self._check = send_edition, check_before_send
         self._send = send
         self.scheduler = None   # set by make_scheduler: where a canary's resume is scheduled
         self.resumes: dict[str, datetime] = {}  # week -> when its canary wait ends
