@@ -4,6 +4,7 @@
 #                                   system is kept as a tarball in the cache, so it is made once)
 #   newsletter-ci/python:3.11       Python 3.11 on it (docker/ci/python.Dockerfile)
 #   newsletter-ci/postgres:15       PostgreSQL 15 on it (docker/ci/postgres/)
+#   newsletter-ci/prometheus:2      Debian's Prometheus on it (docker/ci/prometheus.Dockerfile)
 # Needs root, a running daemon (DOCKER_HOST) and the Debian mirror. The builds use the host's
 # network; docker's layer cache makes a second run take seconds.
 #
@@ -46,3 +47,4 @@ build() {  # build TAG DOCKER_BUILD_ARGS...: quiet unless it fails
 }
 build newsletter-ci/python:3.11 -f "$here/python.Dockerfile" "$here"
 build newsletter-ci/postgres:15 "$here/postgres"
+build newsletter-ci/prometheus:2 -f "$here/prometheus.Dockerfile" "$here"

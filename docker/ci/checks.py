@@ -11,6 +11,11 @@ when it does not. Standard library only: it runs on the host's Python, outside t
     checks.py count JSON STATUS N        `subscribers count --format json` shows N STATUS
     checks.py status-unfinished TEXT     `newsletter status` shows rows still pending/in flight
     checks.py http URL STATUS [BODY]     GET (or POST BODY, urlencoded) answers STATUS
+    checks.py prometheus-up URL JOB SECS Prometheus at URL scrapes JOB's targets as up within
+                                         SECS; $CHECK_SECRET, if set, is in none of its answers
+    checks.py prometheus-query URL EXPR  the query answers at least one series; prints them
+    checks.py prometheus-dashboard URL FILE  each PromQL expression of the Grafana dashboard
+                                         FILE is accepted by Prometheus at URL
 """
 
 from __future__ import annotations
@@ -18,14 +23,19 @@ from __future__ import annotations
 import collections
 import csv
 import json
+import os
 import re
 import sys
+import time
 import urllib.error
+import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
 from pathlib import Path
+from typing import Any
 
 # The awkward ones first, so a small N still has them; the rest are plain.
 SPECIAL_ROWS = [
@@ -176,6 +186,99 @@ def check_http(url: str, status: int, body: str | None) -> str:
     return f"{request.method} {url}: {got}"
 
 
+def prometheus_api(base: str, path: str, params: dict[str, str] | None = None) -> Any:
+    """The ``data`` of a Prometheus HTTP API answer; its own error message when it refuses."""
+    url = base.rstrip("/") + path + ("?" + urllib.parse.urlencode(params) if params else "")
+    try:
+        with urllib.request.urlopen(url, timeout=15) as answer:
+            body = json.load(answer)
+    except urllib.error.HTTPError as exc:
+        try:
+            body = json.load(exc)
+        except ValueError:
+            raise Failed(f"GET {url} answered {exc.code}") from None
+    except (OSError, ValueError) as exc:
+        raise Failed(f"GET {url}: {exc}") from None
+    if body.get("status") != "success":
+        raise Failed(f"GET {url}: {body.get('errorType')}: {body.get('error')}")
+    return body["data"]
+
+
+def check_prometheus_up(base: str, job: str, wait: float, *,
+                        fetch: Callable[[str, str], Any] = prometheus_api,
+                        clock: Callable[[], float] = time.monotonic,
+                        sleep: Callable[[float], None] = time.sleep,
+                        secret: str = "") -> str:
+    """Poll the active targets until every one of ``job`` is up; else fail with what
+    Prometheus last said of them (its ``lastError``)."""
+    deadline = clock() + wait
+    while True:
+        targets = [t for t in fetch(base, "/api/v1/targets?state=active")["activeTargets"]
+                   if t.get("labels", {}).get("job") == job]
+        if targets and all(t.get("health") == "up" for t in targets):
+            break
+        if clock() >= deadline:
+            said = "; ".join(f"{t.get('scrapeUrl')} {t.get('health')}: "
+                             f"{t.get('lastError') or 'not scraped yet'}" for t in targets)
+            raise Failed(f"Prometheus's job {job!r} not up within {wait:g} s: "
+                         f"{said or 'no such target'}")
+        sleep(1.0)
+    if secret:
+        for path in ("/api/v1/targets", "/api/v1/status/config", "/api/v1/status/flags"):
+            if secret in json.dumps(fetch(base, path), ensure_ascii=False):
+                raise Failed(f"Prometheus shows the metrics token in {path}")
+    return "; ".join(f"{t['scrapeUrl']} up, last scrape {t.get('lastScrapeDuration', 0):.3f} s"
+                     for t in targets)
+
+
+def check_prometheus_query(base: str, expr: str) -> str:
+    data = prometheus_api(base, "/api/v1/query", {"query": expr})
+    series = data.get("result") or []
+    if not series:
+        raise Failed(f"Prometheus has no series for {expr!r} yet")
+    return "\n".join(_series_line(s) for s in series)
+
+
+def _series_line(series: dict[str, Any]) -> str:
+    labels = dict(series.get("metric", {}))
+    name = labels.pop("__name__", "")
+    inner = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    return f"{name}{{{inner}}} {series.get('value', [None, '?'])[1]}"
+
+
+# Grafana's own variables, as it would fill them in for a query of the last hour.
+GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__interval": "15s", "$__range": "1h"}
+
+
+def dashboard_queries(path: Path) -> list[tuple[str, str]]:
+    """(panel title, expression) for every query of a Grafana dashboard, rows' panels too."""
+    found = []
+
+    def walk(panels: list[dict[str, Any]]) -> None:
+        for panel in panels:
+            for target in panel.get("targets", []):
+                expr = target.get("expr", "")
+                for name, value in GRAFANA_VARIABLES.items():
+                    expr = expr.replace(name, value)
+                found.append((panel.get("title", "?"), expr))
+            walk(panel.get("panels", []))
+
+    walk(json.loads(path.read_text(encoding="utf-8"))["panels"])
+    return found
+
+
+def check_prometheus_dashboard(base: str, path: Path) -> str:
+    queries = dashboard_queries(path)
+    with_data = 0
+    for title, expr in queries:
+        try:
+            data = prometheus_api(base, "/api/v1/query", {"query": expr})
+        except Failed as exc:
+            raise Failed(f"{path.name}: panel {title!r}: {exc}") from None
+        with_data += bool(data.get("result"))
+    return f"{len(queries)} dashboard queries accepted by Prometheus, {with_data} with data now"
+
+
 def main(argv: list[str]) -> int:
     if not argv:
         print(__doc__, file=sys.stderr)
@@ -198,6 +301,13 @@ def main(argv: list[str]) -> int:
             print(check_unfinished(args[0]))
         elif command == "http":
             print(check_http(args[0], int(args[1]), args[2] if len(args) > 2 else None))
+        elif command == "prometheus-up":
+            print(check_prometheus_up(args[0], args[1], float(args[2]),
+                                      secret=os.environ.get("CHECK_SECRET", "")))
+        elif command == "prometheus-query":
+            print(check_prometheus_query(args[0], args[1]))
+        elif command == "prometheus-dashboard":
+            print(check_prometheus_dashboard(args[0], Path(args[1])))
         else:
             print(f"unknown check {command!r}", file=sys.stderr)
             return 2

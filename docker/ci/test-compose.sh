@@ -8,7 +8,8 @@
 # an import and a dry run inside the worker, a test edition reaching the mail catcher, a send
 # killed mid-way and rerun reaching every subscriber exactly once (through the fake provider
 # in its own container), the documented backup restoring, and the web app's /healthz and
-# one-click unsubscribe through the published port. Whatever happens, it ends with
+# one-click unsubscribe through the published port, and the monitoring profile's Prometheus
+# scraping the web app's /metrics with the bearer token. Whatever happens, it ends with
 # `down -v` and stops the daemon, leaving no daemon, bridge or iptables rule behind.
 #
 # Needs root (dockerd, debootstrap, apt-get). Installs docker.io, docker-compose and
@@ -71,7 +72,10 @@ compose() {
     docker-compose --project-name "$PROJECT" --env-file "$TMP/ci.env" \
         -f "$CHECKOUT/docker-compose.yml" -f "$CHECKOUT/docker/ci/compose.ci.yml" "$@"
 }
-cid() { compose ps -q "$1"; }
+# Naming a profile replaces COMPOSE_PROFILES: whatever must see every service (ps, logs,
+# down) names them all.
+every_profile=(--profile dev --profile monitoring)
+cid() { compose "${every_profile[@]}" ps -q "$1"; }
 fake_env=(-e NEWSLETTER_PROVIDER=resend -e NEWSLETTER_PROVIDER_BASE_URL=http://fake:8025
           -e NEWSLETTER_PROVIDER_API_KEY=re_test_compose_key
           -e NEWSLETTER_BATCH_SIZE=10 -e NEWSLETTER_CONCURRENCY=1 -e NEWSLETTER_RETRY_DELAY=1)
@@ -83,11 +87,11 @@ cleanup() {
     if dockerd_running; then
         if [ $rc -ne 0 ]; then
             say "--- containers and their last log lines" >&2
-            compose ps >&2
-            compose logs --no-color --tail=40 >&2
+            compose "${every_profile[@]}" ps >&2
+            compose "${every_profile[@]}" logs --no-color --tail=40 >&2
         fi
         docker rm -f "$SENDER" >/dev/null 2>&1
-        compose down --volumes --remove-orphans --timeout 20 >/dev/null 2>&1 \
+        compose "${every_profile[@]}" down --volumes --remove-orphans --timeout 20 >/dev/null 2>&1 \
             || { say "docker-compose down failed" >&2; rc=1; }
         docker image prune -f >/dev/null 2>&1  # the replaced builds of this run
         dockerd_stop
@@ -182,7 +186,10 @@ chmod -R u=rwX,go=rX "$CHECKOUT" && chmod 755 "$CHECKOUT"
 
 fake_module="newsletter.devtools.fake_provider"
 [ -f newsletter/devtools/fake_provider.py ] || fake_module="newsletter.fake_provider"
-web_port="$($PYTHON -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+free_port() { "$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+web_port="$(free_port)"
+prometheus_port="$(free_port)"
+metrics_token="$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')"
 week="$(find items -mindepth 1 -maxdepth 1 -type d -name '????-W??' | sort | tail -1)"
 week="${week#items/}"
 [ -n "$week" ] || fail "no edition under items/"
@@ -191,9 +198,12 @@ NEWSLETTER_ENV_FILE=$TMP/ci.env
 CI_DIR=$TMP/ci
 CI_PYTHON_IMAGE=newsletter-ci/python:3.11
 CI_POSTGRES_IMAGE=newsletter-ci/postgres:15
+CI_PROMETHEUS_IMAGE=newsletter-ci/prometheus:2
 FAKE_MODULE=$fake_module
 FAKE_LATENCY_MS=${TEST_COMPOSE_FAKE_LATENCY_MS:-400}
 WEB_PORT=$web_port
+PROMETHEUS_PORT=$prometheus_port
+NEWSLETTER_METRICS_TOKEN=$metrics_token
 POSTGRES_PASSWORD=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 NEWSLETTER_SECRET_KEY=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
 NEWSLETTER_SCHEDULE=0 3 1 1 *
@@ -308,7 +318,22 @@ expect_exit 0 docker exec "$worker" newsletter subscribers show "jose@bücher.ex
 printf '%s' "$OUT" | grep -Eq '^status: +unsubscribed' || fail "José is not unsubscribed: $OUT"
 say "   José is unsubscribed"
 
+step "monitoring: Prometheus scrapes web's /metrics with the bearer token"
+compose --profile monitoring up -d --no-build prometheus >"$LOG_DIR/up-monitoring.log" 2>&1 \
+    || { cat "$LOG_DIR/up-monitoring.log" >&2; fail "up prometheus"; }
+wait_healthy prometheus 90
+prometheus="http://127.0.0.1:$prometheus_port"
+CHECK_SECRET="$metrics_token" checks prometheus-up "$prometheus" newsletter 90 \
+    || fail "Prometheus does not scrape the web app"
+checks prometheus-query "$prometheus" 'newsletter_sends{status="done"}' || fail "no figures"
+checks prometheus-query "$prometheus" 'newsletter_messages_sent' || fail "no figures"
+checks prometheus-dashboard "$prometheus" docker/grafana/dashboards/newsletter.json \
+    || fail "the Grafana dashboard's queries"
+prometheus_log="$(docker logs "$(cid prometheus)" 2>&1)"
+case "$prometheus_log" in *"$metrics_token"*) fail "the metrics token is in Prometheus's log" ;; esac
+say "   the token reached Prometheus through its tmpfs file only"
+
 step "down -v"
-compose down --volumes --remove-orphans --timeout 20 >/dev/null 2>&1 || fail "down"
+compose "${every_profile[@]}" down --volumes --remove-orphans --timeout 20 >/dev/null 2>&1 || fail "down"
 [ -z "$(docker volume ls -q --filter "label=com.docker.compose.project=$PROJECT")" ] \
     || fail "volumes left after down -v"

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import smtplib
 import socket
+import subprocess
 import sys
 from email.message import EmailMessage
 from pathlib import Path
@@ -169,3 +171,108 @@ def test_the_generated_list_has_the_awkward_names_first(tmp_path):
     text = (tmp_path / "list.csv").read_text(encoding="utf-8")
     assert len(emails) == 7 and emails[0].endswith("<jose@bücher.example>")
     assert "Zoë “Zed” O’Brien" in text and "🚀" in text
+
+
+# --- the monitoring profile's Prometheus entry point ------------------------------------------
+
+ENTRYPOINT = DOCKER / "prometheus" / "entrypoint.sh"
+
+
+def _run_entrypoint(tmp_path: Path, token: str | None):
+    """The entry point under sh, with a stand-in `prometheus` that reports what it was given."""
+    fake = tmp_path / "prometheus"
+    fake.write_text('#!/bin/sh\necho "args: $*"\n'
+                    'echo "env token: ${NEWSLETTER_METRICS_TOKEN:-none}"\n', encoding="utf-8")
+    fake.chmod(0o755)
+    env = {"PATH": os.environ["PATH"], "PROMETHEUS": str(fake),
+           "METRICS_TOKEN_FILE": str(tmp_path / "run" / "metrics_token")}
+    if token is not None:
+        env["NEWSLETTER_METRICS_TOKEN"] = token
+    return subprocess.run(["sh", str(ENTRYPOINT), "--config.file=/etc/p.yml", "--web.x=ü"],
+                          env=env, capture_output=True, text=True, timeout=30)
+
+
+def test_prometheus_entrypoint_writes_the_token_for_prometheus_alone(tmp_path):
+    token = "tökén-“quoted”-0123456789"
+    done = _run_entrypoint(tmp_path, token)
+    assert done.returncode == 0, done.stderr
+    written = tmp_path / "run" / "metrics_token"
+    assert written.read_text(encoding="utf-8") == token  # no newline added
+    assert written.stat().st_mode & 0o777 == 0o600
+    assert not list(written.parent.glob("*.tmp"))
+    assert "args: --config.file=/etc/p.yml --web.x=ü" in done.stdout
+    assert "env token: none" in done.stdout  # taken out of Prometheus's environment
+    assert token not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("token", [None, ""])
+def test_prometheus_entrypoint_without_a_token_stops_with_one_line(tmp_path, token):
+    done = _run_entrypoint(tmp_path, token)
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr.count("\n") == 1 and "NEWSLETTER_METRICS_TOKEN is not set" in done.stderr
+    assert not (tmp_path / "run" / "metrics_token").exists()
+
+
+# --- Prometheus's answers, as test-compose reads them ----------------------------------------
+
+class FakePrometheus:
+    """Prometheus's HTTP API as ``checks.check_prometheus_up`` calls it: one answer of
+    /api/v1/targets per poll, in order, and a clock that moves a second per sleep."""
+
+    def __init__(self, polls, config=None):
+        self.polls, self.config, self.now, self.asked = list(polls), config or {}, 0.0, []
+
+    def fetch(self, base, path):
+        self.asked.append(path)
+        if path.startswith("/api/v1/targets?"):
+            return {"activeTargets": self.polls.pop(0) if len(self.polls) > 1 else self.polls[0]}
+        return self.config
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
+def _target(health, error=""):
+    return {"labels": {"job": "newsletter"}, "scrapeUrl": "http://web:8000/metrics",
+            "health": health, "lastError": error, "lastScrapeDuration": 0.012}
+
+
+def _up(fake, wait=10.0, secret=""):
+    return checks.check_prometheus_up("http://prom", "newsletter", wait, fetch=fake.fetch,
+                                      clock=lambda: fake.now, sleep=fake.sleep, secret=secret)
+
+
+def test_prometheus_up_waits_for_the_first_good_scrape():
+    fake = FakePrometheus([[], [_target("unknown")], [_target("up")]])
+    assert "http://web:8000/metrics up" in _up(fake)
+    assert fake.now == 2.0
+
+
+def test_prometheus_not_up_in_time_fails_with_its_last_error():
+    fake = FakePrometheus([[_target("down", "server returned HTTP status 401 Unauthorized")]])
+    with pytest.raises(checks.Failed, match=r"not up within 10 s: .*web:8000.* down: "
+                                            r"server returned HTTP status 401"):
+        _up(fake)
+    with pytest.raises(checks.Failed, match="no such target"):
+        _up(FakePrometheus([[]]), wait=3)
+
+
+def test_prometheus_up_fails_when_an_answer_shows_the_token():
+    leaky = FakePrometheus([[_target("up")]], config={"yaml": "credentials: sekrit-tökén"})
+    with pytest.raises(checks.Failed, match="metrics token"):
+        _up(leaky, secret="sekrit-tökén")
+    masked = FakePrometheus([[_target("up")]], config={"yaml": "credentials: <secret>"})
+    assert "up" in _up(masked, secret="sekrit-tökén")
+    assert "/api/v1/status/config" in masked.asked
+
+
+def test_dashboard_queries_fill_in_grafana_variables(tmp_path):
+    dashboard = tmp_path / "d.json"
+    dashboard.write_text(json.dumps({"panels": [
+        {"title": "Zählung", "targets": [{"expr": "rate(x_total[$__rate_interval])"}]},
+        {"type": "row", "title": "Web", "panels": [
+            {"title": "“p95”", "targets": [{"expr": "max(y)"}, {"expr": "z[$__range]"}]}]},
+    ]}, ensure_ascii=False), encoding="utf-8")
+    assert checks.dashboard_queries(dashboard) == [
+        ("Zählung", "rate(x_total[1m])"), ("“p95”", "max(y)"), ("“p95”", "z[1h]")]
