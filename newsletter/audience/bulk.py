@@ -67,6 +67,12 @@ def existing_statuses(conn: sa.Connection, keys: list[str]) -> dict[str, str]:
     return dict(rows)
 
 
+def ids_of(conn: sa.Connection, keys: list[str]) -> dict[str, int]:
+    """The subscriber id of each of these address keys on the list."""
+    c = subscribers.c
+    return dict(_lookup(conn, sa.select(c.email_key, c.id), c.email_key, keys))
+
+
 def erased_hashes(conn: sa.Connection, digests: list[str]) -> set[str]:
     c = suppressions.c
     return {row[0] for row in _lookup(conn, sa.select(c.email_hash), c.email_hash, digests)}

@@ -1,6 +1,7 @@
 """The subscriber's ``consent_details`` row (the IP, user agent and wording of the consent on
 record, and how an unsubscribe was made): written only by ``audience.changes``, alongside the
-status change it belongs to, in one upsert on SQLite and PostgreSQL alike."""
+status change it belongs to, and by the import (``audience.transfer``) for the subscribers it
+creates with a consent IP from the file, in one upsert on SQLite and PostgreSQL alike."""
 
 from __future__ import annotations
 

@@ -5,16 +5,21 @@ already on the list is left exactly as it is (so re-importing a file changes not
 never re-activates an address that is unsubscribed, bounced or complained, nor re-adds one erased
 on request. Invalid rows abort the whole import unless the caller asks to skip them.
 
-Addresses, names, statuses and the erased-address hashes follow the rules of
-``newsletter.audience.subscribers``, whose helpers this module uses; it changes no existing
-subscriber.
+Every file is read through a source (``audience.sources``): this program's own CSV by
+default, or another service's export (``--from mailchimp``); the source maps each row to a
+subscriber, and this module judges it. Addresses, names, statuses and the erased-address
+hashes follow the rules of ``newsletter.audience.subscribers``, whose helpers this module
+uses; it changes no existing subscriber. An imported subscriber's consent IP, when the file
+has one, is its first consent-details row (``audience.consent_details``).
 """
 
 from __future__ import annotations
 
 import os
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,16 +28,16 @@ import sqlalchemy as sa
 from ..clock import utc_now
 from ..errors import SubscriberError
 from ..store.db import begin_write
-from ..text import has_control, strip_spaces
-from . import bulk
+from ..text import has_control
+from . import bulk, consent_details, sources
 from .addresses import Address, clean_name, email_hash, parse_address
 from .model import EMAIL_COLUMNS, ERASED_MESSAGE, EXPORT_COLUMNS, STATUSES, STOPPED
+from .sources.base import BadValue, Entry, Fields, Source
+from .sources.layout import Layout, plan
 from .subscribers import attribute_name
 
 if TYPE_CHECKING:
     from .csvfile import CsvRow
-
-TIME_COLUMNS = ("consented_at", "confirmed_at", "unsubscribed_at", "created_at")
 
 
 # --------------------------------------------------------------------------- values
@@ -58,11 +63,16 @@ class ImportReport:
     not_resubscribed: list[RowProblem] = field(default_factory=list)
     duplicates: list[RowProblem] = field(default_factory=list)
     invalid: list[RowProblem] = field(default_factory=list)
+    skipped: list[RowProblem] = field(default_factory=list)  # rows the source does not import
+    # New subscribers (that would be added, in a dry run) per status, in STATUSES order.
+    by_status: dict[str, int] = field(default_factory=dict)
+    source: str | None = None  # the service whose export it was ("Mailchimp"); None: a CSV
     written: bool = False
 
     def notes(self) -> list[RowProblem]:
         """Every row not imported, with why, in file order."""
-        return sorted(self.not_resubscribed + self.duplicates + self.invalid, key=lambda p: p.line)
+        return sorted(self.not_resubscribed + self.duplicates + self.invalid + self.skipped,
+                      key=lambda p: p.line)
 
 
 class ImportAborted(SubscriberError):
@@ -77,33 +87,32 @@ class ImportAborted(SubscriberError):
         )
 
 
-@dataclass
-class _Columns:
-    email: int
-    known: dict[str, int]  # lower-cased known column -> index
-    extra: dict[str, int]  # attribute name as written -> index
-    width: int  # columns named in the header
-
-
 def import_csv(
     engine: sa.Engine,
     path: str | os.PathLike[str],
     dry_run: bool = False,
     skip_invalid: bool = False,
+    source: str | None = None,
+    mapping: Mapping[str, str] | None = None,
 ) -> ImportReport:
     """Import a CSV file in one transaction; see ImportReport for what happened to each row.
 
+    ``source`` names the service whose export the file is (``audience.sources``; None: a
+    plain CSV), ``mapping`` gives columns a field by hand ({column: field}, ``--map``).
     New addresses are added; addresses already on the list are left exactly as they are (so
     re-importing a file changes nothing); stopped or erased addresses are never re-subscribed.
     Invalid rows abort the whole import (ImportAborted) unless ``skip_invalid``.
     """
     from .csvfile import read_csv
 
+    kind = sources.find(source)
     data = read_csv(path)
-    report = ImportReport(path=str(path), dry_run=dry_run, rows=len(data.rows))
-    columns = _map_columns(data.path, data.header_line, data.columns)
-    source = f"import:{Path(path).name}"
-    candidates = _parse_rows(data.rows, columns, source, report)
+    layout = plan(kind, data.path, data.header_line, data.columns, mapping or {})
+    native = kind is sources.native.SOURCE
+    report = ImportReport(path=str(path), dry_run=dry_run, rows=len(data.rows),
+                          source=None if native else kind.title)
+    label = f"import:{Path(path).name}" if native else f"import:{kind.name}:{Path(path).name}"
+    candidates = _parse_rows(data.rows, kind, layout, label, report)
     if report.invalid and not skip_invalid:
         raise ImportAborted(report)
     if dry_run:
@@ -125,43 +134,15 @@ def import_csv(
     return report
 
 
-def _map_columns(path: Path, line: int, names: list[str]) -> _Columns:
-    lowered = [name.lower() for name in names]
-    email = next((lowered.index(c) for c in EMAIL_COLUMNS if c in lowered), None)
-    if email is None:
-        if any("@" in name for name in names):
-            raise SubscriberError(
-                f"{path}: no header row (line {line} looks like data); "
-                "add a first line such as 'email,name'"
-            )
-        raise SubscriberError(
-            f"{path}, line {line}: no 'email' column in the header (found: {', '.join(names)})"
-        )
-    known = {n: i for i, n in enumerate(lowered) if n in EXPORT_COLUMNS and i != email}
-    extra: dict[str, int] = {}
-    for i, name in enumerate(names):
-        if i == email or lowered[i] in EXPORT_COLUMNS or lowered[i] in EMAIL_COLUMNS:
-            continue
-        key = attribute_name(name)
-        if not key or key in extra or key in EXPORT_COLUMNS or key in EMAIL_COLUMNS:
-            raise SubscriberError(
-                f"{path}, line {line}: column {name!r} cannot be an attribute "
-                f"(it becomes {key!r}, which is empty, reserved or another column's name)"
-            )
-        extra[key] = i
-    return _Columns(email, known, extra, len(names))
-
-
-def _parse_rows(
-    rows: list[CsvRow], columns: _Columns, source: str, report: ImportReport
-) -> list[tuple[int, dict[str, Any]]]:
+def _parse_rows(rows: list[CsvRow], kind: Source, layout: Layout, label: str,
+                report: ImportReport) -> list[tuple[int, dict[str, Any]]]:
     """Validate every row; collect problems in ``report``; return (line, values) to insert."""
     now = utc_now()
     first_line: dict[str, int] = {}
     out: list[tuple[int, dict[str, Any]]] = []
     for row in rows:
-        cells = row.cells
-        raw_email = _cell(cells, columns.email)
+        fields = layout.read(row.cells)
+        raw_email = fields.get("email")
         try:
             address = parse_address(raw_email)
         except SubscriberError as exc:
@@ -173,76 +154,77 @@ def _parse_rows(
             continue
         first_line[address.key] = row.line
         try:
-            values = _row_values(cells, columns, address, source, now)
-        except _BadCell as bad:
+            values = _read_row(row, fields, kind, layout, address, label, now)
+        except BadValue as bad:
             report.invalid.append(RowProblem(row.line, bad.value, bad.reason))
+            continue
+        if isinstance(values, str):
+            report.skipped.append(RowProblem(row.line, address.email, values))
             continue
         out.append((row.line, values))
     return out
 
 
-class _BadCell(Exception):
-    def __init__(self, value: str, reason: str):
-        self.value, self.reason = value, reason
-
-
-def _row_values(
-    cells: list[str], columns: _Columns, address: Address, source: str, now: datetime
-) -> dict[str, Any]:
-    known = {name: _cell(cells, i) for name, i in columns.known.items()}
-    surplus = [c for c in cells[columns.width :] if c.strip()]
+def _read_row(row: CsvRow, fields: Fields, kind: Source, layout: Layout, address: Address,
+              label: str, now: datetime) -> dict[str, Any] | str:
+    """The row's subscriber values, or why the source does not import it; BadValue."""
+    surplus = [c for c in row.cells[layout.width:] if c.strip()]
     if surplus:
-        raise _BadCell(surplus[0], "more fields than the header has columns")
-    status = known.get("status") or "active"
+        raise BadValue(surplus[0], "more fields than the header has columns")
+    entry = kind.read(fields, layout.kind)
+    if entry.skip:
+        return entry.skip
+    return _row_values(entry, layout.attribute_values(row.cells), address, label, now)
+
+
+def _row_values(entry: Entry, extra: dict[str, Any], address: Address, label: str,
+                now: datetime) -> dict[str, Any]:
+    """The subscriber row of an entry (and its consent IP, under ``consent_ip``)."""
+    status = entry.status
     if status not in STATUSES:
-        raise _BadCell(status, f"unknown status; expected one of: {', '.join(STATUSES)}")
+        raise BadValue(status, f"unknown status; expected one of: {', '.join(STATUSES)}")
+    given = entry.name or " ".join(p for p in (entry.first_name, entry.last_name) if p)
     try:
-        name = clean_name(known.get("name")) or address.name
+        name = clean_name(given or None) or address.name
     except SubscriberError as exc:
-        raise _BadCell(known.get("name", ""), str(exc)) from None
-    times = {col: _parse_time(known[col], col) for col in TIME_COLUMNS if col in known}
-    # A consent column present in the file is kept exactly (empty means unknown), so an export
-    # imported elsewhere keeps its record; absent ones are recorded as of this import.
+        raise BadValue(given, str(exc)) from None
+    times = dict(entry.times)
     times.setdefault("consented_at", now)
     times.setdefault("confirmed_at", now if status == "active" else None)
     times.setdefault("unsubscribed_at", None)
     times["created_at"] = times.get("created_at") or now
-    attributes = {k: v for k, i in columns.extra.items() if (v := _cell(cells, i))}
     return dict(
         email=address.email,
         email_key=address.key,
         name=name,
         status=status,
-        source=_one_line(known.get("source")) or source,
-        attributes=attributes,
-        unsubscribe_reason=known.get("unsubscribe_reason") or None,
+        source=_one_line(entry.source) or label,
+        attributes=_attributes({**extra, **entry.attributes}),
+        unsubscribe_reason=_one_line(entry.unsubscribe_reason),
         updated_at=now,
+        consent_ip=entry.consent_ip,
         **times,
     )
 
 
-def _cell(cells: list[str], index: int) -> str:
-    # Spaces go, a line break or control character stays (and is refused by the checks).
-    return strip_spaces(cells[index]) if index < len(cells) else ""
+def _attributes(values: dict[str, Any]) -> dict[str, Any]:
+    """A source's attributes under their stored names; a reserved or repeated one, or a NUL,
+    makes the row invalid (the same rules as ``subscribers add --attr``)."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        name = attribute_name(str(key))
+        if not name or name in EXPORT_COLUMNS or name in EMAIL_COLUMNS or name in out:
+            raise BadValue(str(key), f"attribute {key!r} is empty, reserved or given twice")
+        if isinstance(value, str) and "\x00" in value:
+            raise BadValue(value, f"attribute {name!r} contains a NUL character")
+        out[name] = value
+    return out
 
 
 def _one_line(value: str | None) -> str | None:
     if value and has_control(value):
-        raise _BadCell(value, "source must be a single line")
+        raise BadValue(value, "source must be a single line")
     return value
-
-
-def _parse_time(value: str, column: str) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-        # A time without an offset is taken as UTC.
-        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-    except ValueError:
-        raise _BadCell(value, f"{column} is not an ISO 8601 date/time") from None
-    except OverflowError:  # 0001-01-01T00:00:00+01:00 is before the year 1 in UTC
-        raise _BadCell(value, f"{column} is out of range (years 1 to 9999, in UTC)") from None
 
 
 def _insert_new(
@@ -269,8 +251,17 @@ def _insert_new(
         else:
             new_rows.append(values)
     report.added = len(new_rows)
-    if write:
-        bulk.insert_rows(conn, new_rows)
-        if new_rows:  # each row's import time is the same
-            bulk.record_added(conn, [values["email_key"] for values in new_rows],
-                              new_rows[0]["updated_at"], f"imported from {Path(report.path).name}")
+    counts = Counter(values["status"] for values in new_rows)
+    report.by_status = {str(s): counts[s] for s in STATUSES if counts[s]}
+    ips = {values["email_key"]: ip for values in new_rows if (ip := values.pop("consent_ip"))}
+    if not write or not new_rows:
+        return
+    bulk.insert_rows(conn, new_rows)
+    now = new_rows[0]["updated_at"]  # each row's import time is the same
+    keys = [values["email_key"] for values in new_rows]
+    detail = f"imported from {Path(report.path).name}"
+    bulk.record_added(conn, keys, now, detail if report.source is None
+                      else f"{detail} ({report.source})")
+    ids = bulk.ids_of(conn, list(ips))
+    consent_details.save_many(conn, [dict(subscriber_id=ids[key], consent_ip=ip, updated_at=now)
+                                     for key, ip in ips.items()])

@@ -51,17 +51,28 @@ def add_command(app, email: str, name: str | None, status: str, attrs: tuple[str
 
 @subscribers.command("import")
 @click.argument("file", type=click.Path(dir_okay=True))
+@click.option("--from", "source", default=None, metavar="SERVICE",
+              help="The file is this service's export, as it came: mailchimp, substack, "
+                   "buttondown or listmonk (default: this program's CSV, or any CSV with an "
+                   "email column).")
+@click.option("--map", "mapping", multiple=True, metavar="COLUMN=field",
+              help="Read COLUMN as this field (email, name, first_name, last_name, status, "
+                   "consented_at, consent_ip, ... or ignore; repeatable).")
 @click.option("--dry-run", is_flag=True, help="Report what would happen; write nothing.")
 @click.option("--skip-invalid", is_flag=True,
               help="Import the valid rows and report the invalid ones (default: abort).")
 @click.pass_obj
-def import_command(app, file: str, dry_run: bool, skip_invalid: bool) -> None:
-    """Import subscribers from a CSV file with a header row (email required)."""
+def import_command(app, file: str, source: str | None, mapping: tuple[str, ...],
+                   dry_run: bool, skip_invalid: bool) -> None:
+    """Import subscribers from a CSV file with a header row (email required), or from
+    another service's export file (--from)."""
     from ..audience import transfer
+    from ..audience.sources.layout import parse_map
 
     try:
         report = transfer.import_csv(_engine(app), file, dry_run=dry_run,
-                                     skip_invalid=skip_invalid)
+                                     skip_invalid=skip_invalid, source=source,
+                                     mapping=parse_map(mapping))
     except transfer.ImportAborted as exc:
         for problem in exc.report.invalid:
             click.echo(str(problem), err=True)
@@ -69,18 +80,24 @@ def import_command(app, file: str, dry_run: bool, skip_invalid: bool) -> None:
     for problem in report.notes():
         click.echo(str(problem), err=True)
     click.echo(_import_summary(report))
+    for status, count in report.by_status.items():
+        click.echo(f"  {status:<14}{count:>8}")
 
 
 def _import_summary(report) -> str:
+    skipped = f", {len(report.skipped)} not imported" if report.skipped else ""
     details = (
         f"{report.rows} row(s): {report.unchanged} already on the list, "
         f"{len(report.not_resubscribed)} not re-subscribed, "
         f"{len(report.duplicates)} duplicate(s), {len(report.invalid)} invalid skipped"
+        f"{skipped}"
     )
+    origin = f"{report.path} ({report.source} export)" if report.source else report.path
+    listed = "; by status:" if report.by_status else ""  # one line per status follows
     if report.dry_run:
-        return (f"dry run: would import {report.added} new subscriber(s) from {report.path} "
-                f"({details}); nothing written")
-    return f"imported {report.added} new subscriber(s) from {report.path} ({details})"
+        return (f"dry run: would import {report.added} new subscriber(s) from {origin} "
+                f"({details}); nothing written{listed}")
+    return f"imported {report.added} new subscriber(s) from {origin} ({details}){listed}"
 
 
 @subscribers.command("export")
