@@ -75,9 +75,39 @@ def test_hostile_cells_are_row_errors_or_clean_rows(engine, tmp_path, header, da
     _import_and_check(engine, path, skip_invalid=True)
 
 
-def _import_and_check(engine, path, skip_invalid=False) -> None:
+# Each --from source's header (tests/data/imports), its cells hostile.
+SOURCE_HEADERS = {
+    "mailchimp": ["Email Address", "First Name", "Last Name", "OPTIN_TIME", "OPTIN_IP",
+                  "CONFIRM_TIME", "TAGS", "UNSUB_TIME", "UNSUB_REASON"],
+    "substack": ["email", "active_subscription", "plan", "email_disabled", "created_at"],
+    "buttondown": ["email", "creation_date", "subscriber_type", "notes", "tags", "metadata"],
+    "listmonk": ["uuid", "email", "name", "attributes", "status", "created_at", "updated_at"],
+}
+SOURCE_CELL = cell | st.sampled_from([
+    "2024-03-14 09:12:31", "2024-03-14T09:12:31Z", "2024-03-14 09:12:31.5 +0100 CET",
+    "192.0.2.1", "2001:db8::1", "999.1.1.1", "true", "spammy", "unactivated", "blocklisted",
+    '{"name": "Zoë"}', '{"email": "x"}', '{"a": "\u0000"}', "[1", '["a", 2]', "{}",
+    "x@deletion-request.substack.com"])
+
+
+@FUZZ
+@given(source=st.sampled_from(sorted(SOURCE_HEADERS)), data=st.data())
+def test_hostile_cells_in_a_service_export(engine, tmp_path, source, data):
+    _clear(engine)
+    header = SOURCE_HEADERS[source]
+    at = header.index("email") if "email" in header else 0
+    rows = data.draw(st.lists(st.tuples(*[address if i == at else SOURCE_CELL
+                                          for i in range(len(header))]), max_size=4))
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\r\n").writerows([header, *rows])
+    path = tmp_path / "export.csv"
+    path.write_text(out.getvalue(), encoding="utf-8", errors="surrogatepass")
+    _import_and_check(engine, path, skip_invalid=True, source=source)
+
+
+def _import_and_check(engine, path, skip_invalid=False, source=None) -> None:
     try:
-        report = transfer.import_csv(engine, path, skip_invalid=skip_invalid)
+        report = transfer.import_csv(engine, path, skip_invalid=skip_invalid, source=source)
     except SubscriberError as exc:
         assert "\n" not in str(exc) and str(path) in str(exc)
         event("refused")

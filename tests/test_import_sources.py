@@ -316,6 +316,17 @@ def test_a_bad_cell_in_an_export_names_the_line_and_column(run, tmp_path):
     assert "line 2: '192.0.2.999': OPTIN_IP is not an IP address" in result.stderr
 
 
+def test_a_nul_nested_in_listmonk_attributes_is_an_invalid_row(run, tmp_path):
+    path = tmp_path / "subscribers.csv"
+    path.write_text("uuid,email,name,attributes,status,created_at,updated_at\n"
+                    'u1,nul@example.com,Nul,"{""a"": {""b"": [""x\\u0000""]}}",enabled,,\n'
+                    "u2,ok@example.com,Ok,{},enabled,,\n", encoding="utf-8")
+    result = run("import", str(path), "--from", "listmonk", "--skip-invalid")
+    assert result.exit_code == 0, result.output
+    assert "line 2:" in result.stderr and "contains a NUL character" in result.stderr
+    assert set(by_email(run)) == {"ok@example.com"}
+
+
 # --------------------------------------------------------------------------- date parsers
 
 moments = st.datetimes(min_value=datetime(1970, 1, 1), max_value=datetime(2999, 12, 31),

@@ -215,10 +215,22 @@ def _attributes(values: dict[str, Any]) -> dict[str, Any]:
         name = attribute_name(str(key))
         if not name or name in EXPORT_COLUMNS or name in EMAIL_COLUMNS or name in out:
             raise BadValue(str(key), f"attribute {key!r} is empty, reserved or given twice")
-        if isinstance(value, str) and "\x00" in value:
-            raise BadValue(value, f"attribute {name!r} contains a NUL character")
+        if _has_nul(value):
+            raise BadValue(str(value), f"attribute {name!r} contains a NUL character")
         out[name] = value
     return out
+
+
+def _has_nul(value: Any) -> bool:
+    """Whether a NUL is anywhere in an attribute's value (JSON from a file nests): PostgreSQL
+    refuses it in JSONB."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 def _one_line(value: str | None) -> str | None:
