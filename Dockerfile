@@ -32,16 +32,19 @@ RUN useradd --uid 10001 --user-group --no-create-home --home-dir /data \
  && chown -R newsletter:newsletter /data
 COPY --from=build /opt/newsletter /opt/newsletter
 COPY docker/healthcheck.py /opt/newsletter/healthcheck.py
-# /content is mounted read-only, so dry runs and previews default to the /data volume.
+# /content is mounted read-only, so dry runs and previews default to the /data volume. The
+# worker serves its /healthz on 127.0.0.1:8001, for the HEALTHCHECK below.
 ENV PATH=/opt/newsletter/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     LANG=C.UTF-8 \
-    NEWSLETTER_OUTBOX_DIR=/data/outbox
+    NEWSLETTER_OUTBOX_DIR=/data/outbox \
+    NEWSLETTER_WORKER_HEALTH_PORT=8001
 # Fail the build, not the first send, when the base lacks time zone data or the entry point.
 RUN python3 -c "import zoneinfo; zoneinfo.ZoneInfo('Europe/Berlin')" && newsletter --version
 WORKDIR /content
 USER newsletter
-# web: GET /healthz answers 200; worker: the configuration loads and the database answers.
+# web: GET /healthz answers 200; worker: its GET /healthz on 127.0.0.1:8001 (inside the
+# container only) answers 200: the scheduler runs, the database answers, no send is stalled.
 HEALTHCHECK --interval=30s --timeout=15s --start-period=30s --retries=3 \
     CMD ["python3", "/opt/newsletter/healthcheck.py"]
 CMD ["newsletter", "worker"]

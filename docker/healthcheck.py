@@ -1,13 +1,17 @@
 """The image's HEALTHCHECK: decide from the container's main command what "healthy" means.
 
 ``newsletter web``: ``GET /healthz`` on the port it serves answers 200 (the app's own check
-that the database answers). ``newsletter worker``: ``newsletter subscribers count`` succeeds,
-so the configuration loads and the database answers. Anything else (a one-off ``run``, the
-fake provider): healthy while it runs. Standard library only; exit 0 healthy, 1 not.
+that the database answers). ``newsletter worker``: its own ``GET /healthz`` on
+``NEWSLETTER_WORKER_HEALTH_PORT`` (the image sets 8001) answers 200: its scheduler runs, the
+database answers and no send is stalled (a 503 prints the stall's line). Without that port,
+``newsletter subscribers count`` succeeds, so the configuration loads and the database
+answers. Anything else (a one-off ``run``, the fake provider): healthy while it runs.
+Standard library only; exit 0 healthy, 1 not.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -53,15 +57,33 @@ def web_port(argv: list[str], environ: dict[str, str]) -> int:
     return int(environ.get("NEWSLETTER_WEB_PORT") or DEFAULT_WEB_PORT)
 
 
+def worker_health_port(environ: dict[str, str]) -> int:
+    """``NEWSLETTER_WORKER_HEALTH_PORT``; 0 (none) when unset, empty or not a number."""
+    value = (environ.get("NEWSLETTER_WORKER_HEALTH_PORT") or "0").strip()
+    return int(value) if value.isdigit() else 0
+
+
 def check_web(port: int) -> tuple[bool, str]:
     url = f"http://127.0.0.1:{port}/healthz"
     try:
         with urllib.request.urlopen(url, timeout=10) as answer:
             return answer.status == 200, f"{url} answered {answer.status}"
     except urllib.error.HTTPError as exc:
-        return False, f"{url} answered {exc.code}"
+        return False, f"{url} answered {exc.code}{_why(exc)}"
     except OSError as exc:
         return False, f"{url}: {exc}"
+
+
+def _why(answer: urllib.error.HTTPError) -> str:
+    """The worker's 503 says why in JSON: its status and each stall's line."""
+    try:
+        body = json.loads(answer.read(64 * 1024))
+    except (OSError, ValueError):
+        return ""
+    if not isinstance(body, dict):
+        return ""
+    said = [str(body.get("status", ""))] + [str(s) for s in body.get("stalls") or ()]
+    return ": " + "; ".join(s for s in said if s) if any(said) else ""
 
 
 def check_worker() -> tuple[bool, str]:
@@ -84,7 +106,8 @@ def main() -> int:
     if kind == "web":
         ok, detail = check_web(web_port(argv, dict(os.environ)))
     elif kind == "worker":
-        ok, detail = check_worker()
+        port = worker_health_port(dict(os.environ))
+        ok, detail = check_web(port) if port else check_worker()
     else:
         ok, detail = True, "running"
     print(detail)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import socket
 import threading
 from datetime import timedelta
 
@@ -16,12 +17,14 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from click.testing import CliRunner
 
+from newsletter.cli.main import cli
 from newsletter.clock import utc_now
 from newsletter.config import load_config
 from newsletter.delivery import alerts as alerts_module
 from newsletter.delivery import ledger
-from newsletter.delivery.alert_outbox import drain_alerts
+from newsletter.delivery.alert_outbox import drain_alerts, post_queued
 from newsletter.devtools.fake_provider import FakeProvider, Faults
 from newsletter.errors import ConfigError
 from newsletter.store import db
@@ -317,4 +320,133 @@ def test_the_migration_goes_up_and_down(database_url):
         command.downgrade(cfg, "0009_reconciled")
     assert "alerts" not in sa.inspect(engine).get_table_names()
     upgrade_to(engine, "head")
-    assert db.current_revision(engine) == db.head_revision() == "0010_alerts"
+    assert db.current_revision(engine) == db.head_revision()
+
+
+# -- a cancel, and what `newsletter send` posts itself ----------------------------------------
+
+
+class ChatServer:
+    """A Slack-style webhook on loopback: records each text it is posted, answers 200."""
+
+    def __init__(self):
+        from http.server import BaseHTTPRequestHandler, HTTPServer
+
+        texts = self.texts = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                texts.append(json.loads(body)["text"])
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/services/{TOKEN}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def chat():
+    server = ChatServer()
+    yield server
+    server.close()
+
+
+def cli_env(config, **extra):
+    keys = ("provider", "provider_base_url", "provider_api_key", "secret_key", "database_url",
+            "alert_webhook_url")
+    env = {f"NEWSLETTER_{k.upper()}": str(getattr(config, k)) for k in keys}
+    return env | {f"NEWSLETTER_{k.upper()}": str(v) for k, v in extra.items()}
+
+
+def test_a_cancelled_send_says_so_with_its_counts(project, database_url, fake):
+    from newsletter.delivery.send import cancel_week
+
+    seed(database_url, readers(12))
+    config = make_config(project, database_url, fake, alert_webhook_url=URL, batch_size=4,
+                         concurrency=1)
+    stop = threading.Event()
+    stop_after_first_batch(fake, stop)
+    send(config, stop_event=stop)
+    cancel_week(config, WEEK)
+    assert kinds(database_url) == ["started", "cancelled"]
+    text = alert_rows(database_url)[1].text
+    assert text.startswith(f"{config.name} {WEEK}: the send was cancelled: 12 recipients, 4 sent")
+    assert "cancelled" in text.partition("recipients, ")[2], "the cancelled rows are counted"
+    assert f"`newsletter send --week {WEEK}` starts a new send" in text
+    assert "@" not in text
+
+
+def test_the_cli_send_posts_its_alerts_before_it_exits(project, database_url, fake, chat):
+    seed(database_url, readers(5))
+    config = make_config(project, database_url, fake, alert_webhook_url=chat.url)
+    result = CliRunner().invoke(cli, ["send", "--week", WEEK], env=cli_env(config))
+    assert result.exit_code == 0, result.output
+    started, finished = chat.texts
+    assert started.startswith(f"{config.name} {WEEK}: sending started to 5 recipients")
+    assert finished.startswith(f"{config.name} {WEEK}: the send is done: 5 recipients")
+    assert all(row.sent_at is not None for row in alert_rows(database_url))
+    assert TOKEN not in result.output
+
+
+def test_the_cli_cancel_posts_its_alert(project, database_url, fake, chat):
+    seed(database_url, readers(3))
+    engine = db.connect(database_url)
+    ledger.open_send(engine, WEEK, "h" * 64, "José’s “week”", "postmark")
+    config = make_config(project, database_url, fake, alert_webhook_url=chat.url)
+    result = CliRunner().invoke(cli, ["send", "--week", WEEK, "--cancel"], env=cli_env(config))
+    assert result.exit_code == 0, result.output
+    [text] = chat.texts
+    assert "the send was cancelled: 3 recipients" in text
+    assert "Subject: José’s “week”" in text
+
+
+def test_a_webhook_that_is_down_changes_nothing_of_the_send_s_exit(project, database_url, fake):
+    seed(database_url, readers(4))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}/services/{TOKEN}"
+    config = make_config(project, database_url, fake, alert_webhook_url=dead)
+    result = CliRunner().invoke(cli, ["send", "--week", WEEK], env=cli_env(config))
+    assert result.exit_code == 0, result.output
+    assert f"{WEEK}: 4 sent" in result.output and TOKEN not in result.output
+    first, second = alert_rows(database_url)
+    assert first.sent_at is None and first.last_error, "kept for the worker's next drain"
+    assert second.sent_at is None and second.attempts == 0, "held behind the first, in order"
+
+
+def test_the_end_of_a_send_posts_for_a_few_seconds_at_most(project, database_url, fake):
+    seed(database_url, readers(3))
+    config = make_config(project, database_url, fake, alert_webhook_url=URL)
+    send(config)
+    ticks = [0.0]
+    hook = Webhook()
+
+    def slow(request):  # each post takes 4 s of the injected clock
+        ticks[0] += 4.0
+        return hook.handle(request)
+
+    posted = post_queued(config, budget=5.0, transport=httpx.MockTransport(slow),
+                         monotonic=lambda: ticks[0])
+    assert posted == 2, "the second began within the budget"
+    assert len(hook.bodies) == 2
+    ledger.open_send(db.connect(database_url), "2026-W48", "h" * 64, "x", "postmark")
+    ticks[0] = 0.0
+    assert post_queued(config, budget=5.0, transport=httpx.MockTransport(slow),
+                       monotonic=lambda: ticks[0]) == 0, "nothing more was due"
+
+
+def test_posting_at_the_end_never_raises(project, fake):
+    config = make_config(project, "postgresql://nobody@127.0.0.1:9/x", fake,
+                         alert_webhook_url=URL)
+    assert post_queued(config) == 0

@@ -2,6 +2,7 @@
 the mail filed away once handled, and left in place when the database cannot take it."""
 
 import dataclasses
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -110,3 +111,23 @@ def test_the_command_prints_a_summary_and_fails_when_mail_was_left(database_url,
         "read 1 mail(s): 1 event(s), 1 new, 0 already stored; 1 unsubscribed; "
         "1 left in place (not a report or unsubscribe request)")
     assert PASSWORD not in result.output
+
+
+def test_the_worker_records_each_poll_and_how_it_went(database_url, server):
+    from newsletter.delivery.beats import read_beats
+    from newsletter.worker.housekeeping import poll_mailbox
+
+    user = f"beat-{database_url[:6]}"
+    engine, config, _ = world(database_url, server, user)
+    append(server, user, ["mailto-unsubscribe.eml"])
+    poll_mailbox(config, clock=lambda: NOW)
+    polled = read_beats(engine)["mailbox"]
+    assert (polled.at, polled.ok, polled.error) == (NOW, True, None)
+    assert status_of(engine, 42) == "unsubscribed"
+
+    wrong = dataclasses.replace(config, imap_password="wrong-“pässwörd”")
+    later = NOW + timedelta(minutes=5)
+    poll_mailbox(wrong, clock=lambda: later)
+    failed = read_beats(engine)["mailbox"]
+    assert (failed.at, failed.ok) == (later, False)
+    assert failed.error and "wrong-“pässwörd”" not in failed.error and "\n" not in failed.error

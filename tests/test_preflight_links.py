@@ -4,7 +4,8 @@ import pytest
 
 from newsletter.preflight.findings import Severity
 from newsletter.preflight.htmlscan import parse
-from newsletter.preflight.images import check_images
+from newsletter.preflight.images import check_images, check_source_images
+from newsletter.preflight.inputs import SourceImage
 from newsletter.preflight.links import check_links, unsubscribe_token
 
 BASE = "https://bücher.example/news"
@@ -104,3 +105,16 @@ def test_images_without_alt_or_width_are_warnings_naming_the_image():
 
 def test_hidden_images_are_not_held_to_the_image_rules():
     assert images('<div style="display: none"><img src="pixel.gif"></div>') == []
+
+
+def test_an_item_image_written_without_alt_text_is_a_warning_naming_file_and_image():
+    found = check_source_images((
+        SourceImage("items/2026-W48/01-chart.md", "chart.png", ""),
+        SourceImage("items/2026-W48/01-chart.md", "ok.png", "José’s “sales” chart"),
+        SourceImage("items/2026-W48/02-grüße.md", "https://cdn.bücher.example/a.png", " "),
+    ))
+    assert codes(found) == [("warning", "links.item-image-alt")] * 2
+    assert found[0].message == "items/2026-W48/01-chart.md: the image chart.png has no alt text"
+    assert found[1].message.startswith("items/2026-W48/02-grüße.md: the image "
+                                       "https://cdn.bücher.example/a.png")
+    assert "![" in found[0].fix

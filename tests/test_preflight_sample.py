@@ -159,3 +159,25 @@ def test_with_dns_the_from_domain_is_looked_up(config):
     found = [f.message for f in report.findings if f.code == "dns.found"]
     assert found == [f"{domain}: SPF, DMARC (p=none), MX."]
     assert "dns.dkim-unknown" in report.codes()
+
+
+def test_an_item_image_without_alt_text_is_named_but_a_decorative_template_image_is_fine(
+        project, config):
+    template = project / "templates" / "edition.mjml.j2"
+    source = template.read_text(encoding="utf-8")
+    decorative = ('        <mj-image src="https://news.example/rule.png" alt="" width="600px">'
+                  '</mj-image>\n')
+    template.write_text(source.replace("      <mj-column>\n", "      <mj-column>\n" + decorative,
+                                       1), encoding="utf-8")
+    write_week(project, "2026-W48", "---\nheadline: Zoë’s “Charts” 🎉\n---\n", {
+        "01-chart.md": ("---\ntitle: The chart everyone shared.\n---\n"
+                        "José’s favourite: ![](https://cdn.example.org/chart.png)\n\n"
+                        "And one described: ![Grüße chart](https://cdn.example.org/b.png)\n"),
+    })
+    report = check(config, "2026-W48")
+    found = [f for f in report.findings if f.code.endswith("image-alt")]
+    assert [(f.code, f.message) for f in found] == [(
+        "links.item-image-alt",
+        "items/2026-W48/01-chart.md: the image https://cdn.example.org/chart.png has no alt "
+        "text")]
+    assert "rule.png" in build_inputs(config, "2026-W48").html, "the template's image is there"

@@ -2,14 +2,14 @@
 what it waits for, is logged once by the worker, and shows in ``status`` and ``/metrics``."""
 
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from click.testing import CliRunner
 
 from newsletter.cli.main import cli
 from newsletter.clock import utc_now
-from newsletter.delivery import ledger
+from newsletter.delivery import beats, ledger
 from newsletter.delivery.stalls import find_stalls
 from newsletter.store.tables import deliveries, send_workers, sends
 from newsletter.web.metrics import Metrics
@@ -129,6 +129,11 @@ def test_status_shows_the_stall(send, database_url):
     env["NEWSLETTER_STALL_AFTER"] = "3600"
     result = CliRunner().invoke(cli, ["status", "--week", WEEK], env=env)
     assert "stalled" not in result.output
+    assert "last heartbeat" not in result.output, "no worker has beaten yet"
+
+    beats.record(engine, beats.BeatName.WORKER, datetime(2026, 11, 16, 8, 0, 30, tzinfo=UTC))
+    result = CliRunner().invoke(cli, ["status", "--week", WEEK], env=env)
+    assert "  worker    last heartbeat 2026-11-16 08:00:30 UTC" in result.output.splitlines()
 
 
 def test_metrics_count_the_stalled_sends(send):

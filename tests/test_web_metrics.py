@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from newsletter.audience import subscribers
 from newsletter.audience.tokens import make_token
 from newsletter.config import load_config
-from newsletter.delivery import ledger
+from newsletter.delivery import beats, ledger
 from newsletter.errors import ConfigError
 from newsletter.store.db import connect
 from newsletter.store.tables import confirmations, events
@@ -210,6 +210,28 @@ def test_an_odd_error_code_is_counted_as_other(site):
     assert found[("newsletter_provider_errors", (("code", "other"), ("provider", "postmark")))] \
         == 1
     assert "josé" not in text
+
+
+def test_the_worker_s_heartbeat_and_the_mailbox_s_last_poll(site):
+    engine, ticks, client = site
+    text, found = scrape(client)
+    for name in ("newsletter_worker_heartbeat_timestamp_seconds",
+                 "newsletter_mailbox_last_poll_timestamp_seconds",
+                 "newsletter_mailbox_last_poll_ok"):
+        assert (name, ()) not in found, f"{name}: absent until the worker recorded it"
+        assert f"# TYPE {name} gauge" in text
+    beats.record(engine, beats.BeatName.WORKER, NOW)
+    beats.record(engine, beats.BeatName.MAILBOX, NOW, error="login refused for "
+                 "bounces@bücher.example")
+    ticks.now += CACHE_SECONDS
+    text, found = scrape(client)
+    assert found[("newsletter_worker_heartbeat_timestamp_seconds", ())] == NOW.timestamp()
+    assert found[("newsletter_mailbox_last_poll_timestamp_seconds", ())] == NOW.timestamp()
+    assert found[("newsletter_mailbox_last_poll_ok", ())] == 0
+    assert "bücher" not in text
+    beats.record(engine, beats.BeatName.MAILBOX, NOW)
+    ticks.now += CACHE_SECONDS
+    assert scrape(client)[1][("newsletter_mailbox_last_poll_ok", ())] == 1
 
 
 # -- the app's requests ------------------------------------------------------------------------

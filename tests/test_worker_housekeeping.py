@@ -57,18 +57,20 @@ def test_the_mailbox_and_the_alerts_are_jobs_only_when_configured(project, datab
     config = web_config(project, database_url)
     worker = Worker(config)
     names = {job.name for job in make_scheduler(worker).get_jobs()}
-    assert names == {"weekly send", "confirmation mails", "stall watch"}
+    assert names == {"weekly send", "heartbeat", "confirmation mails", "stall watch"}
 
     with_mailbox = dataclasses.replace(config, imap_host="imap.example.com",
                                        imap_username="bounces")
     names = {job.name for job in make_scheduler(Worker(with_mailbox)).get_jobs()}
-    assert names == {"weekly send", "confirmation mails", "stall watch", "mailbox"}
+    assert names == {"weekly send", "heartbeat", "confirmation mails", "stall watch",
+                     "mailbox"}
     jobs = {job.name: job for job in make_scheduler(Worker(with_mailbox)).get_jobs()}
     assert jobs["mailbox"].executor == jobs["confirmation mails"].executor == "housekeeping"
 
     with_alerts = dataclasses.replace(config, alert_webhook_url="https://hooks.example.com/x")
     jobs = {job.name: job for job in make_scheduler(Worker(with_alerts)).get_jobs()}
-    assert set(jobs) == {"weekly send", "confirmation mails", "stall watch", "alerts"}
+    assert set(jobs) == {"weekly send", "heartbeat", "confirmation mails", "stall watch",
+                         "alerts"}
     assert jobs["alerts"].executor == "housekeeping"
 
 

@@ -66,6 +66,32 @@ def test_health_web_check_reports_a_dead_port_as_unhealthy():
     assert not ok and f"127.0.0.1:{port}/healthz" in detail
 
 
+def test_health_worker_port_comes_from_the_environment_and_none_is_zero():
+    assert healthcheck.worker_health_port({"NEWSLETTER_WORKER_HEALTH_PORT": "8001"}) == 8001
+    for unset in ({}, {"NEWSLETTER_WORKER_HEALTH_PORT": ""},
+                  {"NEWSLETTER_WORKER_HEALTH_PORT": "0"},
+                  {"NEWSLETTER_WORKER_HEALTH_PORT": "acht"}):
+        assert healthcheck.worker_health_port(unset) == 0
+
+
+def test_health_worker_check_asks_the_worker_s_healthz_and_shows_the_stall():
+    from newsletter.worker.health import Answer, HealthServer
+
+    stall = ("2026-W47: send 3 stalled, no progress for 12 min (since 2026-11-16 08:00:00 UTC);"
+             " waiting for the provider to answer for 500 recipient(s)")
+    answers = [Answer(200, {"status": "ok", "stalls": []}),
+               Answer(503, {"status": "stalled", "stalls": [stall]})]
+    server = HealthServer("127.0.0.1", 0, lambda: answers.pop(0))
+    server.start()
+    try:
+        assert healthcheck.check_web(server.port) == (
+            True, f"http://127.0.0.1:{server.port}/healthz answered 200")
+        ok, detail = healthcheck.check_web(server.port)
+    finally:
+        server.close()
+    assert not ok and detail.endswith(f"answered 503: stalled; {stall}")
+
+
 # --- the dev mail catcher --------------------------------------------------------------------
 
 def _free_port() -> int:

@@ -22,6 +22,11 @@ class AppContext:
         self._config = None
 
     @property
+    def loaded(self) -> bool:
+        """Whether the config has been loaded (without loading it)."""
+        return self._config is not None
+
+    @property
     def config(self):
         if self._config is None:
             from ..config import find_config_path, load_config

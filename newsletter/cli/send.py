@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import cast
 
 import click
@@ -66,7 +68,8 @@ def send(app: AppContext, week: str | None, dry_run: bool, out: str | None, test
     elif cancel:
         if test or to or dry_run or out or retry_failed or retry_unknown:
             raise click.UsageError("--cancel goes with --week only")
-        _cancel(app, week)
+        with _alerts_posted(app):
+            _cancel(app, week)
     elif test:
         if not to:
             raise click.UsageError("--test needs at least one --to EMAIL")
@@ -82,8 +85,22 @@ def send(app: AppContext, week: str | None, dry_run: bool, out: str | None, test
     elif out:
         raise click.UsageError("--out goes with --dry-run")
     else:
-        _send(app, week, retry_failed=retry_failed, retry_unknown=retry_unknown, force=force,
-              resume_paused=resume_paused)
+        with _alerts_posted(app):
+            _send(app, week, retry_failed=retry_failed, retry_unknown=retry_unknown,
+                  force=force, resume_paused=resume_paused)
+
+
+@contextmanager
+def _alerts_posted(app: AppContext) -> Iterator[None]:
+    """However the run ends, the alerts it queued go now (a few seconds at most, never
+    changing the exit status), not on the worker's next drain half a minute later."""
+    try:
+        yield
+    finally:
+        if app.loaded:  # a config that did not load has queued nothing
+            from ..delivery.alert_outbox import post_queued
+
+            post_queued(app.config)
 
 
 def _test_send(app: AppContext, week: str | None, to: tuple[str, ...]) -> None:
@@ -216,6 +233,8 @@ def status(app: AppContext, week: str | None) -> None:
         click.echo(f"  forced    sent past `newsletter check` with --force: {s.forced}")
     if report.stall is not None:
         click.echo(f"  stalled   {report.stall.words()}")
+    if report.worker_beat is not None:
+        click.echo(f"  worker    last heartbeat {report.worker_beat:%Y-%m-%d %H:%M:%S %Z}")
     for line in gate_lines(app.config, s):
         click.echo(line)
     click.echo(f"  {counts_line(report.counts)}")

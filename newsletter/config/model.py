@@ -98,6 +98,11 @@ class Config:
     schedule: str = "0 8 * * mon"
     timezone: str = "UTC"
     misfire_grace: int = 6 * 3600
+    # The worker's GET /healthz (worker/health.py): its port (0: none, the default; the
+    # Docker image sets 8001) and where it listens (loopback: the image's health check is
+    # inside the container)
+    worker_health_port: int = 0
+    worker_health_host: str = "127.0.0.1"
     secret_key: str = ""
     secret_key_previous: tuple[str, ...] = ()  # still verify links signed before a rotation
     # The web app (`newsletter web`)

@@ -193,6 +193,10 @@ def _check_web(config: Config, bad) -> None:
 
     if not 1 <= config.web_port <= 65535:
         raise bad("web_port", "must be a port number between 1 and 65535")
+    if not 0 <= config.worker_health_port <= 65535:
+        raise bad("worker_health_port", "must be 0 (none) or a port number up to 65535")
+    if config.worker_health_port and not config.worker_health_host.strip():
+        raise bad("worker_health_host", "must be an address to listen on, e.g. 127.0.0.1")
     if config.subscribe_captcha not in CAPTCHAS:
         raise bad("subscribe_captcha",
                   f'must be "" or "altcha", got {config.subscribe_captcha!r}')

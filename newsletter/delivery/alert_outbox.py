@@ -4,7 +4,8 @@
 Oldest first, one at a time, and in order: an alert that cannot be posted now holds back the
 ones after it (they go to the same webhook, which is down for them too), so the channel reads
 in the order things happened. At least once: a row is marked sent only after a 2xx; one
-claimed by a drain that died is posted again once its lease runs out.
+claimed by a drain that died is posted again once its lease runs out. The worker drains every
+30 s; ``newsletter send`` posts what is due at its end, within a few seconds (``post_queued``).
 
 - 2xx: sent.
 - 429, 5xx, a network error or a timeout: tried again after 30 s, doubling up to an hour;
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -41,6 +43,7 @@ FIRST_RETRY = 30.0           # seconds, doubling, at most MAX_RETRY
 MAX_RETRY = 3600.0
 GIVE_UP = timedelta(days=1)  # from when the alert was queued
 LEASE = timedelta(minutes=2)  # a row claimed by a drain that died is taken again after this
+FLUSH_BUDGET = 5.0           # seconds `newsletter send` may spend posting at its end
 
 
 @dataclass(frozen=True)
@@ -52,19 +55,25 @@ class _Answer:
 
 def drain_alerts(config: Config, engine: sa.Engine,
                  transport: httpx.BaseTransport | None = None, *, limit: int = 50,
-                 clock: Callable[[], datetime] = utc_now) -> int:
-    """Post the due alerts, oldest first; how many the webhook took. ``transport`` is the
-    tests' seam (``httpx.MockTransport``)."""
+                 clock: Callable[[], datetime] = utc_now, budget: float | None = None,
+                 monotonic: Callable[[], float] = time.monotonic) -> int:
+    """Post the due alerts, oldest first; how many the webhook took. ``budget``: seconds
+    after which no further alert is tried (each request's timeout is cut to what is left).
+    ``transport`` is the tests' seam (``httpx.MockTransport``)."""
     url = config.alert_webhook_url
     if not url:
         return 0
     sent = 0
+    end = None if budget is None else monotonic() + budget
     with httpx.Client(transport=transport, timeout=TIMEOUT, follow_redirects=False) as client:
         for _ in range(limit):
+            left = TIMEOUT if end is None else min(TIMEOUT, end - monotonic())
+            if left <= 0:
+                break
             row = _claim_next(engine, clock())
             if row is None:
                 break
-            answer = _post(client, url, row.text)
+            answer = _post(client, url, row.text, left)
             _record(engine, row, answer, clock())
             if answer.retry:
                 break  # the webhook is down for the rest too; keep their order
@@ -89,9 +98,28 @@ def _claim_next(engine: sa.Engine, now: datetime) -> Any:
         return row if taken.rowcount == 1 else None
 
 
-def _post(client: httpx.Client, url: str, text: str) -> _Answer:
+def post_queued(config: Config, *, budget: float = FLUSH_BUDGET,
+                transport: httpx.BaseTransport | None = None,
+                monotonic: Callable[[], float] = time.monotonic) -> int:
+    """What ``newsletter send`` does at its end: post the alerts due now (the ones its run
+    queued among them) within ``budget`` seconds; how many went. Never raises: the worker
+    posts whatever is left."""
+    if not config.alert_webhook_url:
+        return 0
+    from ..store.db import connect
+
     try:
-        response = client.post(url, json={"text": text})
+        return drain_alerts(config, connect(config.database_url), transport, budget=budget,
+                            monotonic=monotonic)
+    except Exception as exc:  # an alert must never change how a send ends
+        log.warning("alerts not posted now (%s); the worker posts them",
+                    _redact(f"{type(exc).__name__}: {exc}", config.alert_webhook_url)[:300])
+        return 0
+
+
+def _post(client: httpx.Client, url: str, text: str, timeout: float = TIMEOUT) -> _Answer:
+    try:
+        response = client.post(url, json={"text": text}, timeout=timeout)
     except httpx.HTTPError as exc:
         return _Answer(retry=True, error=_redact(f"{type(exc).__name__}: {exc}", url))
     if response.is_success:

@@ -1,5 +1,5 @@
 """Alerts: one line to the operator's chat (``alert_webhook_url``) when a send starts (its
-first run, not a resume), finishes, aborts, is paused by the brake, or stalls.
+first run, not a resume), finishes, aborts, is paused by the brake, stalls, or is cancelled.
 
 Queueing is one small INSERT into the ``alerts`` outbox, in its own transaction right after
 the change it reports: the send's own transactions are left alone, so an alert can neither
@@ -49,6 +49,7 @@ class AlertKind(StrEnum):
     ABORTED = "aborted"
     PAUSED = "paused"
     STALLED = "stalled"
+    CANCELLED = "cancelled"
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,16 @@ def send_stalled(config: Config, engine: sa.Engine, stall: Stall) -> bool:
         _text(config, stall.week, _subject(conn, stall.send_id),
               f"send {stall.send_id} stalled, {stall.words()}"),
         stall.since.isoformat()))
+
+
+def send_cancelled(config: Config, engine: sa.Engine, send: SendRecord,
+                   counts: Mapping[DeliveryStatus, int]) -> bool:
+    """``send --cancel`` ended the send for good (a send is cancelled once: no detail)."""
+    what = (f"the send was cancelled: {send.total:,} recipients, {counts_line(counts)}. "
+            f"`newsletter send --week {send.week}` starts a new send of the week")
+    return _queue(config, engine, send.id, lambda conn: Alert(
+        AlertKind.CANCELLED, send.id, send.week,
+        _text(config, send.week, _subject(conn, send.id), what)))
 
 
 def _queue(config: Config, engine: sa.Engine, send_id: int,

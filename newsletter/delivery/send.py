@@ -327,8 +327,11 @@ def reconcile_week(config: Config, week: str | None, *,
 
 def cancel_week(config: Config, week: str
                 ) -> tuple[sends.SendRecord, dict[DeliveryStatus, int]]:
-    """End the week's send for good (see ``cancel_send``)."""
-    return cancel_send(connect(config.database_url), week)
+    """End the week's send for good (see ``cancel_send``), and queue its alert."""
+    engine = connect(config.database_url)
+    send, counts = cancel_send(engine, week)
+    alerts.send_cancelled(config, engine, send, counts)
+    return send, counts
 
 
 def cancel_send(engine: sa.Engine, week: str

@@ -13,6 +13,7 @@ from ..config import Config
 from ..edition.content import resolve_week
 from ..providers import REGISTRY
 from ..store.db import connect
+from . import beats
 from .canary import Phase, phase
 from .ledger import figures, queries, reconciling, sends
 from .stalls import Stall, find_stalls
@@ -33,6 +34,8 @@ class StatusReport:
     reconciled: dict[str, int] = field(default_factory=dict)
     # A send still sending that has made no progress for ``stall_after``.
     stall: Stall | None = None
+    # While it is sending: the worker's last heartbeat (``beats``), None if it never beat.
+    worker_beat: datetime | None = None
 
 
 def send_status(config: Config, week: str | None) -> StatusReport | None:
@@ -43,15 +46,17 @@ def send_status(config: Config, week: str | None) -> StatusReport | None:
         return None
     send = every[-1]
     first, last = queries.sent_span(engine, send.id)
-    stall = None
+    stall = beat = None
     if send.status == SendStatus.SENDING:
         stall = next((found for found in find_stalls(engine, stall_after=config.stall_after,
                                                      now=utc_now())
                       if found.send_id == send.id), None)
+        worker = beats.read_beats(engine).get(beats.BeatName.WORKER)
+        beat = worker.at if worker is not None else None
     return StatusReport(send, queries.counts(engine, send.id), first, last,
                         queries.top_errors(engine, send.id),
                         [(s, queries.counts(engine, s.id)) for s in every[:-1]],
-                        reconciling.reconciled_counts(engine, send.id), stall)
+                        reconciling.reconciled_counts(engine, send.id), stall, beat)
 
 
 def reconciled_words(reconciled: Mapping[str, int]) -> str:

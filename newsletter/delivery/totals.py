@@ -1,6 +1,7 @@
 """The whole database in a few figures, for monitoring (the web app's ``/metrics``): sends and
 ledger rows by state, messages sent per provider, the providers' error codes, events by kind,
-sends the brake holds, the confirmation outbox's depth and the senders' last heartbeat.
+sends the brake holds, the confirmation outbox's depth, the senders' last heartbeat, and the
+worker's own heartbeat and last poll of the feedback mailbox (``beats``).
 
 Every figure is a grouped COUNT (or a MAX), never a row load: on a ledger of a million rows
 the counts walk the ``(send_id, status, ...)`` index, and the small ``sends`` table maps a
@@ -24,6 +25,7 @@ import sqlalchemy as sa
 
 from ..clock import utc_now
 from ..store.tables import EVENT_KINDS, confirmations, deliveries, events, send_workers, sends
+from . import beats
 from .stalls import stalls_in
 from .states import ConfirmationStatus, DeliveryStatus, SendStatus
 
@@ -46,6 +48,8 @@ class Totals:
     outbox_pending: int                    # confirmation mails waiting to go
     last_heartbeat: datetime | None        # the newest heartbeat of a registered sender
     stalled: int = 0                       # sends sending without progress (``stalls``)
+    worker_beat: datetime | None = None    # the worker's last heartbeat (``beats``)
+    mailbox_poll: beats.Beat | None = None  # the worker's last poll of the mailbox
 
 
 def read_totals(engine: sa.Engine, *, stall_after: float | None = None) -> Totals:
@@ -54,6 +58,8 @@ def read_totals(engine: sa.Engine, *, stall_after: float | None = None) -> Total
     with engine.connect() as conn:
         providers = dict(conn.execute(sa.select(sends.c.id, sends.c.provider)).all())
         send_states = _grouped(conn, sends.c.status)
+        beaten = beats.read(conn)
+        worker = beaten.get(beats.BeatName.WORKER)
         rows = conn.execute(sa.select(deliveries.c.send_id, deliveries.c.status,
                                       sa.func.count())
                             .group_by(deliveries.c.send_id, deliveries.c.status)).all()
@@ -70,6 +76,8 @@ def read_totals(engine: sa.Engine, *, stall_after: float | None = None) -> Total
                 sa.select(sa.func.max(send_workers.c.heartbeat_at))).scalar(),
             stalled=len(stalls_in(conn, stall_after=stall_after, now=utc_now()))
             if stall_after is not None else 0,
+            worker_beat=worker.at if worker is not None else None,
+            mailbox_poll=beaten.get(beats.BeatName.MAILBOX),
         )
 
 

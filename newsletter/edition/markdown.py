@@ -42,6 +42,17 @@ def to_text(source: str, width: int = 72) -> str:
     return "\n\n".join(blocks)
 
 
+def images(source: str) -> list[tuple[str, str]]:
+    """Each image the Markdown writes, in order: its ``src`` and the alt text its author gave
+    (``![](chart.png)`` gives ``""``, which the HTML cannot tell from a deliberate ``alt=""``)."""
+    found = []
+    for token in _parser().parse(source):
+        for child in token.children or ():
+            if child.type == "image":
+                found.append((str(child.attrs.get("src", "")), child.content))
+    return found
+
+
 def _wrap(text: str, width: int, prefix: str) -> str:
     indent = " " * len(prefix)
     return textwrap.fill(

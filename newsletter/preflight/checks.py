@@ -12,7 +12,7 @@ from .content import check_preheader, check_size, check_subject, check_text_part
 from .domain import check_domain
 from .findings import Finding, Report, note, warning
 from .htmlscan import parse
-from .images import check_images
+from .images import check_images, check_source_images
 from .inputs import CheckInputs
 from .links import check_links
 from .markers import check_markers
@@ -44,6 +44,7 @@ def run_checks(inputs: CheckInputs, *, dns: bool = False, resolver=None,
                        text=inputs.text),
         *check_links(doc, inputs.text, base_url=settings.base_url),
         *check_images(doc),
+        *check_source_images(inputs.images),
         *_clients(doc, catalog, today or date.today()),
         *check_message(inputs.message, settings, html_text=doc.text, text=inputs.text),
         *check_signature(inputs.message, settings),

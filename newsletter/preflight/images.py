@@ -1,13 +1,17 @@
 """Rules on images: alt text for readers with images off, and a width attribute for Outlook.
 
 Outlook on Windows sizes an image by its ``width`` attribute and ignores CSS widths; without
-one a large image bursts the layout. ``alt=""`` is fine: it marks a decorative image.
+one a large image bursts the layout. ``alt=""`` is fine in a template: it marks a decorative
+image. In an item it is not: Markdown renders ``![](chart.png)`` as ``alt=""`` too, so an
+author who wrote no alt text is told from the Markdown source (``check_source_images``), where
+the two can be told apart.
 """
 
 from __future__ import annotations
 
 from .findings import Finding, warning
 from .htmlscan import Document
+from .inputs import SourceImage
 
 
 def check_images(doc: Document) -> list[Finding]:
@@ -29,11 +33,22 @@ def check_images(doc: Document) -> list[Finding]:
     return findings
 
 
+def check_source_images(images: tuple[SourceImage, ...]) -> list[Finding]:
+    """One warning per image an item's Markdown gives no alt text, naming the file and src."""
+    return [warning(
+        "links.item-image-alt",
+        f"{image.file}: the image {_src(image.src)} has no alt text",
+        "Write what the image shows between the brackets: ![Sales by month](chart.png).",
+    ) for image in images if not image.alt.strip()]
+
+
+def _src(src: str) -> str:
+    src = src.strip()
+    return src[:30] + "..." if src.startswith("data:") else (src or "(no src)")
+
+
 def _name(attrs: dict[str, str]) -> str:
-    src = attrs.get("src", "").strip()
-    if src.startswith("data:"):
-        return src[:30] + "..."
-    return src or "(no src)"
+    return _src(attrs.get("src", ""))
 
 
 def _images(found: list[str]) -> str:

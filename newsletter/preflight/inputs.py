@@ -24,6 +24,16 @@ class Settings:
 
 
 @dataclass(frozen=True)
+class SourceImage:
+    """An image as an edition's Markdown writes it: the file, its ``src`` and the alt text
+    the author wrote ("" for ``![](chart.png)``)."""
+
+    file: str
+    src: str
+    alt: str
+
+
+@dataclass(frozen=True)
 class CheckInputs:
     """One edition as a reader gets it: filled in for one (made-up) recipient.
 
@@ -39,3 +49,4 @@ class CheckInputs:
     settings: Settings
     label: str = ""
     content_hash: str = ""  # the rendered edition's, when these came from one
+    images: tuple[SourceImage, ...] = ()  # in the items' (and the intro's) Markdown

@@ -12,14 +12,16 @@ from pathlib import Path
 
 from ..audience.recipient import Recipient
 from ..config import Config
-from ..edition.render import render_week
+from ..edition.content import Edition, load_edition, resolve_week
+from ..edition.markdown import images
+from ..edition.render import render_edition
 from ..message.outgoing import prepare
 from ..providers._dkim import dns_record, signer_for
 from . import caniemail
 from .caniemail import Catalog
 from .checks import DEFAULT_SPAM, Scorer, run_checks
 from .findings import Report
-from .inputs import CheckInputs, Settings
+from .inputs import CheckInputs, Settings, SourceImage
 
 SAMPLE_READER = Recipient(id=0, email="reader@example.com", name="Sample Reader")
 # The project's own copy of the client data, beside newsletter.toml: where
@@ -75,7 +77,8 @@ def build_inputs(config: Config, week: str | None = None, *, dkim_selector: str 
                  reader: Recipient = SAMPLE_READER) -> CheckInputs:
     """The week's edition (default: the current week) as ``reader`` would get it: signed
     as the SMTP transport signs it, where it does."""
-    rendered = render_week(config, week)
+    edition = load_edition(config.items_dir, resolve_week(week, config.timezone))
+    rendered = render_edition(config, edition)
     outgoing = prepare(config, rendered)
     person = outgoing.personalize(reader)
     message = outgoing.message(person)
@@ -94,4 +97,21 @@ def build_inputs(config: Config, week: str | None = None, *, dkim_selector: str 
                                dkim_public_key=public_key),
         label=f"{rendered.week}: {rendered.subject}",
         content_hash=rendered.content_hash,
+        images=source_images(config, edition),
     )
+
+
+def source_images(config: Config, edition: Edition) -> tuple[SourceImage, ...]:
+    """The images the intro and each item write in Markdown, each with its file's path as
+    the project knows it (relative to newsletter.toml's folder where it can be)."""
+    sources = [(edition.folder / "edition.md", edition.intro),
+               *((item.path, item.body) for item in edition.items)]
+    return tuple(SourceImage(_shown(config, path), src, alt)
+                 for path, text in sources for src, alt in images(text))
+
+
+def _shown(config: Config, path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(config.base_dir.resolve()))
+    except ValueError:  # items_dir outside the project
+        return str(path)

@@ -73,6 +73,8 @@ SECTIONS: list[tuple[str, list[tuple[str, str]]]] = [
         ("schedule", "cron: minute hour day-of-month month day-of-week"),
         ("timezone", "an IANA time zone, e.g. Europe/Berlin"),
         ("misfire_grace", "seconds late a missed send may still go (0: no limit)"),
+        ("worker_health_port", "the worker's GET /healthz port (0: none)"),
+        ("worker_health_host", "where it listens"),
     ]),
     ("Links and the web app (`newsletter web`)", [
         ("secret_key", "secret: signs links; set NEWSLETTER_SECRET_KEY (required to send)"),

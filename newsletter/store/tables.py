@@ -397,3 +397,17 @@ check_verdicts = sa.Table(
     sa.Column("checked_at", UTCDateTime, nullable=False),
     sa.Index(None, "checked_at"),
 )
+
+
+# -- the worker's own beats -----------------------------------------------------------------
+
+# One row per name (delivery.beats): ``worker``, its heartbeat; ``mailbox``, its last poll of
+# the feedback mailbox, ``ok`` or not, and then ``error`` (one line, no secret, no address).
+service_beats = sa.Table(
+    "service_beats",
+    metadata,
+    sa.Column("name", sa.String(16), primary_key=True),
+    sa.Column("beat_at", UTCDateTime, nullable=False),
+    sa.Column("ok", sa.Boolean, nullable=False),
+    sa.Column("error", sa.Text, nullable=True),
+)

@@ -79,6 +79,17 @@ def _families(t: Totals) -> Iterator[Metric]:
     heartbeat = t.last_heartbeat.timestamp() if t.last_heartbeat else None
     yield _single("newsletter_sender_heartbeat_timestamp_seconds", "The newest heartbeat of "
                   "a running sender, in Unix time.", heartbeat)
+    # Absent until the worker has beaten, or polled the mailbox, once (``delivery.beats``).
+    yield _single("newsletter_worker_heartbeat_timestamp_seconds", "The worker's last "
+                  "heartbeat (every 30 s while it runs), in Unix time.",
+                  None if t.worker_beat is None else t.worker_beat.timestamp())
+    poll = t.mailbox_poll
+    yield _single("newsletter_mailbox_last_poll_timestamp_seconds", "When the worker last "
+                  "polled the feedback mailbox, in Unix time.",
+                  None if poll is None else poll.at.timestamp())
+    yield _single("newsletter_mailbox_last_poll_ok", "1 if the worker's last poll of the "
+                  "feedback mailbox worked, 0 if it failed.",
+                  None if poll is None else float(poll.ok))
 
 
 def _labelled(name: str, doc: str, labels: list[str], values: Mapping[Any, int]) -> Metric:

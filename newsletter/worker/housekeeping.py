@@ -1,7 +1,8 @@
-"""The worker's small recurring jobs beside the weekly send: send the confirmation mails the
-web app queued (its durable outbox), read the feedback mailbox when one is configured, watch
-for stalled sends (``delivery.stalls``), whichever process is sending them, and post the
-alerts sends and stalls queued (``delivery.alert_outbox``) when ``alert_webhook_url`` is set.
+"""The worker's small recurring jobs beside the weekly send: its heartbeat in the database
+(``delivery.beats``), send the confirmation mails the web app queued (its durable outbox), read
+the feedback mailbox when one is configured (each poll recorded, with how it went), watch for
+stalled sends (``delivery.stalls``), whichever process is sending them, and post the alerts
+sends and stalls queued (``delivery.alert_outbox``) when ``alert_webhook_url`` is set.
 
 Each runs in its own scheduler thread, so a slow IMAP server never delays the weekly send, and
 each run is independent: whatever one run could not do (a provider or a mailbox down) the next
@@ -25,6 +26,7 @@ OUTBOX_EVERY = 30.0      # seconds: a confirmation mail should arrive while the 
 MAILBOX_EVERY = 300.0    # seconds: bounces and unsubscribe mails are not urgent
 STALLS_EVERY = 60.0      # seconds: stall_after is minutes; a minute late is soon enough
 ALERTS_EVERY = 30.0      # seconds: an alert is read by a person, who need not wait longer
+BEAT_EVERY = 30.0        # seconds: a dead worker shows on /metrics within a minute
 
 
 def _one_line(exc: BaseException) -> str:
@@ -47,18 +49,52 @@ def drain_confirmations(config: Config) -> int:
     return sent
 
 
-def poll_mailbox(config: Config) -> None:
-    """Read the feedback mailbox once and log what was taken in."""
-    from ..feedback.mailbox_job import poll_once
+def beat(config: Config, clock: Callable[[], datetime] = utc_now) -> bool:
+    """Record the worker's heartbeat; False (one warning) when the database did not take it."""
+    import sqlalchemy as sa
+
+    from ..delivery.beats import BeatName, record
     from ..store.db import connect
 
     try:
-        summary = poll_once(config, connect(config.database_url))
+        record(connect(config.database_url), BeatName.WORKER, clock())
+    except (NewsletterError, sa.exc.SQLAlchemyError) as exc:
+        log.warning("heartbeat: not recorded: %s; again in %.0f s", _one_line(exc), BEAT_EVERY)
+        return False
+    return True
+
+
+def poll_mailbox(config: Config, clock: Callable[[], datetime] = utc_now) -> None:
+    """Read the feedback mailbox once, log what was taken in, and record the poll."""
+    from ..feedback.mailbox_job import poll_once
+    from ..store.db import connect
+
+    at = clock()
+    try:
+        summary = poll_once(config, connect(config.database_url), clock=clock)
     except NewsletterError as exc:
         log.warning("mailbox: not read: %s; retried in %.0f s", _one_line(exc), MAILBOX_EVERY)
+        _record_poll(config, at, _one_line(exc))
         return
     if summary.processed or summary.failed:
         log.info("mailbox: %s", summary.line())
+    # Mail read but not taken in (the database refused it) is a poll that did not work either.
+    _record_poll(config, at, f"{len(summary.failed)} mail(s) not taken in, kept for the next "
+                 "poll" if summary.failed else None)
+
+
+def _record_poll(config: Config, at: datetime, error: str | None) -> None:
+    """The poll in ``service_beats``: its time, and why it failed (no password, no address)."""
+    import sqlalchemy as sa
+
+    from ..delivery.beats import BeatName, record
+    from ..store.db import connect
+
+    try:
+        record(connect(config.database_url), BeatName.MAILBOX, at, error=error,
+               secrets=(config.imap_password,))
+    except (NewsletterError, sa.exc.SQLAlchemyError) as exc:
+        log.warning("mailbox: poll not recorded: %s", _one_line(exc))
 
 
 def drain_alerts(config: Config) -> int:
@@ -112,6 +148,7 @@ def add_jobs(scheduler, config: Config) -> list[str]:
     from apscheduler.triggers.interval import IntervalTrigger
 
     jobs: list[tuple[str, Callable[[Config], object], float]] = [
+        ("heartbeat", beat, BEAT_EVERY),
         ("confirmation mails", drain_confirmations, OUTBOX_EVERY),
         ("stall watch", StallWatch(), STALLS_EVERY)]
     if config.imap_host:
@@ -119,7 +156,9 @@ def add_jobs(scheduler, config: Config) -> list[str]:
     if config.alert_webhook_url:
         jobs.append(("alerts", drain_alerts, ALERTS_EVERY))
     for name, function, every in jobs:
+        # The heartbeat beats at once: a worker that started shows before 30 s have passed.
+        first = {"next_run_time": utc_now()} if function is beat else {}
         scheduler.add_job(function, IntervalTrigger(seconds=every), args=[config], name=name,
                           id=name.replace(" ", "-"), executor="housekeeping", coalesce=True,
-                          max_instances=1)
+                          max_instances=1, **first)
     return [name for name, _, _ in jobs]

@@ -1,5 +1,6 @@
 """The running worker: ``serve`` (the scheduler, the signals, the main thread's wait) around
-the weekly job (``worker.job``) and the housekeeping jobs (``worker.housekeeping``). The
+the weekly job (``worker.job``) and the housekeeping jobs (``worker.housekeeping``), with its
+``/healthz`` beside them when ``worker_health_port`` is set (``worker.health``). The
 arithmetic is in ``worker.schedule``.
 
 Canary and brake
@@ -28,7 +29,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from ..config import Config
-from . import housekeeping
+from . import health, housekeeping
 from .job import Worker, redacted_config
 from .schedule import edition_week, format_time, grace_seconds, next_run_times
 
@@ -57,7 +58,7 @@ def make_scheduler(worker: Worker, *, now: datetime | None = None, run_now: bool
     config = worker.config
     scheduler = BackgroundScheduler(timezone=ZoneInfo(config.timezone),
                                     executors={"default": ThreadPoolExecutor(max_workers=1),
-                                               "housekeeping": ThreadPoolExecutor(max_workers=3)})
+                                               "housekeeping": ThreadPoolExecutor(max_workers=4)})
     scheduler.add_listener(worker.on_missed, EVENT_JOB_MISSED)
     scheduler.add_listener(worker.on_max_instances, EVENT_JOB_MAX_INSTANCES)
     now = now or worker.clock()
@@ -109,9 +110,11 @@ def serve(config: Config, *, worker: Worker | None = None, install_signals: bool
     if install_signals:
         for sig in (signal.SIGTERM, signal.SIGINT):
             previous[sig] = signal.signal(sig, on_signal)
+    health = None
     try:
         now = worker.clock()  # one now for the check and the first run: nothing falls between
         log_start(config, worker, now)
+        health = _serve_health(config, worker)  # a port taken: one line, before anything runs
         decision = worker.check_start(now)
         if signals or stop.is_set():
             log.info("worker stopped (%s) before it started", signals[0] if signals else "stop")
@@ -138,5 +141,20 @@ def serve(config: Config, *, worker: Worker | None = None, install_signals: bool
         log.info("worker stopped")
         return 0
     finally:
+        if health is not None:
+            health.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _serve_health(config: Config, worker: Worker) -> health.HealthServer | None:
+    """The worker's ``/healthz`` (``worker.health``) when ``worker_health_port`` is set; it
+    answers "starting" until ``make_scheduler`` has given the worker its scheduler."""
+    if not config.worker_health_port:
+        return None
+
+    def running() -> bool | None:
+        scheduler = worker.scheduler
+        return None if scheduler is None else bool(scheduler.running)
+
+    return health.start(config, running)
