@@ -112,6 +112,9 @@ class Config:
     subscribe_captcha: str = ""            # "" or "altcha" (self-hosted proof of work)
     confirm_max_age: int = 7 * 24 * 3600   # seconds a confirmation link stays valid
     archive: bool = True                   # the public archive of sent editions
+    # Count clicks per item link: the items' links go through {base_url}/r/<token>, a signed
+    # token naming the week, item and link and no reader (edition/click_links.py, clicks/)
+    click_counts: bool = False
     metrics_token: str = ""                # the bearer token of GET /metrics ("": no route)
     admin_auth: str = ""                   # user:password of /admin/... ("": no such routes)
     # Hearing back: webhook secrets (empty refuses that provider's webhook), the mailbox

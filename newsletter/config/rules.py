@@ -202,6 +202,9 @@ def _check_web(config: Config, bad) -> None:
                   f'must be "" or "altcha", got {config.subscribe_captcha!r}')
     if config.confirm_max_age < 60:
         raise bad("confirm_max_age", "must be at least 60 seconds")
+    if config.click_counts and not config.base_url:
+        raise bad("click_counts", "needs base_url: the counted links go through "
+                                  "<base_url>/r/...")
     if config.admin_auth and ":" not in config.admin_auth:
         raise bad("admin_auth", "must be user:password")
     for value in config.trusted_proxies:

@@ -1,7 +1,8 @@
 """The whole database in a few figures, for monitoring (the web app's ``/metrics``): sends and
 ledger rows by state, messages sent per provider, the providers' error codes, events by kind,
 sends the brake holds, the confirmation outbox's depth, the senders' last heartbeat, and the
-worker's own heartbeat and last poll of the feedback mailbox (``beats``).
+worker's own heartbeat and last poll of the feedback mailbox (``beats``); the
+click counts summed over every link (``click_counts``: counted and filtered).
 
 Every figure is a grouped COUNT (or a MAX), never a row load: on a ledger of a million rows
 the counts walk the ``(send_id, status, ...)`` index, and the small ``sends`` table maps a
@@ -18,13 +19,21 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import sqlalchemy as sa
 
 from ..clock import utc_now
-from ..store.tables import EVENT_KINDS, confirmations, deliveries, events, send_workers, sends
+from ..store.tables import (
+    EVENT_KINDS,
+    click_counts,
+    confirmations,
+    deliveries,
+    events,
+    send_workers,
+    sends,
+)
 from . import beats
 from .stalls import stalls_in
 from .states import ConfirmationStatus, DeliveryStatus, SendStatus
@@ -50,6 +59,8 @@ class Totals:
     stalled: int = 0                       # sends sending without progress (``stalls``)
     worker_beat: datetime | None = None    # the worker's last heartbeat (``beats``)
     mailbox_poll: beats.Beat | None = None  # the worker's last poll of the mailbox
+    # "counted" and "filtered" -> fetches of counted links, summed over every link
+    clicks: dict[str, int] = field(default_factory=lambda: {"counted": 0, "filtered": 0})
 
 
 def read_totals(engine: sa.Engine, *, stall_after: float | None = None) -> Totals:
@@ -78,7 +89,16 @@ def read_totals(engine: sa.Engine, *, stall_after: float | None = None) -> Total
             if stall_after is not None else 0,
             worker_beat=worker.at if worker is not None else None,
             mailbox_poll=beaten.get(beats.BeatName.MAILBOX),
+            clicks=_clicks(conn),
         )
+
+
+def _clicks(conn: sa.Connection) -> dict[str, int]:
+    c = click_counts.c
+    counted, filtered = conn.execute(sa.select(sa.func.coalesce(sa.func.sum(c.clicks), 0),
+                                               sa.func.coalesce(sa.func.sum(c.filtered), 0))
+                                     ).one()
+    return {"counted": int(counted), "filtered": int(filtered)}
 
 
 def _grouped(conn: sa.Connection, column: sa.Column[str]) -> dict[str, int]:

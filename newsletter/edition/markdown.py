@@ -2,11 +2,15 @@
 
 Raw HTML in Markdown is not passed through: items may be written by an assistant, and the
 template decides the markup. In the text part a link is written ``text (url)``.
+
+Both take an optional ``link``: a function from a link's (normalized) href to the href to
+write, which the render gives when it counts clicks (``click_links.ItemLinks``).
 """
 
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Callable
 from functools import lru_cache
 
 from markdown_it import MarkdownIt
@@ -20,11 +24,22 @@ def _parser() -> MarkdownIt:
     )
 
 
-def to_html(source: str) -> str:
-    return _parser().render(source).strip()
+Link = Callable[[str], str]
 
 
-def to_text(source: str, width: int = 72) -> str:
+def to_html(source: str, link: Link | None = None) -> str:
+    parser = _parser()
+    if link is None:
+        return parser.render(source).strip()
+    tokens = parser.parse(source)
+    for token in tokens:
+        for child in token.children or ():
+            if child.type == "link_open":
+                child.attrs["href"] = link(str(child.attrs.get("href", "")))
+    return parser.renderer.render(tokens, parser.options, {}).strip()
+
+
+def to_text(source: str, width: int = 72, link: Link | None = None) -> str:
     """Plain text: paragraphs wrapped at ``width``, lists as ``- item``, links as ``text (url)``."""
     blocks: list[str] = []
     prefix = ""
@@ -36,7 +51,7 @@ def to_text(source: str, width: int = 72) -> str:
         elif token.type in ("bullet_list_close", "ordered_list_close"):
             prefix = ""
         elif token.type == "inline":
-            blocks.append(_wrap(_inline_text(token), width, prefix))
+            blocks.append(_wrap(_inline_text(token, link), width, prefix))
         elif token.type in ("fence", "code_block"):
             blocks.append(token.content.rstrip("\n"))
     return "\n\n".join(blocks)
@@ -65,7 +80,7 @@ def _wrap(text: str, width: int, prefix: str) -> str:
     )
 
 
-def _inline_text(token: Token) -> str:
+def _inline_text(token: Token, link: Link | None = None) -> str:
     out: list[str] = []
     hrefs: list[str] = []
     for child in token.children or ():
@@ -78,7 +93,7 @@ def _inline_text(token: Token) -> str:
         elif child.type == "link_close":
             href = hrefs.pop() if hrefs else ""
             if href:
-                out.append(f" ({href})")
+                out.append(f" ({link(href) if link else href})")
         elif child.type == "image":
             out.append(child.content)
     return "".join(out).strip()

@@ -21,7 +21,8 @@ from ..config import Config
 from ..errors import TemplateError
 from . import markdown as mdtext
 from . import masthead, recipient_uses, template_errors
-from .content import Edition, load_edition, resolve_week
+from .click_links import ItemLinks
+from .content import Edition, Item, load_edition, resolve_week
 from .placeholders import FieldTemplate, RecipientMarkers, WebReader
 from .templates import edition_sources, read_file, template_loader, where
 
@@ -146,18 +147,9 @@ def _filename(env: jinja2.Environment, name: str) -> str:
 
 def _context(config: Config, edition: Edition,
              recipient: RecipientMarkers | WebReader) -> dict:
-    items = [
-        SimpleNamespace(
-            title=item.title,
-            take=item.take,
-            source=item.source,
-            url=item.url,
-            body_html=_lead_into_body(item.title, mdtext.to_html(item.body)),
-            body_text=mdtext.to_text(item.body),
-            number=number,
-        )
-        for number, item in enumerate(edition.items, 1)
-    ]
+    counted = config.click_counts and not isinstance(recipient, WebReader)
+    items = [_item(item, number, _item_links(config, edition, item, number) if counted else None)
+             for number, item in enumerate(edition.items, 1)]
     archive = _links(config)["archive_url"]
     day = masthead.week_monday(edition.week)
     first_week = config.first_week or masthead.first_week_in(config.items_dir)
@@ -183,6 +175,27 @@ def _context(config: Config, edition: Edition,
         "recipient": recipient,
         "web": isinstance(recipient, WebReader),
     }
+
+
+def _item(item: Item, number: int, links: ItemLinks | None) -> SimpleNamespace:
+    """What the templates see of an item. ``url`` is where its source link goes (its counted
+    link with ``click_counts``), ``original_url`` the address as written, to show."""
+    return SimpleNamespace(
+        title=item.title,
+        take=item.take,
+        source=item.source,
+        body_html=_lead_into_body(item.title, mdtext.to_html(item.body, link=links)),
+        body_text=mdtext.to_text(item.body, link=links),
+        # After the body: the body's links are numbered first, in both parts alike.
+        url=links(item.url) if links and item.url else item.url,
+        original_url=item.url,
+        number=number,
+    )
+
+
+def _item_links(config: Config, edition: Edition, item: Item, number: int) -> ItemLinks:
+    """The item's counted links: one edition-wide rewrite, the same for every reader."""
+    return ItemLinks(config.base_url, config.signing_key, edition.week, number, item.path)
 
 
 def _lead_into_body(title: str, body_html: str) -> Markup:

@@ -7,6 +7,7 @@ from datetime import date
 
 from . import caniemail
 from .caniemail import Catalog, CatalogError
+from .click_domains import check_click_domains
 from .clients import check_clients
 from .content import check_preheader, check_size, check_subject, check_text_part
 from .domain import check_domain
@@ -43,6 +44,7 @@ def run_checks(inputs: CheckInputs, *, dns: bool = False, resolver=None,
         *check_markers(subject=inputs.subject, preheader=inputs.preheader, html=inputs.html,
                        text=inputs.text),
         *check_links(doc, inputs.text, base_url=settings.base_url),
+        *check_click_domains(doc, base_url=settings.base_url),
         *check_images(doc),
         *check_source_images(inputs.images),
         *_clients(doc, catalog, today or date.today()),

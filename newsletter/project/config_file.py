@@ -28,6 +28,7 @@ SECTIONS: list[tuple[str, list[tuple[str, str]]]] = [
         ("base_url", "where `newsletter web` is reached: unsubscribe links, the archive"),
         ("unsubscribe_mailto", "adds a mailto: target to List-Unsubscribe"),
         ("archive", 'the public archive and the "View in your browser" link'),
+        ("click_counts", "count clicks per item link through <base_url>/r/ (no reader kept)"),
     ]),
     ("Files", [
         ("items_dir", "one folder per ISO week of Markdown items"),

@@ -21,6 +21,7 @@ from ..feedback.report import send_feedback
 from ..store.db import connect
 from ..store.tables import sends
 from . import domains, growth, unsubscribes
+from .clicks import week_clicks
 from .model import EditionReport, Funnel
 
 
@@ -43,6 +44,7 @@ def edition_report(config: Config, week: str | None,
         top, rest = domains.top(domains.by_domain(conn, send.id))
         weeks = growth.weekly_growth(conn, week_name, config.timezone)
         after = unsubscribes.recent_editions(conn, send.id)
+        clicks = week_clicks(conn, config, week_name)
     funnel = Funnel(subscribers_at_start=send.total,
                     sent=status.counts.get(DeliveryStatus.SENT, 0),
                     failed=status.counts.get(DeliveryStatus.FAILED, 0),
@@ -54,4 +56,4 @@ def edition_report(config: Config, week: str | None,
         started_at=send.created_at, finished_at=send.finished_at,
         generated_at=now or utc_now(), funnel=funnel,
         deliveries={str(state): status.counts.get(state, 0) for state in shown},
-        domains=top, other_domains=rest, growth=weeks, unsubscribes=after)
+        domains=top, other_domains=rest, growth=weeks, unsubscribes=after, clicks=clicks)

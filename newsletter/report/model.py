@@ -6,9 +6,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-# The clicks section waits for click counting (another change adds it): until then the
-# report says so rather than showing made-up figures.
+# Without click_counts (and no counts from when it was on) the clicks section says so.
 CLICKS_OFF = "click counting is off (click_counts)"
+NO_CLICKS = "no link of this edition has been fetched yet"
 
 
 @dataclass(frozen=True)
@@ -54,10 +54,29 @@ class EditionUnsubscribes:
 
 
 @dataclass(frozen=True)
+class LinkClicks:
+    """One counted link of an item (``click_counts``' row)."""
+
+    link: int      # its number in the item, from 1
+    url: str       # where it goes
+    clicks: int    # readers' clicks
+    filtered: int  # HEAD requests, prefetches, scanners, bursts
+
+
+@dataclass(frozen=True)
+class ItemClicks:
+    item: int     # the item's number in the edition, from 1
+    title: str    # as the week's folder has it now ("item 3" when it is gone)
+    clicks: int   # over the item's links
+    filtered: int
+    links: tuple[LinkClicks, ...]  # the most clicked first, at most ``clicks.TOP_LINKS``
+
+
+@dataclass(frozen=True)
 class Clicks:
     enabled: bool = False
     note: str = CLICKS_OFF
-    items: tuple[Any, ...] = ()
+    items: tuple[ItemClicks, ...] = ()  # in the edition's order
 
 
 @dataclass(frozen=True)
@@ -85,7 +104,8 @@ class EditionReport:
             out[key] = value.isoformat() if value else None
         out["domains"] = [_domain_dict(d) for d in self.domains]
         out["other_domains"] = _domain_dict(self.other_domains) if self.other_domains else None
-        out["clicks"]["items"] = list(self.clicks.items)
+        out["clicks"]["items"] = [{**item, "links": list(item["links"])}
+                                  for item in out["clicks"]["items"]]
         for part in out["unsubscribes"]:
             part["by_day"] = list(part["by_day"])
         return out

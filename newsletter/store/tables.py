@@ -411,3 +411,21 @@ service_beats = sa.Table(
     sa.Column("ok", sa.Boolean, nullable=False),
     sa.Column("error", sa.Text, nullable=True),
 )
+
+
+# -- click counts -------------------------------------------------------------------------
+
+# How often each counted link of an edition was followed (``clicks``) and fetched by what is
+# no reader (``filtered``: HEAD, prefetch, a known scanner, a burst), one row per link of an
+# item of a week (clicks.store increments them). Nothing about a reader: no address, IP, user
+# agent, cookie or time of a click. ``url``: where the link went, as its token carried it.
+click_counts = sa.Table(
+    "click_counts",
+    metadata,
+    sa.Column("week", sa.String(8), primary_key=True),
+    sa.Column("item", sa.Integer, primary_key=True),
+    sa.Column("link", sa.Integer, primary_key=True),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("clicks", sa.Integer, nullable=False),
+    sa.Column("filtered", sa.Integer, nullable=False),
+)

@@ -1,7 +1,8 @@
 """One log line per request, without tokens: method, path, status, milliseconds.
 
 The token in ``/unsubscribe/<token>`` and ``/confirm/<token>`` is a key to someone's
-subscription, and a query string may hold an address: neither is ever logged.
+subscription, and a query string may hold an address: neither is ever logged. Nor is which
+counted link (``/r/<token>``) was followed when: the click counts are all that is kept of it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("newsletter.web.access")
 
-_TOKEN_PATH = re.compile(r"^/(unsubscribe|confirm)/[^/]*")
+_TOKEN_PATH = re.compile(r"^/(unsubscribe|confirm|r)/[^/]*")
 
 
 async def answered(app: ASGIApp, scope: Scope, receive: Receive, send: Send,

@@ -18,8 +18,11 @@ Routes::
                                        ``metrics_token`` is set; ``web.metrics``)
     GET  /admin/report/{week}          the edition report, with Basic auth (only when
                                        ``admin_auth`` is set; ``web.admin``)
+    GET  /r/{token}                    a counted link: 302 to where it goes (only when
+                                       ``click_counts`` is on; ``web.clicks``)
 
-Nothing redirects: a path with a trailing slash (``/subscribe/``) is not found.
+Nothing else redirects: a path with a trailing slash (``/subscribe/``) is not found, and
+``/r/`` sends a reader only where a token signed with the secret key says.
 
 ``request.app.state`` holds, under these names, what every endpoint (and ``web.webhooks``)
 may use:
@@ -32,8 +35,9 @@ may use:
 
 and, for this package: ``web`` (pages, keys), ``gate`` (the sign-up bot gate), ``archive``
 (the page cache), ``outbox`` (the confirmation mails' background sender, run by the
-lifespan), ``unsubscribes`` (the group commit of unsubscribe requests) and ``metrics`` (the
-Prometheus registry; None unless ``metrics_token`` is set).
+lifespan), ``unsubscribes`` (the group commit of unsubscribe requests), ``metrics`` (the
+Prometheus registry; None unless ``metrics_token`` is set) and ``clicks`` (the click counter
+and its background writer, run by the lifespan).
 """
 
 from __future__ import annotations
@@ -53,10 +57,11 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from ..audience import changes
+from ..clicks.counter import ClickCounter
 from ..clock import utc_now
 from ..config import Config
 from ..store.db import DatabaseBusy, DatabaseError, connect, quick_writes
-from . import admin, archive, confirm, metrics, subscribe, unsubscribe, webhooks
+from . import admin, archive, clicks, confirm, metrics, subscribe, unsubscribe, webhooks
 from .access_log import AccessLog, loggable_path
 from .archive import Archive
 from .common import WebState, in_thread, message, not_found, try_again
@@ -74,7 +79,7 @@ def create_app(config: Config, *, engine: sa.Engine | None = None, transport=Non
                clock: Callable[[], datetime] | None = None,
                monotonic: Callable[[], float] | None = None) -> Starlette:
     """The app for ``config``; ``engine``, ``transport`` (httpx), ``clock`` and ``monotonic``
-    (the metrics cache's clock) are seams."""
+    (the metrics cache's clock, and the click counter's) are seams."""
     engine = engine or connect(config.database_url)
     clock = clock or utc_now
     prometheus = (metrics.Metrics(config.metrics_token, engine, stall_after=config.stall_after,
@@ -102,6 +107,7 @@ def create_app(config: Config, *, engine: sa.Engine | None = None, transport=Non
     state.archive = Archive(config, engine, clock)
     state.outbox = OutboxSender(state)
     quick = quick_writes(engine, unsubscribe.LOCK_WAIT)
+    state.clicks = clicks.ClickWriter(ClickCounter(engine, clock=monotonic or time.monotonic))
     state.unsubscribes = GroupCommit(lambda batch: changes.unsubscribe_many(quick, batch),
                                      unavailable=(DatabaseBusy,))
     # No 307 from /subscribe/ to /subscribe: Starlette builds that Location from the request's
@@ -147,6 +153,8 @@ def _routes(config: Config) -> list[Route]:
         routes.append(Route("/metrics", metrics.endpoint, methods=["GET"]))
     if config.admin_auth:  # likewise: no admin page without its credentials
         routes.append(Route("/admin/report/{week}", admin.report, methods=["GET"]))
+    if config.click_counts:  # and no redirect unless the mail's links are counted
+        routes.append(Route("/r/{token}", clicks.follow, methods=["GET", "HEAD"]))
     return routes
 
 
@@ -196,6 +204,7 @@ async def _database_unavailable(request: Request, exc: Exception) -> Response:
 @contextlib.asynccontextmanager
 async def _lifespan(app: Starlette):
     app.state.outbox.start()
+    app.state.clicks.start()
     # Everything made so far (modules, the engine, templates) lives as long as the process:
     # kept out of the garbage collector's full passes, which otherwise walk it all and stall
     # every request in flight for a tenth of a second or more.
@@ -204,5 +213,6 @@ async def _lifespan(app: Starlette):
         yield
     finally:
         await app.state.outbox.stop()
+        await app.state.clicks.stop()
         app.state.unsubscribes.close()
         await webhooks.close(app)

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from ..delivery.totals import Totals
@@ -45,7 +45,7 @@ class CachedTotals:
 
 class DatabaseCollector(Collector):
     """The figures of ``totals`` as gauges: each is a count of rows as they are now (rows
-    change state, so none of them only grows)."""
+    change state, so none of them only grows); but the click counts, which only grow."""
 
     def __init__(self, totals: CachedTotals):
         self._totals = totals
@@ -75,6 +75,12 @@ def _families(t: Totals) -> Iterator[Metric]:
                   "the outbox.", t.outbox_pending)
     yield _single("newsletter_stalled_sends", "Sends `sending` with no progress for "
                   "stall_after seconds.", t.stalled)
+    clicks = CounterMetricFamily("newsletter_clicks", "Fetches of the items' counted links "
+                                 "(click_counts): reader clicks (counted), and HEAD requests, "
+                                 "prefetches, scanners and bursts (filtered).", labels=["kind"])
+    for kind, value in t.clicks.items():
+        clicks.add_metric([kind], value)
+    yield clicks
     # Absent while no sender is registered (the rows go when a sender stops).
     heartbeat = t.last_heartbeat.timestamp() if t.last_heartbeat else None
     yield _single("newsletter_sender_heartbeat_timestamp_seconds", "The newest heartbeat of "

@@ -6,14 +6,14 @@
 worker that died, or a mailbox that has not been read for hours, shows from anywhere.
 
 Revision ID: 0012_service_beats
-Revises: 0010_alerts
+Revises: 0011_click_counts
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0012_service_beats"
-down_revision = "0010_alerts"
+down_revision = "0011_click_counts"
 branch_labels = None
 depends_on = None
 
