@@ -70,6 +70,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/bench_reconcile.py
 	$(BIN)/python bench/bench_metrics.py
 	$(BIN)/python bench/bench_web.py
+	$(BIN)/python bench/bench_clicks.py
 	$(BIN)/python bench/bench_signup.py
 	$(BIN)/python bench/bench_webhooks.py
 	$(BIN)/python bench/bench_hostile.py

@@ -11,6 +11,7 @@ from newsletter.audience import subscribers
 from newsletter.audience.tokens import make_token
 from newsletter.delivery import ledger
 from newsletter.delivery.confirmations import drain_outbox
+from newsletter.edition.click_tokens import ClickTarget, make_click_token
 from newsletter.edition.render import render_week
 from newsletter.store.db import connect
 from tests.web_helpers import (
@@ -35,6 +36,8 @@ PROXY = ("10.1.2.3", 4444)  # inside trusted_proxies
 FORGED = {"Host": EVIL, "X-Forwarded-Host": EVIL, "X-Forwarded-Proto": "https"}
 METRICS_TOKEN = "metrics-token-0123456789"  # so that /metrics is among the routes
 ADMIN = ("editor", "pässwörd-0123456789")     # and /admin/report/{week}
+# and /r/{token} (click_counts): a counted link to a page with non-ASCII in its address
+CLICK = ClickTarget(WEEK, 1, 1, "https://xn--bcher-kva.example/z%C3%AB?a=1&b=2")
 DENIED = ("camera", "microphone", "geolocation", "payment", "usb", "browsing-topics",
           "interest-cohort")
 
@@ -42,7 +45,8 @@ DENIED = ("camera", "microphone", "geolocation", "payment", "usb", "browsing-top
 @pytest.fixture
 def site(project, database_url):
     config = web_config(project, database_url, trusted_proxies="10.0.0.0/8",
-                        metrics_token=METRICS_TOKEN, admin_auth=":".join(ADMIN))
+                        metrics_token=METRICS_TOKEN, admin_auth=":".join(ADMIN),
+                        click_counts="true")
     engine = connect(database_url)
     clock = Clock()
     reader = subscribers.add(engine, "Jose.Nunez@bücher.example", name="José “Pepe” Núñez")
@@ -52,7 +56,8 @@ def site(project, database_url):
     ledger.open_send(engine, WEEK, rendered.content_hash, rendered.subject, "eml")
     app = make_app(config, clock, engine=engine)
     tokens = {"unsubscribe": make_token(SECRET, "unsubscribe", reader.id),
-              "confirm": make_token(SECRET, "confirm", waiting.id, issued_at=clock.now)}
+              "confirm": make_token(SECRET, "confirm", waiting.id, issued_at=clock.now),
+              "r": make_click_token(SECRET, CLICK)}
     return config, engine, clock, app, web_client(app, client=PROXY), tokens, reader
 
 
@@ -85,6 +90,14 @@ def test_a_forged_host_changes_no_page(site, path):
     no_evil(forged)
     assert forged.status_code == honest.status_code
     assert forged.text == honest.text  # every link in it the same, from base_url
+
+
+def test_a_forged_host_changes_no_counted_link_s_redirect(site):
+    *_, client, tokens, _ = site
+    forged = client.get(f"/r/{tokens['r']}", headers=FORGED, follow_redirects=False)
+    assert forged.status_code == 302 and forged.headers["location"] == CLICK.url
+    for name, value in forged.headers.items():
+        assert EVIL not in value, name
 
 
 def test_the_feed_and_the_archive_link_to_base_url_whatever_the_host(site):
@@ -193,6 +206,9 @@ def every_kind_of_answer(client, tokens) -> dict[str, object]:
         "admin forged": client.get(f"/admin/report/{WEEK}",
                                    headers={"Authorization": "Basic Zm9yZ2VkOm5vcGU="}),
         "admin junk": client.get(f"/admin/report/{WEEK}", headers={"Authorization": "Basic ???"}),
+        "click": client.get(f"/r/{tokens.get('r', 'none')}", follow_redirects=False),
+        "click forged": client.get("/r/2026-W47.1.1.aHR0cHM6Ly9ldmlsLmV4YW1wbGUv.AAAAAAAAAAAAAAAA"
+                                   "AAAAAA", follow_redirects=False),
     }
 
 

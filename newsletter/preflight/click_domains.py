@@ -9,8 +9,10 @@ from __future__ import annotations
 from functools import lru_cache
 from urllib.parse import urlsplit
 
+from ..audience.addresses import ascii_domain, display_domain
 from ..edition.click_links import ROUTE
 from ..edition.click_tokens import peek_click_token
+from ..errors import HeaderError
 from .findings import Finding, warning
 from .htmlscan import Document
 
@@ -49,18 +51,15 @@ def registrable(host: str) -> str:
     (an IP address, ``localhost``)."""
     host = host.lower().rstrip(".")
     try:
-        host = host.encode("idna").decode("ascii") if not host.isascii() else host
-    except UnicodeError:
+        host = ascii_domain(host)
+    except HeaderError:
         return host
     return _psl().privatesuffix(host) or host
 
 
 def _display(domain: str) -> str:
     """An internationalized domain as readers see it (``bücher.example``)."""
-    try:
-        return domain.encode("ascii").decode("idna")
-    except UnicodeError:
-        return domain
+    return display_domain(domain)
 
 
 @lru_cache(maxsize=1)
