@@ -2,11 +2,12 @@
 and the personal export tests share.
 
 Zoë Ångström signs up on the web (consent record, status history, a confirmation mail in the
-outbox) and confirms; so does another reader, Åsa. Then a dry run into the outbox and one
-into a folder of its own (``--out``), the week's send with the eml provider, webhook events
-about Zoë (one matched to her message, one unmatched that names her address), a Resend batch
-whose answer was lost (its members kept for a repeat) and a send whose failure quotes her
-address. Her address has an internationalized domain and is written in several forms.
+outbox) and confirms (a welcome mail queued, not yet sent); so does another reader, Åsa. Then a
+dry run into the outbox and one into a folder of its own (``--out``), the week's send with the
+eml provider, webhook events about Zoë (one matched to her message, one unmatched that names
+her address), a Resend batch whose answer was lost (its members kept for a repeat) and a send
+whose failure quotes her address. Her address has an internationalized domain and is written in
+several forms.
 """
 
 from __future__ import annotations

@@ -18,7 +18,8 @@ from newsletter.edition.render import render_week
 
 WEEK = "2026-W47"
 VALUES = {"first_name": "Zoë", "email": "zoe@bücher.example",
-          "unsubscribe_url": "https://fivethings.example.com/unsubscribe/TOKEN", "name": "Zoë"}
+          "unsubscribe_url": "https://fivethings.example.com/unsubscribe/TOKEN", "name": "Zoë",
+          "manage_url": "https://fivethings.example.com/manage/TOKEN"}
 CHROMIUM = "/usr/bin/chromium"
 SCREENS = Path(os.environ.get("NEWSLETTER_EDITION_SCREENS", "/work/screens/edition"))
 

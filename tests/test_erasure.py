@@ -68,7 +68,7 @@ def test_remove_leaves_no_trace_of_the_person_but_the_hash(world, database_url):
         "removed ZOE.ANGSTROM@xn--exmple-cua.de: personal data erased, address suppressed "
         "(as a hash)",
         f"erased: 1 subscriber row, 1 consent record, {history} status changes, "
-        "1 confirmation mail, 3 deliveries anonymized, 1 stored batch dropped, "
+        "2 confirmation mails, 3 deliveries anonymized, 1 stored batch dropped, "
         "2 events anonymized, 4 outbox files",
     ]
     dump = pw.database_dump(database_url, world.engine)

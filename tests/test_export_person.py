@@ -48,7 +48,8 @@ def test_the_export_holds_every_kind_of_record(world):
     assert record["consent"]["consent_ip"] == "testclient"
     assert [(c["from_status"], c["to_status"]) for c in record["status_history"]] == [
         (None, "pending"), ("pending", "active")]
-    assert [c["status"] for c in record["confirmations"]] == ["sent"]
+    assert [(c["kind"], c["status"]) for c in record["confirmations"]] == [
+        ("confirm", "sent"), ("welcome", "pending")]  # the welcome not yet drained
     assert [(d["week"], d["status"]) for d in record["deliveries"]] == [
         (WEEK, "sent"), ("2026-W48", "unknown"), ("2026-W49", "failed")]
     assert record["deliveries"][0]["message_id"] == pw.message_id_of(world, world.person_id)

@@ -10,7 +10,8 @@ import jinja2
 import pytest
 
 from newsletter.config import load_config
-from newsletter.delivery.confirmations import ConfirmationMail
+from newsletter.delivery.outbox_mails import OutboxMail
+from newsletter.delivery.states import OutboxKind
 from newsletter.edition.render import render_week
 from newsletter.edition.templates import package_templates, read_file, template_loader
 from newsletter.errors import TemplateError
@@ -19,7 +20,8 @@ from tests.web_helpers import Clock, web_client
 
 WEEK = "2026-W47"
 VALUES = {"first_name": "Zoë", "email": "zoe@bücher.example",
-          "unsubscribe_url": "https://x.example/u/T", "name": "Zoë"}
+          "unsubscribe_url": "https://x.example/u/T", "manage_url": "https://x.example/m/T",
+          "name": "Zoë"}
 
 
 @pytest.fixture
@@ -84,12 +86,12 @@ def test_the_confirmation_mail_comes_from_the_same_lookup(bare):
     from datetime import UTC, datetime
 
     config = config_of(bare, secret_key="k" * 32)
-    mail = ConfirmationMail(config, datetime(2026, 11, 16, tzinfo=UTC))
+    mail = OutboxMail(config, datetime(2026, 11, 16, tzinfo=UTC), OutboxKind.CONFIRM)
     assert "Confirm your subscription" in "".join(mail.html.literals)
     (bare / "templates").mkdir()
     (bare / "templates" / "confirm.txt.j2").write_text(
         "Bitte bestätigen: {{ confirm_url }}\n", encoding="utf-8")
-    mail = ConfirmationMail(config, datetime(2026, 11, 16, tzinfo=UTC))
+    mail = OutboxMail(config, datetime(2026, 11, 16, tzinfo=UTC), OutboxKind.CONFIRM)
     assert "Bitte bestätigen" in "".join(mail.text.literals)
     assert "Confirm your subscription" in "".join(mail.html.literals)  # still the default
 

@@ -16,6 +16,7 @@ VALUES = {
     "first_name": "Ada",
     "email": "ada@example.com",
     "unsubscribe_url": "https://x.example/unsubscribe/TOKEN",
+    "manage_url": "https://x.example/manage/TOKEN",
 }
 
 
@@ -75,7 +76,7 @@ def test_footer_has_postal_address_and_visible_unsubscribe_link(rendered):
 
 
 def test_recipient_fields_are_left_open_and_nothing_else(rendered):
-    assert rendered.fields == {"first_name", "email", "unsubscribe_url"}
+    assert rendered.fields == {"first_name", "email", "unsubscribe_url", "manage_url"}
     for part in (rendered.html.fill(VALUES), rendered.text.fill(VALUES)):
         assert "Hi Ada," in part
         for marker in ("{{", "}}", "{%", "%}", "@@"):
@@ -210,5 +211,6 @@ def test_an_unknown_recipient_field_names_the_variable_not_a_class(project, conf
         render_week(config, WEEK)
     message = str(err.value)
     assert re.search(r"edition\.txt\.j2:\d+: recipient\.nickname is undefined \(recipient "
-                     r"fields: name, first_name, email, unsubscribe_url and attributes", message)
+                     r"fields: name, first_name, email, unsubscribe_url, manage_url and "
+                     r"attributes", message)
     assert "RecipientMarkers" not in message and "object" not in message

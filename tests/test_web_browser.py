@@ -137,10 +137,23 @@ def test_sign_up_confirm_unsubscribe_resubscribe(server, browser, shots, project
     expect(page.locator("h1")).to_have_text("Confirm your subscription")
     assert row(engine, "zoe@bücher.example")["status"] == "pending"
     photograph(page, shots, "03-confirm")
+    app.state.outbox.sent.clear()
     page.get_by_role("button", name="Confirm subscription").click()
     expect(page.locator("h1")).to_have_text("You are subscribed")
     assert row(engine, "zoe@bücher.example")["status"] == "active"
     photograph(page, shots, "04-confirmed")
+
+    # -- the welcome mail, and its links ---------------------------------------------------
+    assert app.state.outbox.sent.wait(timeout=30)
+    (welcome,) = [m for m in map(read_eml, (project / "outbox" / "confirmations").glob("*.eml"))
+                  if m["Subject"] == "Welcome to Five Things"]
+    text = welcome.get_body(("plain",)).get_content()
+    assert "Hi Zoë," in text
+    latest = next(line.split(": ", 1)[1] for line in text.splitlines()
+                  if line.startswith("Read the latest edition: "))
+    assert latest == f"{base}/archive"  # nothing sent yet
+    page.goto(latest)
+    expect(page).to_have_url(f"{base}/archive")
 
     # -- a dry-run message's unsubscribe link ----------------------------------------------
     out = tmp_path / "dry-run"

@@ -29,7 +29,7 @@ Every function is one transaction, or runs inside the caller's where its name sa
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -149,10 +149,12 @@ _CONFIRMED = {ChangeMethod.WEB: "confirmed with the link in the confirmation mai
 
 
 def confirm(engine: sa.Engine, subscriber_id: int, now: datetime, *,
-            method: ChangeMethod = ChangeMethod.WEB) -> Change | None:
+            method: ChangeMethod = ChangeMethod.WEB,
+            then: Callable[[sa.Connection], None] | None = None) -> Change | None:
     """Double opt-in: a pending subscriber becomes active, with its newest sign-up's consent
     as its record, and an erasure of its address is lifted. None when there is no
-    subscriber."""
+    subscriber. ``then`` runs within the same transaction, only when the subscriber became
+    active (the outbox queues its welcome mail there)."""
     s = subscribers.c
     with begin_write(engine) as conn:
         row = conn.execute(sa.select(s.status, s.email_key).where(s.id == subscriber_id)
@@ -177,6 +179,8 @@ def confirm(engine: sa.Engine, subscriber_id: int, now: datetime, *,
                                   detail=_CONFIRMED.get(method, f"confirmed ({method})")))
         conn.execute(suppressions.delete()
                      .where(suppressions.c.email_hash == email_hash(row.email_key)))
+        if then is not None:
+            then(conn)
     return Change(SubscriberStatus.PENDING, SubscriberStatus.ACTIVE)
 
 

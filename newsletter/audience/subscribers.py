@@ -17,7 +17,7 @@ the same rules (an import adds new addresses only; it changes no existing subscr
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +45,11 @@ def add(
     attributes: Mapping[str, Any] | None = None,
     *,
     method: ChangeMethod = ChangeMethod.CLI,
+    then: Callable[[sa.Connection, int], None] | None = None,
 ) -> Subscriber:
-    """Add one address; refuse one already on the list, stopped, or erased on request."""
+    """Add one address; refuse one already on the list, stopped, or erased on request.
+    ``then(conn, id)`` runs within the same transaction (the outbox queues a welcome
+    there)."""
     check_status(status, ADDABLE)
     address = parse_or_raise(email)
     name = clean_name(name) or address.name
@@ -80,6 +83,8 @@ def add(
         assert inserted is not None  # an INSERT of one row always has its key
         new_id: int = inserted[0]
         record(conn, StatusChange(new_id, now, None, status, method, detail=f"added ({source})"))
+        if then is not None:
+            then(conn, new_id)
     return Subscriber(id=new_id, **{k: v for k, v in values.items() if k != "email_key"})
 
 

@@ -1,13 +1,16 @@
-"""Signed, purpose-scoped tokens for unsubscribe and confirmation links.
+"""Signed, purpose-scoped tokens for the links in readers' mails.
 
 A token is ``<subscriber id in base 36>.<HMAC-SHA256, 16 bytes, base64url>``, or, when it
 carries the time it was issued, ``<id>.<issue time in base 36 seconds>.<HMAC>``. It names the
 subscriber without revealing the address, and the purpose (and issue time) are part of what is
 signed, so an unsubscribe token cannot confirm a subscription or the other way round.
 
-Unsubscribe tokens do not expire: an unsubscribe link in an old email must keep working.
-Confirmation links do: ``read_token(..., max_age=...)`` refuses a token older than that with
-``ExpiredToken``, and refuses one without an issue time.
+The purposes: ``unsubscribe`` and ``manage`` (every edition's footer; they name the
+subscriber and do not expire: a link in an old email must keep working), ``confirm`` (the
+double opt-in; names the subscriber), ``address`` and ``data`` (an address change's link and
+a data download's: they name the outbox row that mailed them, which says whose and what, and
+records the link's one use). The last three expire: ``read_token(..., max_age=...)``
+refuses a token older than that with ``ExpiredToken``, and one without an issue time.
 
 Only the exact spelling ``make_token`` produces verifies (base64 leaves spare bits in the last
 character; base 36 has upper case and leading zeros): one link, one spelling. ``read_token``
@@ -25,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 
 from ..clock import utc_now
 
-PURPOSES = ("unsubscribe", "confirm")
+PURPOSES = ("unsubscribe", "confirm", "manage", "address", "data")
 _SIG_BYTES = 16
 _SIG_CHARS = 22  # unpadded base64 of 16 bytes
 # 13 base-36 digits hold any 64-bit id or time; longer is junk, and int() of huge digit strings

@@ -33,10 +33,14 @@ def subscribers() -> None:
 @click.option("--status", default="active", show_default=True, help="active or pending.")
 @click.option("--attr", "attrs", multiple=True, metavar="KEY=VALUE",
               help="An attribute for templates (repeatable).")
+@click.option("--welcome", is_flag=True,
+              help="Queue the welcome mail for the new subscriber (sent by `web` or `worker`).")
 @click.pass_obj
-def add_command(app, email: str, name: str | None, status: str, attrs: tuple[str, ...]) -> None:
+def add_command(app, email: str, name: str | None, status: str, attrs: tuple[str, ...],
+                welcome: bool) -> None:
     """Add one subscriber (EMAIL may be 'Name <addr>')."""
     from ..audience import subscribers as subs
+    from ..delivery import confirmations
     from ..errors import SubscriberError
 
     attributes = {}
@@ -45,8 +49,12 @@ def add_command(app, email: str, name: str | None, status: str, attrs: tuple[str
         if not sep:
             raise SubscriberError(f"--attr expects KEY=VALUE, got {item!r}")
         attributes[key.strip()] = value.strip()
-    sub = subs.add(_engine(app), email, name=name, status=status, attributes=attributes)
-    click.echo(f"added {sub.email} ({sub.status})")
+    if welcome:
+        sub = confirmations.add_welcomed(_engine(app), email, name=name, status=status,
+                                         attributes=attributes)
+    else:
+        sub = subs.add(_engine(app), email, name=name, status=status, attributes=attributes)
+    click.echo(f"added {sub.email} ({sub.status}){', welcome mail queued' if welcome else ''}")
 
 
 @subscribers.command("import")

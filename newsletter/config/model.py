@@ -115,6 +115,8 @@ class Config:
     # Count clicks per item link: the items' links go through {base_url}/r/<token>, a signed
     # token naming the week, item and link and no reader (edition/click_links.py, clicks/)
     click_counts: bool = False
+    welcome: bool = True                   # a welcome mail after a confirmation (web)
+    description: str = ""                  # what the newsletter is, for the welcome mail
     metrics_token: str = ""                # the bearer token of GET /metrics ("": no route)
     admin_auth: str = ""                   # user:password of /admin/... ("": no such routes)
     # Hearing back: webhook secrets (empty refuses that provider's webhook), the mailbox

@@ -23,7 +23,6 @@ day, so a sign-up form cannot be used to mail-bomb a stranger. A row it will not
 from __future__ import annotations
 
 import asyncio
-import html
 import logging
 import secrets
 from collections.abc import Callable, Sequence
@@ -35,29 +34,24 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..audience import changes, signup
-from ..audience.addresses import Address, envelope_address
+from ..audience import subscribers as subscribers_
+from ..audience.addresses import Address
 from ..audience.history import ChangeMethod
-from ..audience.model import SubscriberStatus
+from ..audience.model import Subscriber, SubscriberStatus
 from ..audience.recipient import Recipient
-from ..audience.tokens import make_token
 from ..clock import utc_now
 from ..config import Config
-from ..edition.placeholders import FieldTemplate, RecipientMarkers
-from ..edition.render import render_message
-from ..errors import NewsletterError
-from ..message.mime import MessageBuilder
+from ..errors import NewsletterError, SubscriberError
 from ..message.model import Personalized
-from ..message.outgoing import sender_of
 from ..providers import make_transport
 from ..providers.base import BatchError, OutcomeKind, Transport, TransportError
 from ..store.db import begin_write
-from ..store.tables import confirmations, subscribers
-from .states import ConfirmationStatus
+from ..store.tables import confirmations, sends, subscribers
+from .outbox_mails import Due, OutboxMail
+from .states import ConfirmationStatus, OutboxKind
 
 log = logging.getLogger("newsletter.confirmations")
 
-HTML_TEMPLATE = "confirm.mjml.j2"
-TEXT_TEMPLATE = "confirm.txt.j2"
 COOLDOWN = timedelta(minutes=10)
 DAILY_LIMIT = 3
 LEASE = timedelta(minutes=5)    # a claimed row is taken again after this (its sender died)
@@ -68,15 +62,59 @@ MAX_ATTEMPTS = 8
 CANCELLED_KEPT = timedelta(days=1)
 FIRST_RETRY = 30.0              # seconds, doubling, at most MAX_RETRY
 MAX_RETRY = 3600.0
+# The statuses a subscriber must have for each kind of mail (None: any; a notice or the data
+# link is the person's whatever their standing), and the kinds a person could ask for again
+# and again, for someone else's address: those keep the cooldown.
+RECEIVES: dict[OutboxKind, tuple[str, ...] | None] = {
+    OutboxKind.CONFIRM: (SubscriberStatus.PENDING,),
+    OutboxKind.WELCOME: (SubscriberStatus.ACTIVE,),
+    OutboxKind.ADDRESS_CONFIRM: (SubscriberStatus.ACTIVE, SubscriberStatus.PENDING),
+    OutboxKind.ADDRESS_NOTICE: None,
+    OutboxKind.DATA_LINK: None,
+}
+COOLDOWN_KINDS = (OutboxKind.CONFIRM, OutboxKind.ADDRESS_CONFIRM, OutboxKind.DATA_LINK)
 
 
 # -- writing the outbox -----------------------------------------------------------------------
 
 
-def enqueue(conn: sa.Connection, subscriber_id: int, now: datetime) -> None:
-    conn.execute(confirmations.insert().values(
-        subscriber_id=subscriber_id, status=ConfirmationStatus.PENDING, attempts=0,
-        next_attempt_at=now, created_at=now, updated_at=now))
+def enqueue(conn: sa.Connection, subscriber_id: int, now: datetime,
+            kind: OutboxKind = OutboxKind.CONFIRM, address: str | None = None) -> int:
+    """Within the caller's transaction (the change the mail follows): a row for the sender;
+    its id. ``address``: the one to mail when it is not the subscriber's own."""
+    inserted = conn.execute(confirmations.insert().values(
+        subscriber_id=subscriber_id, kind=kind, address=address,
+        status=ConfirmationStatus.PENDING, attempts=0, next_attempt_at=now, created_at=now,
+        updated_at=now)).inserted_primary_key
+    assert inserted is not None  # an INSERT of one row always has its key
+    return int(inserted[0])
+
+
+def confirm(config: Config, engine: sa.Engine, subscriber_id: int,
+            now: datetime) -> changes.Change | None:
+    """The person confirms with the link in their mail (``changes.confirm``); with ``welcome``
+    on, a welcome mail is queued in the same transaction, and only when the confirmation made
+    the subscriber active: a repeated confirm changes nothing, so queues nothing."""
+    def welcome(conn: sa.Connection) -> None:
+        enqueue(conn, subscriber_id, now, OutboxKind.WELCOME)
+
+    return changes.confirm(engine, subscriber_id, now,
+                           then=welcome if config.welcome else None)
+
+
+def add_welcomed(engine: sa.Engine, email: str, *, name: str | None = None,
+                 status: str = SubscriberStatus.ACTIVE,
+                 attributes: dict[str, Any] | None = None) -> Subscriber:
+    """``subscribers add --welcome``: the operator adds an active subscriber, and a welcome
+    mail is queued in the same transaction (the web process or the worker sends it)."""
+    if status != SubscriberStatus.ACTIVE:
+        raise SubscriberError(f"--welcome is for an active subscriber, not {status}")
+
+    def welcome(conn: sa.Connection, subscriber_id: int) -> None:
+        enqueue(conn, subscriber_id, utc_now(), OutboxKind.WELCOME)
+
+    return subscribers_.add(engine, email, name=name, status=status, attributes=attributes,
+                            then=welcome)
 
 
 def request_confirmation(engine: sa.Engine, address: Address, name: str | None,
@@ -102,62 +140,7 @@ def resend(engine: sa.Engine, subscriber_id: int, now: datetime) -> bool:
         return True
 
 
-# -- the mail ---------------------------------------------------------------------------------
-
-
-class ConfirmationMail:
-    """The confirmation, rendered once per drain, as a transport's ``Outgoing``: each
-    recipient's link is a placeholder filled in per message, like an edition's fields."""
-
-    def __init__(self, config: Config, now: datetime):
-        self._config = config
-        self._now = now
-        self._base_url = config.base_url.rstrip("/")
-        self._domain = config.sender_domain
-        nonce = "nlc" + secrets.token_hex(8)
-        markers = RecipientMarkers(nonce)
-        context = {"recipient": markers, "confirm_url": markers.marker("confirm_url"),
-                   "max_age_days": max(1, config.confirm_max_age // 86400)}
-        page, text = render_message(config, HTML_TEMPLATE, TEXT_TEMPLATE, context)
-        self.sender = sender_of(config)
-        self.subject = f"Confirm your subscription to {config.name}"
-        self.edition_key = "confirm"
-        self.content_hash = ""
-        self.html = FieldTemplate.split(page, nonce)
-        self.text = FieldTemplate.split(text, nonce)
-        self._builder = MessageBuilder(self.sender, self.subject, self.html, self.text)
-
-    def confirm_url(self, subscriber_id: int) -> str:
-        token = make_token(self._config.signing_key, "confirm", subscriber_id,
-                           issued_at=self._now)
-        return f"{self._base_url}/confirm/{token}"
-
-    def personalize(self, recipient: Recipient) -> Personalized:
-        name = recipient.name.strip()
-        known = {"name": name, "first_name": name.split()[0] if name else "there",
-                 "email": recipient.email, "confirm_url": self.confirm_url(recipient.id)}
-        fields = set(self.html.fields) | set(self.text.fields)
-        values = {field: known.get(field, "") for field in fields}
-        html_values = {k: html.escape(v).encode("ascii", "xmlcharrefreplace").decode("ascii")
-                       for k, v in values.items()}
-        message_id = f"<confirm.{recipient.id}.{secrets.token_hex(6)}@{self._domain}>"
-        return Personalized(recipient=recipient, email=envelope_address(recipient.email),
-                            name=name, values=values, html_values=html_values, headers={},
-                            message_id=message_id)
-
-    def message(self, person: Personalized, *, dot_stuffed: bool = False) -> bytes:
-        return self._builder.build(person, dot_stuffed=dot_stuffed)
-
-
 # -- draining the outbox ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Due:
-    row_id: int
-    attempts: int
-    recipient: Recipient | None  # None: not mailed, for the reason in ``skip``
-    skip: str = ""
 
 
 @dataclass(frozen=True)
@@ -199,14 +182,14 @@ async def adrain_outbox(config: Config, engine: sa.Engine, provider: Transport |
         await own.aclose()
 
 
-def _claim(engine: sa.Engine, now: datetime, limit: int) -> list[_Due]:
+def _claim(engine: sa.Engine, now: datetime, limit: int) -> list[Due]:
     """Claim the due rows and judge each: mailed, or cancelled and why."""
     c, s = confirmations.c, subscribers.c
     with begin_write(engine) as conn:
         conn.execute(confirmations.delete().where(
             c.status == ConfirmationStatus.CANCELLED, c.updated_at < now - CANCELLED_KEPT))
         query = (
-            sa.select(c.id, c.attempts, c.subscriber_id)
+            sa.select(c.id, c.attempts, c.subscriber_id, c.kind, c.address, c.created_at)
             .where(c.status == ConfirmationStatus.PENDING, c.next_attempt_at <= now,
                    sa.or_(c.claimed_until.is_(None), c.claimed_until < now))
             .order_by(c.next_attempt_at, c.id).limit(limit)
@@ -219,31 +202,40 @@ def _claim(engine: sa.Engine, now: datetime, limit: int) -> list[_Due]:
         claimed = [r.id for r in rows]
         conn.execute(confirmations.update().where(c.id.in_(claimed))
                      .values(claimed_until=now + LEASE, attempts=c.attempts + 1, updated_at=now))
-        people = {r.id: Recipient(r.id, r.email, r.name or "") for r in conn.execute(
-            sa.select(s.id, s.email, s.name).where(
-                s.id.in_([r.subscriber_id for r in rows]),
-                s.status == SubscriberStatus.PENDING))}
-        mailed = _mailed(conn, set(people), claimed, now)
-    due: list[_Due] = []
-    seen: set[int] = set()
+        people = {r.id: r for r in conn.execute(
+            sa.select(s.id, s.email, s.name, s.status).where(
+                s.id.in_({r.subscriber_id for r in rows})))}
+        mailed = _mailed(conn, {(r.subscriber_id, r.kind) for r in rows
+                                if r.kind in COOLDOWN_KINDS}, claimed, now)
+    due: list[Due] = []
+    seen: set[tuple[int, str]] = set()
     for row in rows:
+        kind = OutboxKind(row.kind)
         person = people.get(row.subscriber_id)
-        skip = _skip(person, seen, mailed.get(row.subscriber_id), now)
+        skip = _skip(kind, person.status if person else None, (row.subscriber_id, kind) in seen,
+                     mailed.get((row.subscriber_id, kind)), now)
         if skip or person is None:
-            due.append(_Due(row.id, row.attempts + 1, None, skip))
+            due.append(Due(row.id, row.attempts + 1, kind, row.created_at, None, skip))
             continue
-        seen.add(person.id)
-        due.append(_Due(row.id, row.attempts + 1, person))
+        seen.add((row.subscriber_id, kind))
+        # The row's own address, where it mails one that is not (or no longer) the
+        # subscriber's: an address change's new address, or the old one its notice goes to.
+        recipient = Recipient(person.id, row.address or person.email, person.name or "")
+        due.append(Due(row.id, row.attempts + 1, kind, row.created_at, recipient))
     return due
 
 
-def _skip(person: Recipient | None, seen: set[int], mailed: tuple[datetime, int] | None,
-          now: datetime) -> str:
+def _skip(kind: OutboxKind, status: str | None, again: bool,
+          mailed: tuple[datetime, int] | None, now: datetime) -> str:
     """Why a claimed row gets no mail, or "" when it gets one."""
-    if person is None:
-        # Active, bounced or complained when signing up, or confirmed or stopped since.
-        return "not pending"
-    if person.id in seen:
+    if status is None:
+        return "no subscriber"
+    receives = RECEIVES.get(kind)
+    if receives is not None and status not in receives:
+        # A confirmation: active, bounced or complained when signing up, or confirmed or
+        # stopped since; a welcome: stopped since its confirmation.
+        return f"not {' or '.join(receives)}"
+    if again:
         return "a second row for the same person: one mail is enough"
     if mailed is not None:
         last, today = mailed
@@ -252,46 +244,52 @@ def _skip(person: Recipient | None, seen: set[int], mailed: tuple[datetime, int]
     return ""
 
 
-def _mailed(conn: sa.Connection, subscriber_ids: set[int], claimed: list[int],
-            now: datetime) -> dict[int, tuple[datetime, int]]:
-    """The cooldown's memory, per subscriber: when the newest confirmation mailed to them
-    (sent, failed, or still being tried) was asked for, and how many were in the last day.
-    Rows cancelled never count; the rows claimed now are the ones being judged."""
-    if not subscriber_ids:
+def _mailed(conn: sa.Connection, asked: set[tuple[int, str]], claimed: list[int],
+            now: datetime) -> dict[tuple[int, str], tuple[datetime, int]]:
+    """The cooldown's memory, per subscriber and kind: when the newest mail of that kind
+    mailed to them (sent, failed, or still being tried) was asked for, and how many were in
+    the last day. Rows cancelled never count; the rows claimed now are the ones being
+    judged."""
+    if not asked:
         return {}
     c = confirmations.c
     tried = sa.or_(c.status.in_((ConfirmationStatus.SENT, ConfirmationStatus.FAILED)),
                    sa.and_(c.status == ConfirmationStatus.PENDING, c.attempts > 0))
     query = (
-        sa.select(c.subscriber_id, sa.func.max(c.created_at),
+        sa.select(c.subscriber_id, c.kind, sa.func.max(c.created_at),
                   sa.func.count().filter(c.created_at > now - timedelta(days=1)))
-        .where(c.subscriber_id.in_(sorted(subscriber_ids)), c.id.not_in(claimed), tried)
-        .group_by(c.subscriber_id)
+        .where(c.subscriber_id.in_(sorted({i for i, _ in asked})),
+               c.kind.in_(sorted({k for _, k in asked})), c.id.not_in(claimed), tried)
+        .group_by(c.subscriber_id, c.kind)
     )
-    out: dict[int, tuple[datetime, int]] = {}
-    for subscriber_id, last, today in conn.execute(query):
+    out: dict[tuple[int, str], tuple[datetime, int]] = {}
+    for subscriber_id, kind, last, today in conn.execute(query):
         if last.tzinfo is None:  # aggregates bypass the column type on SQLite
             last = last.replace(tzinfo=UTC)
-        out[subscriber_id] = (last, today)
+        out[(subscriber_id, kind)] = (last, today)
     return out
 
 
-async def _send(config: Config, engine: sa.Engine, transport: Transport, due: list[_Due],
+async def _send(config: Config, engine: sa.Engine, transport: Transport, due: list[Due],
                 now: datetime, clock: Callable[[], datetime]) -> int:
     results: dict[int, _Answer] = {}  # by row id
     for d in due:
         if d.recipient is None:
             results[d.row_id] = _Answer(ConfirmationStatus.CANCELLED, error=d.skip)
-    live = [d for d in due if d.recipient is not None]
-    if live:
+    size = max(1, min(config.batch_size, transport.max_batch))
+    for kind in OutboxKind:
+        live = [d for d in due if d.recipient is not None and d.kind is kind]
+        if not live:
+            continue
         try:
-            mail = ConfirmationMail(config, now)
+            latest = (await asyncio.to_thread(latest_edition_url, config, engine)
+                      if kind is OutboxKind.WELCOME else "")
+            mail = OutboxMail(config, now, kind, latest_url=latest)
         except Exception as exc:  # a broken template must not stop the drain loop for good
-            log.error("confirmation mail cannot be rendered: %s", exc)
+            log.error("%s mail cannot be rendered: %s", kind, exc)
             for d in live:
                 results[d.row_id] = _Answer(ConfirmationStatus.PENDING, error=str(exc))
-            live = []
-        size = max(1, min(config.batch_size, transport.max_batch))
+            continue
         for start in range(0, len(live), size):
             batch = live[start:start + size]
             results.update(await _send_batch(transport, mail, batch))
@@ -299,26 +297,37 @@ async def _send(config: Config, engine: sa.Engine, transport: Transport, due: li
     return sum(1 for answer in results.values() if answer.status is ConfirmationStatus.SENT)
 
 
-async def _send_batch(transport: Transport, mail: ConfirmationMail,
-                      batch: Sequence[_Due]) -> dict[int, _Answer]:
+def latest_edition_url(config: Config, engine: sa.Engine) -> str:
+    """The newest sent edition's page in the archive, or the archive while none is; "" when
+    there is no archive to link to."""
+    base = config.base_url.rstrip("/")
+    if not (base and config.archive):
+        return ""
+    with engine.connect() as conn:
+        week = conn.execute(sa.select(sends.c.week).order_by(sends.c.created_at.desc())
+                            .limit(1)).scalar()
+    return f"{base}/archive/{week}" if week else f"{base}/archive"
+
+
+async def _send_batch(transport: Transport, mail: OutboxMail,
+                      batch: Sequence[Due]) -> dict[int, _Answer]:
     out: dict[int, _Answer] = {}
-    ready: list[_Due] = []
+    ready: list[Due] = []
     messages: list[Personalized] = []
     for d in batch:
-        assert d.recipient is not None
         try:
-            messages.append(mail.personalize(d.recipient))
+            messages.append(mail.personalize_row(d))
         except NewsletterError as exc:  # a stored address no message can carry
             out[d.row_id] = _Answer(ConfirmationStatus.FAILED, error=str(exc))
             continue
         ready.append(d)
     if not ready:
         return out
-    key = f"confirm-{batch[0].row_id}-{batch[0].attempts}-{secrets.token_hex(4)}"
+    key = f"{mail.kind}-{batch[0].row_id}-{batch[0].attempts}-{secrets.token_hex(4)}"[:32]
     try:
         sent = await transport.send_batch(mail, messages, batch_key=key)
     except (BatchError, TransportError) as exc:
-        log.warning("confirmation mails not sent (%d), will retry: %s", len(ready), exc)
+        log.warning("%s mails not sent (%d), will retry: %s", mail.kind, len(ready), exc)
         return out | {d.row_id: _Answer(ConfirmationStatus.PENDING, error=str(exc))
                       for d in ready}
     for d, result in zip(ready, sent, strict=True):
@@ -331,7 +340,7 @@ async def _send_batch(transport: Transport, mail: ConfirmationMail,
     return out
 
 
-def _record(engine: sa.Engine, due: list[_Due], results: dict[int, _Answer],
+def _record(engine: sa.Engine, due: list[Due], results: dict[int, _Answer],
             now: datetime) -> None:
     c = confirmations.c
     pending = ConfirmationStatus.PENDING

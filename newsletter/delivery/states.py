@@ -42,6 +42,16 @@ class ConfirmationStatus(StrEnum):
     CANCELLED = "cancelled"  # not mailed: the person is not pending, or the cooldown holds
 
 
+class OutboxKind(StrEnum):
+    """Which mail a row of the confirmation outbox is (``delivery.confirmations``)."""
+
+    CONFIRM = "confirm"                  # the double opt-in link
+    WELCOME = "welcome"                  # after a confirmation: what the newsletter is
+    ADDRESS_CONFIRM = "address_confirm"  # to a new address: the link that makes it theirs
+    ADDRESS_NOTICE = "address_notice"    # to the old address, once the new one is confirmed
+    DATA_LINK = "data_link"              # a link to a one-time download of the person's data
+
+
 class StopKind(StrEnum):
     """Why a run of a send ended before the send was done."""
 
@@ -70,6 +80,7 @@ class StopReason:
 SEND_STATUSES = tuple(SendStatus)
 DELIVERY_STATUSES = tuple(DeliveryStatus)
 CONFIRMATION_STATUSES = tuple(ConfirmationStatus)
+OUTBOX_KINDS = tuple(OutboxKind)
 # Rows with work left whatever the provider; an idempotent provider adds its repeatable unknowns.
 OPEN_STATES = (DeliveryStatus.PENDING, DeliveryStatus.IN_FLIGHT)
 # Every other state: the rows a run counts as finished, in the enum's order.

@@ -1,13 +1,13 @@
 """Recipient placeholders: render the edition once, fill in each recipient later.
 
 Templates see ``recipient.name``, ``recipient.first_name``, ``recipient.email``,
-``recipient.unsubscribe_url`` and ``recipient.attributes.<key>``. While the edition renders,
-each of these yields a marker ``@@<nonce>:<field>@@``; MJML and CSS inlining carry markers
-through untouched, and the rendered output is then split into literal text and field names.
-The nonce derives from the edition's content, so no item text can forge a marker.
-Recipient values are substituted verbatim: Jinja filters on them would see the marker, not the
-value, so ``recipient_uses`` refuses them, and ``FieldTemplate.split`` refuses any rendered
-text in which a marker was altered or cut, so that none can ever be mailed.
+``recipient.unsubscribe_url``, ``recipient.manage_url`` and ``recipient.attributes.<key>``.
+While the edition renders, each of these yields a marker ``@@<nonce>:<field>@@``; MJML and CSS
+inlining carry markers through untouched, and the rendered output is then split into literal
+text and field names. The nonce derives from the edition's content, so no item text can forge a
+marker. Recipient values are substituted verbatim: Jinja filters on them would see the marker,
+not the value, so ``recipient_uses`` refuses them, and ``FieldTemplate.split`` refuses any
+rendered text in which a marker was altered or cut, so that none can ever be mailed.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from ..errors import TemplateError
 
 T = TypeVar("T")
 
-RECIPIENT_FIELDS = ("name", "first_name", "email", "unsubscribe_url")
+RECIPIENT_FIELDS = ("name", "first_name", "email", "unsubscribe_url", "manage_url")
 
 
 class _Attributes:
@@ -56,7 +56,7 @@ class RecipientMarkers:
 
 class WebReader:
     """What templates see as ``recipient`` in the web version of an edition (the archive):
-    nobody's data, no token; the unsubscribe link becomes the sign-up page."""
+    nobody's data, no token; the unsubscribe and manage links become the sign-up page."""
 
     name = ""
     email = ""
@@ -64,6 +64,7 @@ class WebReader:
 
     def __init__(self, subscribe_url: str):
         self.unsubscribe_url = subscribe_url
+        self.manage_url = subscribe_url
         self.attributes = _NoAttributes()
 
 

@@ -1,9 +1,9 @@
 """Per-recipient values and headers for a RenderedEdition: the one place that decides them.
 
 ``Personalizer.personalize(recipient)`` gives a recipient's template values (raw and
-HTML-escaped), unsubscribe link, Message-ID and per-message list headers (List-Id,
-List-Unsubscribe, List-Unsubscribe-Post). Every transport, the dry run, the test send and the
-preview take them from here; none builds these itself.
+HTML-escaped), unsubscribe and manage-your-subscription links, Message-ID and per-message
+list headers (List-Id, List-Unsubscribe, List-Unsubscribe-Post). Every transport, the dry
+run, the test send and the preview take them from here; none builds these itself.
 
 A recipient whose stored name or address breaks today's rules (a row from before them: a
 control character, an address no message can carry) is refused here with a HeaderError naming
@@ -53,6 +53,9 @@ class Personalizer:
         token = make_token(self._secret, "unsubscribe", recipient.id)
         url = f"{self._base_url}/unsubscribe/{token}"
         values = self._values(recipient, url)
+        if "manage_url" in self.rendered.fields:  # signed only for an edition that links it
+            manage = make_token(self._secret, "manage", recipient.id)
+            values["manage_url"] = f"{self._base_url}/manage/{manage}"
         return Personalized(
             recipient=recipient,
             email=email,

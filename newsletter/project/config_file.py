@@ -19,6 +19,7 @@ from ..providers import REGISTRY
 SECTIONS: list[tuple[str, list[tuple[str, str]]]] = [
     ("The newsletter", [
         ("name", "the newsletter's name: subject prefix, masthead, List-Id"),
+        ("description", "what the newsletter is, a sentence or two, for the welcome mail"),
         ("issue_start", "the issue number of first_week's edition"),
         ("first_week", 'the week of issue issue_start ("": the earliest week folder)'),
         ("from_address", "the sender's address (required to send)"),
@@ -29,6 +30,7 @@ SECTIONS: list[tuple[str, list[tuple[str, str]]]] = [
         ("unsubscribe_mailto", "adds a mailto: target to List-Unsubscribe"),
         ("archive", 'the public archive and the "View in your browser" link'),
         ("click_counts", "count clicks per item link through <base_url>/r/ (no reader kept)"),
+        ("welcome", "a welcome mail after a confirmation on the web"),
     ]),
     ("Files", [
         ("items_dir", "one folder per ISO week of Markdown items"),

@@ -13,7 +13,12 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 
 from ..audience.model import STATUSES
-from ..delivery.states import CONFIRMATION_STATUSES, DELIVERY_STATUSES, SEND_STATUSES
+from ..delivery.states import (
+    CONFIRMATION_STATUSES,
+    DELIVERY_STATUSES,
+    OUTBOX_KINDS,
+    SEND_STATUSES,
+)
 from ..feedback.events import EventKind
 
 EVENT_KINDS = tuple(EventKind)
@@ -164,11 +169,12 @@ status_changes = sa.Table(
 )
 
 
-# -- the confirmation outbox (double opt-in) -------------------------------------------------
+# -- the confirmation outbox (double opt-in, and the reader's other mails) -------------------
 
-# One row per confirmation mail to send, written in the sign-up's own transaction, so a mail
-# is never lost between "pending" and the provider; rows erase with their subscriber. The
-# rows of a subscriber are also the per-address cooldown's memory.
+# One row per mail to send about a reader's own subscription (``kind``), written in the
+# transaction of the change it follows (a sign-up, a confirmation, a request on the manage
+# page), so a mail is never lost between the change and the provider; rows erase with their
+# subscriber. The rows of a subscriber are also the per-address cooldown's memory.
 confirmations = sa.Table(
     "confirmations",
     metadata,
@@ -184,9 +190,18 @@ confirmations = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("sent_at", UTCDateTime, nullable=True),
+    # Which mail (0013): the double opt-in, a welcome, an address change's link or notice, a
+    # data download's link; the address it goes to when not the subscriber's own; when its
+    # link was used (each works once).
+    sa.Column("kind", sa.String(16), nullable=False, server_default="confirm"),
+    sa.Column("address", sa.String(320), nullable=True),
+    sa.Column("used_at", UTCDateTime, nullable=True),
     sa.CheckConstraint(
         "status IN ({})".format(", ".join(f"'{s}'" for s in CONFIRMATION_STATUSES)),
         name="status",
+    ),
+    sa.CheckConstraint(
+        "kind IN ({})".format(", ".join(f"'{k}'" for k in OUTBOX_KINDS)), name="kind"
     ),
     # Serves the drain (WHERE status = 'pending' AND next_attempt_at <= ?) and the cooldown.
     sa.Index(None, "status", "next_attempt_at"),

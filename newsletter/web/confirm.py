@@ -11,7 +11,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..audience import changes, signup
+from ..audience import signup
 from ..audience.model import SubscriberStatus
 from ..audience.tokens import BadToken, ExpiredToken, read_token
 from ..delivery import confirmations
@@ -59,10 +59,12 @@ async def act(request: Request) -> Response:
     if expired:
         standing = await in_thread(signup.standing, app.engine, subscriber_id)
         return _show(request, standing, expired=True)
-    change = await in_thread(changes.confirm, app.engine, subscriber_id, app.clock())
+    change = await in_thread(confirmations.confirm, app.config, app.engine, subscriber_id,
+                             app.clock())
     if change is None:
         return _show(request, None, expired=False)
     if change.changed:
+        app.outbox.wake()  # the welcome mail, if any
         standing = await in_thread(signup.standing, app.engine, subscriber_id)
         return _render(request, "confirmed", mask_email(standing.email) if standing else "")
     standing = await in_thread(signup.standing, app.engine, subscriber_id)

@@ -7,14 +7,14 @@ again. ``report`` is the report as JSON (its findings; never an address but the 
 sample reader's).
 
 Revision ID: 0014_check_verdicts
-Revises: 0012_service_beats
+Revises: 0013_outbox_kinds
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0014_check_verdicts"
-down_revision = "0012_service_beats"
+down_revision = "0013_outbox_kinds"
 branch_labels = None
 depends_on = None
 
