@@ -57,7 +57,8 @@ def site(project, database_url):
     app = make_app(config, clock, engine=engine)
     tokens = {"unsubscribe": make_token(SECRET, "unsubscribe", reader.id),
               "confirm": make_token(SECRET, "confirm", waiting.id, issued_at=clock.now),
-              "r": make_click_token(SECRET, CLICK)}
+              "r": make_click_token(SECRET, CLICK),
+              "manage": make_token(SECRET, "manage", reader.id)}
     return config, engine, clock, app, web_client(app, client=PROXY), tokens, reader
 
 
@@ -80,6 +81,7 @@ def no_evil(response) -> None:
 
 @pytest.mark.parametrize("path", ["/", "/subscribe", "/embed/subscribe", "/api/subscribe",
                                   "/unsubscribe/{unsubscribe}", "/confirm/{confirm}",
+                                  "/manage/{manage}",
                                   "/archive", f"/archive/{WEEK}", "/feed.xml", "/metrics",
                                   f"/admin/report/{WEEK}", "/no/such/page"])
 def test_a_forged_host_changes_no_page(site, path):

@@ -1,7 +1,8 @@
 """The subscriber's status history: one row per change, written in the change's own
 transaction, never updated (``status_changes``).
 
-``audience.changes`` (every change of a status, and every sign-up), ``audience.subscribers``
+``audience.changes`` (every change of a status, and every sign-up), ``audience.profile`` (a
+reader's change of name: a row whose status stays as it was), ``audience.subscribers``
 (an address the operator adds) and the import (through ``audience.bulk``) are the only
 writers, through ``record`` (one change), ``record_many`` (a bulk path's changes
 in one executemany) and ``record_selected`` (an import's new subscribers, in SQL). A row says who
@@ -86,7 +87,9 @@ def latest_sign_up(conn: sa.Connection, subscriber_id: int) -> sa.Row[*tuple[Any
     return conn.execute(
         sa.select(h.at, h.ip, h.user_agent, h.consent_text)
         .where(h.subscriber_id == subscriber_id, h.to_status == "pending",
-               h.method.in_((ChangeMethod.WEB, ChangeMethod.API)))
+               h.method.in_((ChangeMethod.WEB, ChangeMethod.API)),
+               # a sign-up's row, not a pending reader's change of name (audience.profile)
+               h.detail.like("signed up%"))
         .order_by(h.id.desc()).limit(1)
     ).first()
 

@@ -11,6 +11,8 @@ Routes::
     POST /api/subscribe                JSON sign-up, through the same gate (CORS: any origin)
     GET  /confirm/{token}              "Confirm subscription" (changes nothing)
     POST /confirm/{token}              confirms (or sends a fresh link when expired)
+    GET  /manage/{token}               "Manage your subscription" (changes nothing)
+    POST /manage/{token}               changes the name, or unsubscribes (``web.manage``)
     GET  /archive, /archive/{week}, /feed.xml    the sent editions (unless archive = false)
     GET  /static/{name}                the pages' stylesheet and proof-of-work script
     POST /webhooks/{provider}          provider events (``web.webhooks``)
@@ -61,7 +63,7 @@ from ..clicks.counter import ClickCounter
 from ..clock import utc_now
 from ..config import Config
 from ..store.db import DatabaseBusy, DatabaseError, connect, quick_writes
-from . import admin, archive, clicks, confirm, metrics, subscribe, unsubscribe, webhooks
+from . import admin, archive, clicks, confirm, manage, metrics, subscribe, unsubscribe, webhooks
 from .access_log import AccessLog, loggable_path
 from .archive import Archive
 from .common import WebState, in_thread, message, not_found, try_again
@@ -139,6 +141,8 @@ def _routes(config: Config) -> list[Route]:
         Route("/api/subscribe", subscribe.api_preflight, methods=["OPTIONS"]),
         Route("/confirm/{token}", confirm.page, methods=["GET"]),
         Route("/confirm/{token}", confirm.act, methods=["POST"]),
+        Route("/manage/{token}", manage.page, methods=["GET"]),
+        Route("/manage/{token}", manage.act, methods=["POST"]),
         Route("/static/{name}", _static, methods=["GET"]),
     ]
     if config.archive:
