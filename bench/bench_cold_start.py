@@ -18,10 +18,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from figures import figure
+
 from newsletter.audience import transfer
 from newsletter.store import db
 
 BIN = Path(sys.executable).parent
+TARGET = 0.5  # seconds for `newsletter subscribers count`
+COUNT = "newsletter subscribers count"
 
 
 def main() -> None:
@@ -42,13 +46,18 @@ def main() -> None:
         cases = {
             "python -c pass": [sys.executable, "-c", "pass"],
             "python -c 'import sqlalchemy'": [sys.executable, "-c", "import sqlalchemy"],
-            "newsletter subscribers count": [str(BIN / "newsletter"), "subscribers", "count"],
+            COUNT: [str(BIN / "newsletter"), "subscribers", "count"],
         }
         for label, cmd in cases.items():
             times = [_run(cmd, env, tmp) for _ in range(args.runs)]
-            print(f"{label:<32} best {min(times):.3f} s  median {statistics.median(times):.3f} s"
-                  f"  ({args.runs} runs)")
-        print("target: newsletter subscribers count <= 0.5 s")
+            best, median = min(times), statistics.median(times)
+            # The best run is judged: other load on the machine moves it least. The bare
+            # interpreter and sqlalchemy are for scale.
+            figure(f"cold start: {label} (best)", best, "s",
+                   target=TARGET if label == COUNT else None, better="lower",
+                   line=f"{label:<32} best {best:.3f} s  median {median:.3f} s"
+                        f"  ({args.runs} runs)")
+        print(f"target: {COUNT} <= {TARGET} s")
 
 
 def _run(cmd: list[str], env: dict[str, str], cwd: str) -> float:

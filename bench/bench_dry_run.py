@@ -18,7 +18,10 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
+from figures import figure
+
 ROOT = Path(__file__).resolve().parent.parent
+GROWTH_TARGET = 10.0  # % of the smallest run's peak memory
 
 CHILD = """
 import resource, sys, time
@@ -84,12 +87,16 @@ def main() -> None:
     for n in args.sizes:
         count, seconds, peak = run(n)
         peaks.append(peak)
-        print(f"{count:>7} messages: {seconds:6.1f} s  {count / seconds:8.0f} msg/s  "
-              f"peak RSS {peak:6.1f} MiB")
+        figure(f"dry run of {count:,}", count / seconds, "msg/s",
+               line=f"{count:>7} messages: {seconds:6.1f} s  {count / seconds:8.0f} msg/s  "
+                    f"peak RSS {peak:6.1f} MiB")
+        figure(f"dry run of {count:,}: peak RSS", peak, "MiB", better="lower")
     if len(peaks) > 1:
         growth = (max(peaks) - peaks[0]) / peaks[0] * 100
-        print(f"peak memory growth from {args.sizes[0]} to {args.sizes[-1]}: {growth:+.1f} %"
-              f"  (target within 10 %)")
+        figure(f"dry run: peak memory growth {args.sizes[0]:,} -> {args.sizes[-1]:,}", growth,
+               "%", target=GROWTH_TARGET, better="lower",
+               line=f"peak memory growth from {args.sizes[0]} to {args.sizes[-1]}: "
+                    f"{growth:+.1f} %  (target within {GROWTH_TARGET:.0f} %)")
 
 
 if __name__ == "__main__":

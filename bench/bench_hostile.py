@@ -39,6 +39,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from figures import figure, table_judges  # noqa: E402
+
 from bench.bench_web import NEWSLETTER, environment, free_port, project, wait_healthy  # noqa: E402
 from tests.process_helpers import stop_process  # noqa: E402
 
@@ -267,14 +269,19 @@ def run_idle(tmp: Path, n: int, fd_limit: int | None, name: str) -> bool:
     finally:
         server.stop()
     faults = server.faults()
-    ok = (result["health"] <= HEALTH_TARGET and result["closed"] >= CLOSE_TARGET
-          and not faults)
+    fast = result["health"] <= HEALTH_TARGET and result["closed"] >= CLOSE_TARGET
+    ok = fast and not faults
     label = f"ulimit -n {server.fd_limit}"
-    print(f"idle x{n:<5} {label:17} /healthz {seconds(result['health']):>8} (<= 2 s)   "
-          f"closed in 30 s {result['closed']:6.1%} (>= 90 %)   90 % closed after "
-          f"{seconds(result['ninety'])}   server fds at most {result['descriptors']}"
-          f"{'   log: ' + ', '.join(faults) if faults else ''}   {'PASS' if ok else 'FAIL'}")
-    return ok
+    about = f"{n:,} idle connections, {label}"
+    figure(f"{about}: /healthz", result["health"], "s", target=HEALTH_TARGET, better="lower",
+           line=f"idle x{n:<5} {label:17} /healthz {seconds(result['health']):>8} (<= 2 s)   "
+                f"closed in 30 s {result['closed']:6.1%} (>= 90 %)   90 % closed after "
+                f"{seconds(result['ninety'])}   server fds at most {result['descriptors']}"
+                f"{'   log: ' + ', '.join(faults) if faults else ''}   "
+                f"{'PASS' if ok else 'FAIL'}")
+    figure(f"{about}: closed within {CLOSE_WINDOW:.0f} s", result["closed"] * 100, "%",
+           target=CLOSE_TARGET * 100)
+    return not faults and (fast or table_judges())
 
 
 def run_trickle(tmp: Path, n: int, provider: str, secrets: bool) -> bool:
@@ -287,15 +294,21 @@ def run_trickle(tmp: Path, n: int, provider: str, secrets: bool) -> bool:
     statuses = result["statuses"]
     all_4xx = all(status.isdigit() and 400 <= int(status) < 500 for status in statuses)
     faults = server.faults()
-    ok = (all_4xx and result["peak"] < RSS_TARGET and result["health"] <= HEALTH_TARGET
-          and not faults)
+    fast = result["peak"] < RSS_TARGET and result["health"] <= HEALTH_TARGET
+    ok = all_4xx and fast and not faults
     answers = " ".join(f"{status}x{count}" for status, count in sorted(statuses.items()))
     label = f"{provider}, {'secrets set' if secrets else 'no secrets'}"
-    print(f"trickle x{n:<3} {label:22} answers {answers:24} (all 4xx)   peak RSS "
-          f"{mb(result['peak']):>7} (< 150 MB; {mb(result['baseline'])} before)   "
-          f"/healthz max {seconds(result['health'])} (<= 2 s)   in {result['seconds']:.1f} s"
-          f"{'   log: ' + ', '.join(faults) if faults else ''}   {'PASS' if ok else 'FAIL'}")
-    return ok
+    about = f"{n} trickled bodies, {label}"
+    figure(f"{about}: peak RSS", result["peak"] / 10**6, "MB", target=RSS_TARGET / 10**6,
+           better="lower",
+           line=f"trickle x{n:<3} {label:22} answers {answers:24} (all 4xx)   peak RSS "
+                f"{mb(result['peak']):>7} (< 150 MB; {mb(result['baseline'])} before)   "
+                f"/healthz max {seconds(result['health'])} (<= 2 s)   in "
+                f"{result['seconds']:.1f} s{'   log: ' + ', '.join(faults) if faults else ''}   "
+                f"{'PASS' if ok else 'FAIL'}")
+    figure(f"{about}: /healthz at most", result["health"], "s", target=HEALTH_TARGET,
+           better="lower")
+    return all_4xx and not faults and (fast or table_judges())
 
 
 def raise_own_limit(needed: int) -> None:

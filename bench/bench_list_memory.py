@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from figures import figure
+
 from newsletter.store import db
 
 STATUSES = ("active",) * 8 + ("pending", "unsubscribed")
@@ -67,7 +69,9 @@ def main() -> None:
                   f"database {path.stat().st_size / 1e6:.0f} MB)")
             for label, cmd in commands.items():
                 seconds, rss = _measure(cmd, env, tmp)
-                print(f"{size:>10,}  {label:<30} {seconds:8.2f} {rss / 1024:7.1f} MiB")
+                # No target: flat is the same figure at every size, read side by side.
+                figure(f"{label} on {size:,}: peak RSS", rss / 1024, "MiB", better="lower",
+                       line=f"{size:>10,}  {label:<30} {seconds:8.2f} {rss / 1024:7.1f} MiB")
 
 
 def _bulk_insert(path: Path, start: int, stop: int) -> None:

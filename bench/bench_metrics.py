@@ -26,6 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from figures import figure, table_judges  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
 
 from newsletter.config import load_config  # noqa: E402
@@ -57,10 +58,15 @@ def main() -> None:
         client = _client(url, tmp)
         cold = _scrape(client)
         warm = [_scrape(client) for _ in range(args.warm)]
-        print(f"cold scrape: {cold * 1000:8.1f} ms  (target < {COLD_TARGET * 1000:.0f} ms)")
-        print(f"warm scrape: {statistics.median(warm) * 1000:8.1f} ms  median of {args.warm}, "
-              f"max {max(warm) * 1000:.1f} ms  (target < {WARM_TARGET * 1000:.0f} ms)")
-        if cold > COLD_TARGET or statistics.median(warm) > WARM_TARGET:
+        median = statistics.median(warm)
+        figure("/metrics cold scrape", cold * 1000, "ms", target=COLD_TARGET * 1000,
+               better="lower",
+               line=f"cold scrape: {cold * 1000:8.1f} ms  (target < {COLD_TARGET * 1000:.0f} ms)")
+        figure("/metrics warm scrape (median)", median * 1000, "ms",
+               target=WARM_TARGET * 1000, better="lower",
+               line=f"warm scrape: {median * 1000:8.1f} ms  median of {args.warm}, "
+                    f"max {max(warm) * 1000:.1f} ms  (target < {WARM_TARGET * 1000:.0f} ms)")
+        if (cold > COLD_TARGET or median > WARM_TARGET) and not table_judges():
             raise SystemExit("over target")
 
 

@@ -50,6 +50,7 @@ from typing import Any, cast
 import httpx
 import sqlalchemy as sa
 from bench_delivery import ROOT, database  # also puts the repository on sys.path
+from figures import figure
 
 from newsletter.audience.addresses import parse_address
 from newsletter.config import Config, load_config
@@ -511,6 +512,20 @@ def print_table(runs: list[Run]) -> None:
               f"{r.send_seconds:>7.1f} {r.span():>12.2f} {r.busy():>9.2f}", flush=True)
 
 
+def record(run: Run) -> None:
+    """The run's headline figures for the table; the documented limits are their targets
+    (the script exits 1 on any limit exceeded, whatever the table's margin)."""
+    limits, starts = LIMITS[run.provider], [q.start for q in run.probe.queries]
+    about = f"reconcile, {run.provider} on {run.size:,}"
+    figure(f"{about}: the send", run.send_seconds, "s", better="lower")
+    figure(f"{about}: first question to last answer", run.span(), "s", better="lower")
+    figure(f"{about}: searches", run.searches, "requests", better="lower")
+    figure(f"{about}: largest page", largest(run.probe.queries, limits.page), limits.page,
+           target=limits.max_page, better="lower")
+    figure(f"{about}: peak searches in 1 s", peak(starts, 1.0), "requests",
+           target=limits.per_second, better="lower")
+
+
 def report(run: Run, size: int) -> bool:
     """The run's lines; ``size`` is the list the others had, for a run on a smaller one."""
     limits, within = limit_lines(run)
@@ -531,6 +546,8 @@ def report_week(provider: str, args: argparse.Namespace) -> bool:
               "not left unknown)")
         return True
     w = bench_week_pass(provider, args)
+    figure(f"send --reconcile, {provider} on {w.resumed.size:,}", w.seconds, "s",
+           better="lower")
     print(f"  {provider}: {w.left_unknown:,} rows left unknown by a send of "
           f"{w.resumed.size:,} whose searches failed; `send --reconcile`: {w.searches} "
           f"searches in {w.seconds:.2f} s, {w.accepted:,} found accepted, {w.not_accepted:,} "
@@ -561,6 +578,8 @@ def main() -> None:
           f"{LOST_EVERY} lost) on SQLite; reconcile_settle 1 s")
     runs = [bench_send(p, args) for p in args.providers]
     print_table(runs)
+    for run in runs:
+        record(run)
     good = all([report(r, args.size) for r in runs])
     if args.week_pass_size:
         print(f"`newsletter send --week {WEEK} --reconcile`, then the send resumed:")
