@@ -194,10 +194,13 @@ def django_command(work: Path, shared: Path, n: int, port: int, args) -> tuple[l
     python = str(django_python())
     script = str(BENCH / "peers" / "django_newsletter_send.py")
     db = work / "peers.db"
+    # Its virtualenv's packages only: a PYTHONPATH naming a working copy of this project
+    # would put our `newsletter` package in place of django-newsletter's.
+    env = {k: v for k, v in clean_env().items() if k != "PYTHONPATH"}
     subprocess.run([python, script, "prepare", "--db", str(db),
                     "--edition", str(shared / "edition.json"),
-                    "--recipients", str(shared / f"list-{n}.tsv")], check=True, env=clean_env())
-    return [python, script, "send", "--db", str(db), "--port", str(port)], clean_env()
+                    "--recipients", str(shared / f"list-{n}.tsv")], check=True, env=env)
+    return [python, script, "send", "--db", str(db), "--port", str(port)], env
 
 
 def django_python() -> Path:
