@@ -47,6 +47,7 @@ SCRIPTS = (
     "bench_reconcile",
     "bench_metrics",
     "bench_web",
+    "bench_clicks",
     "bench_signup",
     "bench_webhooks",
     "bench_hostile",
