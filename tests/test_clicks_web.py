@@ -52,7 +52,8 @@ def site(project, database_url):
     rendered = render_week(config, WEEK)
     ledger.open_send(engine, WEEK, rendered.content_hash, rendered.subject, "eml")
     html = rendered.html.fill({"first_name": "José", "name": "José Núñez",
-                               "email": "jose@bücher.example", "unsubscribe_url": "x"})
+                               "email": "jose@bücher.example", "unsubscribe_url": "x",
+                               "manage_url": "m"})
     links = list(dict.fromkeys(re.findall(re.escape(PUBLIC) + r"(/r/[A-Za-z0-9_.-]+)", html)))
     mono = Monotonic()
     app = make_app(config, Clock(), engine=engine, monotonic=mono)
