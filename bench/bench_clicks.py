@@ -115,7 +115,7 @@ def counted_links(cwd: Path, env: dict[str, str]) -> list[str]:
     config = load_config(cwd / "newsletter.toml", environ=environ)
     html = render_week(config, WEEK).html.fill(
         {"first_name": "José", "name": "José Núñez", "email": "jose@bücher.example",
-         "unsubscribe_url": "x"})
+         "unsubscribe_url": "x", "manage_url": "m"})
     base = re.escape(config.base_url.rstrip("/"))
     return list(dict.fromkeys(re.findall(base + r"/r/[A-Za-z0-9_.-]+", html)))
 

@@ -258,7 +258,8 @@ def write_shared(shared: Path, project: Path, sizes: list[int]) -> None:
         return "".join(out)
 
     generic = {"name": "", "first_name": "there", "email": "",
-               "unsubscribe_url": f"{config.base_url}/unsubscribe"}
+               "unsubscribe_url": f"{config.base_url}/unsubscribe",
+               "manage_url": f"{config.base_url}/manage"}
     edition = {"name": config.name, "from_address": config.from_address,
                "from": f"{config.name} <{config.from_address}>", "subject": rendered.subject,
                "base_url": config.base_url, "html": marked(rendered.html),

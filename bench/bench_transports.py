@@ -57,7 +57,8 @@ def padded_project(tmp: Path, target_html: int) -> Path:
 
 def _values() -> dict[str, str]:
     return {"first_name": "Ada", "name": "Ada", "email": "a@example.com",
-            "unsubscribe_url": "https://x.example/unsubscribe/1.abcdefghijklmnop"}
+            "unsubscribe_url": "https://x.example/unsubscribe/1.abcdefghijklmnop",
+            "manage_url": "https://x.example/manage/1.abcdefghijklmnop"}
 
 
 async def drive(transport, outgoing, recipients: list[Recipient], concurrency: int) -> float:

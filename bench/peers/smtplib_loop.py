@@ -36,7 +36,8 @@ def main() -> None:
             number, email, name = line.rstrip("\n").split("\t")
             url = f"{edition['base_url']}/unsubscribe/{number}"
             values = {"name": name, "first_name": name.split()[0], "email": email,
-                      "unsubscribe_url": url}
+                      "unsubscribe_url": url,
+                      "manage_url": f"{edition['base_url']}/manage/{number}"}
             msg = EmailMessage()
             msg["From"] = edition["from"]
             msg["To"] = f"{name} <{email}>"
