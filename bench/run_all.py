@@ -42,6 +42,7 @@ SCRIPTS = (
     "bench_import",
     "bench_list_memory",
     "bench_cold_start",
+    "bench_check_cache",
     "bench_transports",
     "bench_delivery",
     "bench_reconcile",
