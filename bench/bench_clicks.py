@@ -27,7 +27,6 @@ import re
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -46,7 +45,7 @@ from bench.bench_web import (  # noqa: E402
     project,
     wait_healthy,
 )
-from bench.http_load import Connection, raw_request  # noqa: E402
+from bench.http_load import load, raw_request  # noqa: E402
 from tests.process_helpers import WEEK, stop_process  # noqa: E402
 
 CONCURRENCY = 64
@@ -54,48 +53,12 @@ RATE_TARGET, P99_TARGET = 1000, 100  # requests/s, ms
 
 
 async def _load(urls: list[str], concurrency: int) -> dict:
+    """Each request with a user agent of its own: each a reader, none a burst."""
     parts = urlsplit(urls[0])
-    queue: asyncio.Queue[bytes] = asyncio.Queue()
-    for n, url in enumerate(urls):
-        agent = f"Mozilla/5.0 (X11; Linux x86_64) bench-reader/{n} Firefox/128.0"
-        queue.put_nowait(raw_request("GET", urlsplit(url).path, parts.netloc,
-                                     headers={"User-Agent": agent}))
-    latencies: list[float] = []
-    statuses: dict[int, int] = {}
-    errors: list[str] = []
-
-    async def worker() -> None:
-        connection = Connection(parts.hostname, parts.port)
-        try:
-            while True:
-                try:
-                    raw = queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    return
-                start = time.perf_counter()
-                try:
-                    status, _ = await connection.send(raw)
-                except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
-                    errors.append(type(exc).__name__)
-                    await connection.close()
-                    connection = Connection(parts.hostname, parts.port)
-                    continue
-                latencies.append(time.perf_counter() - start)
-                statuses[status] = statuses.get(status, 0) + 1
-        finally:
-            await connection.close()
-
-    start = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    wall = time.perf_counter() - start
-    latencies.sort()
-
-    def pct(p: float) -> float:
-        return latencies[min(len(latencies) - 1, int(len(latencies) * p))] * 1000
-
-    return {"requests": len(urls), "rate": len(urls) / wall, "statuses": statuses,
-            "errors": len(errors), "p50_ms": pct(0.50), "p99_ms": pct(0.99),
-            "max_ms": latencies[-1] * 1000}
+    requests = [raw_request("GET", urlsplit(url).path, parts.netloc, headers={
+        "User-Agent": f"Mozilla/5.0 (X11; Linux x86_64) bench-reader/{n} Firefox/128.0"})
+        for n, url in enumerate(urls)]
+    return await load(parts.hostname, parts.port, requests, concurrency)
 
 
 def run_load(urls: list[str], tmp: Path) -> dict:

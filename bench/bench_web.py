@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 from figures import figure, table_judges  # noqa: E402
 
-from bench.http_load import Connection, raw_request  # noqa: E402
+from bench.http_load import load, raw_request  # noqa: E402
 from tests.process_helpers import WEEK, seed_subscribers, stop_process  # noqa: E402
 
 NEWSLETTER = str(Path(sys.executable).parent / "newsletter")
@@ -73,47 +73,7 @@ def page(url: str) -> bytes:
 async def _load(urls: list[str], method: str, concurrency: int) -> dict:
     parts = urlsplit(urls[0])
     requests = [one_click(url) if method == "POST" else page(url) for url in urls]
-    queue: asyncio.Queue[bytes] = asyncio.Queue()
-    for raw in requests:
-        queue.put_nowait(raw)
-    latencies: list[float] = []
-    statuses: dict[int, int] = {}
-    errors: list[str] = []
-
-    async def worker() -> None:
-        connection = Connection(parts.hostname, parts.port)
-        try:
-            while True:
-                try:
-                    raw = queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    return
-                start = time.perf_counter()
-                try:
-                    status, _ = await connection.send(raw)
-                except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
-                    errors.append(type(exc).__name__)
-                    await connection.close()
-                    connection = Connection(parts.hostname, parts.port)
-                    continue
-                latencies.append(time.perf_counter() - start)
-                statuses[status] = statuses.get(status, 0) + 1
-        finally:
-            await connection.close()
-
-    cpu = time.process_time()
-    start = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    wall = time.perf_counter() - start
-    latencies.sort()
-
-    def pct(p: float) -> float:
-        return latencies[min(len(latencies) - 1, int(len(latencies) * p))] * 1000
-
-    return {"requests": len(urls), "wall": wall, "rate": len(urls) / wall,
-            "statuses": statuses, "errors": len(errors), "p50_ms": pct(0.50),
-            "p99_ms": pct(0.99), "max_ms": latencies[-1] * 1000,
-            "client_cpu_ms": (time.process_time() - cpu) / len(urls) * 1000}
+    return await load(parts.hostname, parts.port, requests, concurrency)
 
 
 def load_main(args: argparse.Namespace) -> None:

@@ -9,6 +9,7 @@ Content-Length body, read exactly.
 from __future__ import annotations
 
 import asyncio
+import time
 
 
 def raw_request(method: str, path: str, host: str, *, headers: dict[str, str] | None = None,
@@ -53,3 +54,50 @@ class Connection:
             self.writer.close()
             await self.writer.wait_closed()
         self.reader = self.writer = None
+
+
+async def load(host: str, port: int, requests: list[bytes], concurrency: int) -> dict:
+    """Send ``requests`` (raw bytes, each one request) over ``concurrency`` keep-alive
+    connections; requests/s, answers by status, errors and latency percentiles (ms)."""
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    for raw in requests:
+        queue.put_nowait(raw)
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    errors: list[str] = []
+
+    async def worker() -> None:
+        connection = Connection(host, port)
+        try:
+            while True:
+                try:
+                    raw = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                start = time.perf_counter()
+                try:
+                    status, _ = await connection.send(raw)
+                except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+                    errors.append(type(exc).__name__)
+                    await connection.close()
+                    connection = Connection(host, port)
+                    continue
+                latencies.append(time.perf_counter() - start)
+                statuses[status] = statuses.get(status, 0) + 1
+        finally:
+            await connection.close()
+
+    cpu = time.process_time()
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    wall = time.perf_counter() - start
+    latencies.sort()
+
+    def pct(p: float) -> float:
+        return latencies[min(len(latencies) - 1, int(len(latencies) * p))] * 1000
+
+    n = len(requests)
+    return {"requests": n, "wall": wall, "rate": n / wall, "statuses": statuses,
+            "errors": len(errors), "p50_ms": pct(0.50), "p99_ms": pct(0.99),
+            "max_ms": latencies[-1] * 1000,
+            "client_cpu_ms": (time.process_time() - cpu) / n * 1000}
