@@ -111,6 +111,10 @@ def test_the_command_prints_a_summary_and_fails_when_mail_was_left(database_url,
         "read 1 mail(s): 1 event(s), 1 new, 0 already stored; 1 unsubscribed; "
         "1 left in place (not a report or unsubscribe request)")
     assert PASSWORD not in result.output
+    from newsletter.delivery.beats import read_beats
+
+    polled = read_beats(engine)["mailbox"]  # a poll from the command counts as a poll too
+    assert polled.ok and polled.error is None
 
 
 def test_the_worker_records_each_poll_and_how_it_went(database_url, server):

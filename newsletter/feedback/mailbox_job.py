@@ -8,6 +8,7 @@ thread.
 
 from __future__ import annotations
 
+import logging
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,11 +18,14 @@ import sqlalchemy as sa
 
 from ..clock import utc_now
 from ..config import Config
+from ..errors import NewsletterError
 from . import mailbox
 from ._sql import error_line
 from .classify import MailItem
 from .events import FeedbackError
 from .intake import Intake, Rules, take_in
+
+log = logging.getLogger("newsletter.feedback")
 
 
 @dataclass
@@ -40,9 +44,34 @@ class PollSummary:
 
 def poll_once(config: Config, engine: sa.Engine, *, ssl_context: ssl.SSLContext | None = None,
               clock: Callable[[], datetime] = utc_now) -> PollSummary:
-    """Read the mailbox once; ``ConfigError`` without ``imap_host``, ``MailboxError`` when it
-    cannot be used at all."""
+    """Read the mailbox once, and record the poll (``delivery.beats``: its time, and why it
+    failed); ``ConfigError`` without ``imap_host``, ``MailboxError`` when it cannot be used
+    at all."""
     config.require("imap_host", "imap_username")
+    at = clock()
+    try:
+        summary = _poll(config, engine, ssl_context, clock)
+    except NewsletterError as exc:
+        _record(config, engine, at, " ".join(str(exc).split()))
+        raise
+    # Mail read but not taken in (the database refused it) is a poll that did not work either.
+    _record(config, engine, at, f"{len(summary.failed)} mail(s) not taken in, kept for the "
+            "next poll" if summary.failed else None)
+    return summary
+
+
+def _record(config: Config, engine: sa.Engine, at: datetime, error: str | None) -> None:
+    """The poll in ``service_beats``, never raising: a poll that worked stays one that worked."""
+    from ..delivery.beats import BeatName, record
+
+    try:
+        record(engine, BeatName.MAILBOX, at, error=error, secrets=(config.imap_password,))
+    except sa.exc.SQLAlchemyError as exc:
+        log.warning("mailbox: poll not recorded: %s", error_line(exc))
+
+
+def _poll(config: Config, engine: sa.Engine, ssl_context: ssl.SSLContext | None,
+          clock: Callable[[], datetime]) -> PollSummary:
     rules = Rules.from_config(config)
     summary = PollSummary()
 

@@ -65,36 +65,17 @@ def beat(config: Config, clock: Callable[[], datetime] = utc_now) -> bool:
 
 
 def poll_mailbox(config: Config, clock: Callable[[], datetime] = utc_now) -> None:
-    """Read the feedback mailbox once, log what was taken in, and record the poll."""
+    """Read the feedback mailbox once and log what was taken in (the poll records itself)."""
     from ..feedback.mailbox_job import poll_once
     from ..store.db import connect
 
-    at = clock()
     try:
         summary = poll_once(config, connect(config.database_url), clock=clock)
     except NewsletterError as exc:
         log.warning("mailbox: not read: %s; retried in %.0f s", _one_line(exc), MAILBOX_EVERY)
-        _record_poll(config, at, _one_line(exc))
         return
     if summary.processed or summary.failed:
         log.info("mailbox: %s", summary.line())
-    # Mail read but not taken in (the database refused it) is a poll that did not work either.
-    _record_poll(config, at, f"{len(summary.failed)} mail(s) not taken in, kept for the next "
-                 "poll" if summary.failed else None)
-
-
-def _record_poll(config: Config, at: datetime, error: str | None) -> None:
-    """The poll in ``service_beats``: its time, and why it failed (no password, no address)."""
-    import sqlalchemy as sa
-
-    from ..delivery.beats import BeatName, record
-    from ..store.db import connect
-
-    try:
-        record(connect(config.database_url), BeatName.MAILBOX, at, error=error,
-               secrets=(config.imap_password,))
-    except (NewsletterError, sa.exc.SQLAlchemyError) as exc:
-        log.warning("mailbox: poll not recorded: %s", _one_line(exc))
 
 
 def drain_alerts(config: Config) -> int:
