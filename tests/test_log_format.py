@@ -193,3 +193,18 @@ def test_every_line_of_a_worker_run_names_its_week(project, root_restored, capsy
         f"{WEEK}: sending", f"{WEEK}: a batch", f"{WEEK}: already sent; nothing to do"]
     assert all(x["week"] == WEEK for x in run)
     assert "week" not in after
+
+
+def test_a_failed_command_ends_on_a_json_line_too(project):
+    """A send that stops on an error says why in the same format as the rest of its lines."""
+    database_url = f"sqlite:///{project / 'subscribers' / 'jsonerr.db'}"
+    env = {"NEWSLETTER_DATABASE_URL": database_url, "NEWSLETTER_LOG_FORMAT": "json"}
+    failed = newsletter(["send", "--week", "2026-W01"], project, **env)  # no such week
+    assert failed.returncode == 1
+    *_, last = [json.loads(line) for line in failed.stderr.splitlines()]
+    assert last["level"] == "ERROR" and "2026-W01" in last["message"]
+    assert not last["message"].startswith("error:")
+
+    text = newsletter(["send", "--week", "2026-W01"], project,
+                      NEWSLETTER_DATABASE_URL=database_url)
+    assert text.returncode == 1 and text.stderr.splitlines()[-1].startswith("error: ")

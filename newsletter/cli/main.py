@@ -10,6 +10,7 @@ import click
 
 from ..errors import NewsletterError
 from .context import AppContext
+from .output import error_line
 
 
 class _Group(click.Group):
@@ -20,12 +21,12 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except NewsletterError as exc:
-            click.echo(f"error: {exc}", err=True)
+            error_line(str(exc))
             ctx.exit(1)
         except OSError as exc:
             where = f"{exc.filename}: " if exc.filename else ""
-            click.echo(f"error: {where}{exc.strerror or exc}; nothing was changed by the "
-                       "step that failed", err=True)
+            error_line(f"{where}{exc.strerror or exc}; nothing was changed by the step that "
+                       "failed")
             ctx.exit(1)
 
 

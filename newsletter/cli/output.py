@@ -13,12 +13,14 @@ from __future__ import annotations
 import logging
 import sys
 
+import click
+
 from ..logs import JsonFormatter, LogContext
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 LOG_DATEFMT = "%Y-%m-%dT%H:%M:%S%z"
 HANDLER_NAME = "newsletter"
-_state = {"verbose": False}
+_state = {"verbose": False, "json": False}
 
 
 class _Stderr(logging.StreamHandler):
@@ -44,6 +46,7 @@ class _LevelFormatter(logging.Formatter):
 def setup_cli_output(verbose: bool = False) -> None:
     """``warning: ...`` lines on stderr; with ``verbose``, ``info:`` and ``debug:`` lines too."""
     _state["verbose"] = verbose
+    _state["json"] = False  # until a long command sets up JSON logging
     handler = _Stderr()
     handler.setFormatter(_LevelFormatter())
     _install(handler, logging.DEBUG if verbose else logging.WARNING)
@@ -56,6 +59,7 @@ def setup_logging(verbose: bool = False, log_format: str = "text") -> None:
     Every logger reaches this one handler on the root, uvicorn's among them (the web server
     runs with ``log_config=None``), so both formats cover every line."""
     verbose = verbose or _state["verbose"]
+    _state["json"] = log_format == "json"
     handler = _Stderr()
     handler.setFormatter(_formatter(log_format))
     handler.addFilter(LogContext())  # the week and send of the line, for the JSON format
@@ -71,6 +75,15 @@ def _formatter(log_format: str) -> logging.Formatter:
     if log_format == "json":
         return JsonFormatter()
     return logging.Formatter(LOG_FORMAT, LOG_DATEFMT)
+
+
+def error_line(message: str) -> None:
+    """The one line a failed command ends with: ``error: ...`` on stderr or, once a long
+    command has set up JSON logging, a JSON object like its other lines (level "ERROR")."""
+    if _state["json"]:
+        logging.getLogger("newsletter.cli").error("%s", message)
+    else:
+        click.echo(f"error: {message}", err=True)
 
 
 def verbose() -> bool:
