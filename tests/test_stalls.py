@@ -5,6 +5,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 from click.testing import CliRunner
 
 from newsletter.cli.main import cli
@@ -161,3 +162,29 @@ def test_a_database_that_cannot_be_reached_is_one_warning(project, caplog):
     caplog.set_level(logging.WARNING, logger="newsletter.worker")
     assert StallWatch()(config) == []
     assert "stall watch: not checked" in caplog.text and "Traceback" not in caplog.text
+
+
+def test_a_live_sender_keeps_beating_and_stops_when_it_ends(send):
+    """A sender running longer than stall_after still counts as running it (its heartbeat
+    moves), so a stall it hits names what it waits for, not "no sender"; its end stops it."""
+    import time
+
+    from newsletter.delivery.ledger import senders
+
+    engine, record = send
+    sender = senders.register(engine, record, beat_every=0.01)
+    started = heartbeat(engine, sender.worker_id)
+    deadline = time.monotonic() + 10  # a bound on a hang, not the thing tested
+    while heartbeat(engine, sender.worker_id) == started:
+        assert time.monotonic() < deadline, "the sender never beat"
+        time.sleep(0.01)
+    senders.release(engine, sender)
+    assert sender.stopped.is_set()
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(send_workers)).all() == []
+
+
+def heartbeat(engine, worker_id):
+    with engine.connect() as conn:
+        return conn.execute(sa.select(send_workers.c.heartbeat_at)
+                            .where(send_workers.c.id == worker_id)).scalar_one()

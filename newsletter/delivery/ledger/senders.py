@@ -13,6 +13,10 @@ PostgreSQL
     drops it when that connection ends, with the process or the machine. A sender whose lock
     can be taken is dead: its rows in flight become ``unknown``. (A heartbeat would call a
     paused but live sender dead and let its answers be thrown away.)
+
+A live sender still writes a heartbeat (``heartbeat_at``, every ``BEAT_EVERY`` seconds, from a
+thread of its own), but only for people: ``/metrics`` shows it, and a stall names "no sender"
+only when none has beaten lately. Nothing decides from it who is alive.
 """
 
 from __future__ import annotations
@@ -20,8 +24,10 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import socket
+import threading
 import uuid
 import zlib
 from dataclasses import dataclass, field
@@ -44,6 +50,11 @@ class AlreadyInProgress(SendError):
     pass
 
 
+BEAT_EVERY = 30.0  # seconds between a live sender's heartbeats (for monitoring only)
+
+log = logging.getLogger("newsletter.send")
+
+
 @dataclass
 class RegisteredSender:
     """A registered sender: its id (what its claims carry) and the lock that proves it lives."""
@@ -52,10 +63,14 @@ class RegisteredSender:
     send_id: int
     # An open file (SQLite; None for a database in memory) or a connection (PostgreSQL).
     lock: TextIO | sa.Connection | None = field(repr=False, default=None)
+    # Set when the sender ends (or is abandoned): its heartbeat thread stops.
+    stopped: threading.Event = field(repr=False, default_factory=threading.Event)
 
 
-def register(engine: sa.Engine, send: SendRecord) -> RegisteredSender:
-    """Take the sender's lock and record it; recover rows that dead senders left in flight.
+def register(engine: sa.Engine, send: SendRecord, *,
+             beat_every: float = BEAT_EVERY) -> RegisteredSender:
+    """Take the sender's lock and record it; recover rows that dead senders left in flight;
+    start its heartbeat.
 
     On SQLite a live sender (of any week) makes this raise AlreadyInProgress.
     """
@@ -77,7 +92,21 @@ def register(engine: sa.Engine, send: SendRecord) -> RegisteredSender:
     except BaseException:
         _drop_lock(sender)
         raise
+    threading.Thread(target=_beat, args=(engine, sender, beat_every), daemon=True,
+                     name=f"sender-heartbeat-{send.id}").start()
     return sender
+
+
+def _beat(engine: sa.Engine, sender: RegisteredSender, every: float) -> None:
+    """``heartbeat_at`` refreshed until the sender ends; a failed beat waits for the next."""
+    while not sender.stopped.wait(every):
+        try:
+            with begin_write(engine) as conn:
+                conn.execute(send_workers.update()
+                             .where(send_workers.c.id == sender.worker_id)
+                             .values(heartbeat_at=utc_now()))
+        except Exception as exc:  # the send matters more than its heartbeat
+            log.debug("sender heartbeat not written: %s", exc)
 
 
 def release(engine: sa.Engine, sender: RegisteredSender) -> None:
@@ -227,6 +256,7 @@ def _recover(conn: sa.Connection, send_id: int, stamp: datetime) -> None:
 
 
 def _drop_lock(sender: RegisteredSender) -> None:
+    sender.stopped.set()
     lock, sender.lock = sender.lock, None
     if lock is None:
         return
