@@ -8,12 +8,14 @@ import pytest
 from starlette.routing import Route
 
 from newsletter.audience import subscribers
+from newsletter.audience.addresses import parse_address
 from newsletter.audience.tokens import make_token
-from newsletter.delivery import ledger
+from newsletter.delivery import address_change, data_request, ledger
 from newsletter.delivery.confirmations import drain_outbox
 from newsletter.edition.click_tokens import ClickTarget, make_click_token
 from newsletter.edition.render import render_week
 from newsletter.store.db import connect
+from newsletter.store.tables import confirmations
 from tests.web_helpers import (
     PUBLIC,
     SECRET,
@@ -21,6 +23,7 @@ from tests.web_helpers import (
     confirm_link,
     field,
     make_app,
+    outbox_rows,
     read_eml,
     row,
     sign_up,
@@ -59,6 +62,14 @@ def site(project, database_url):
               "confirm": make_token(SECRET, "confirm", waiting.id, issued_at=clock.now),
               "r": make_click_token(SECRET, CLICK),
               "manage": make_token(SECRET, "manage", reader.id)}
+    # An address change's link and a data download's, each naming its outbox row.
+    address_change.request(engine, reader.id, parse_address("Zoe.N@bücher.example"), clock.now)
+    data_request.request(engine, reader.id, clock.now)
+    with engine.begin() as conn:  # as if mailed already: no drain of a test sends them
+        conn.execute(confirmations.update().values(status="sent"))
+    for link in outbox_rows(engine):
+        purpose = {"address_confirm": "address", "data_link": "data"}[link["kind"]]
+        tokens[purpose] = make_token(SECRET, purpose, link["id"], issued_at=link["created_at"])
     return config, engine, clock, app, web_client(app, client=PROXY), tokens, reader
 
 
@@ -81,7 +92,7 @@ def no_evil(response) -> None:
 
 @pytest.mark.parametrize("path", ["/", "/subscribe", "/embed/subscribe", "/api/subscribe",
                                   "/unsubscribe/{unsubscribe}", "/confirm/{confirm}",
-                                  "/manage/{manage}",
+                                  "/manage/{manage}", "/address/{address}", "/data/{data}",
                                   "/archive", f"/archive/{WEEK}", "/feed.xml", "/metrics",
                                   f"/admin/report/{WEEK}", "/no/such/page"])
 def test_a_forged_host_changes_no_page(site, path):
@@ -192,6 +203,8 @@ def every_kind_of_answer(client, tokens) -> dict[str, object]:
         "embed": client.get("/embed/subscribe"),
         "json": client.get("/api/subscribe"),
         "token page": client.get(unsubscribe),
+        "address page": client.get(f"/address/{tokens.get('address', 'none')}"),
+        "data page": client.get(f"/data/{tokens.get('data', 'none')}"),
         "archive": client.get(f"/archive/{WEEK}"),
         "feed": client.get("/feed.xml"),
         "static": client.get("/static/site.css"),
@@ -240,3 +253,27 @@ def test_no_hsts_when_base_url_is_plain_http(project, database_url):
     for kind, response in every_kind_of_answer(client, tokens).items():
         assert "strict-transport-security" not in response.headers, kind
         assert "camera=()" in response.headers["permissions-policy"], kind
+
+
+# -- hostile input on the reader's link pages -------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/address/{address}", "/data/{data}", "/manage/{manage}"])
+def test_hostile_posts_to_the_link_pages_get_4xx_and_change_nothing(site, path):
+    _, engine, clock, _, client, tokens, reader = site
+    path = path.format(**tokens)
+    csrf = field(client.get(path).text, "csrf")
+    hostile = [
+        {"data": {"csrf": csrf, "action": "’; DROP TABLE subscribers; --"}},
+        {"data": {"csrf": csrf, "action": "address", "email": "ü" * 5000}},
+        {"data": {"csrf": csrf, "action": "confirm", **{f"f{i}": "x" for i in range(40)}}},
+        {"content": b"\xff\xfe\x00garbage",
+         "headers": {"Content-Type": "application/x-www-form-urlencoded"}},
+        {"content": b"--x\r\nnot multipart", "headers": {"Content-Type": "multipart/form-data"}},
+        {"files": {"file": ("a.txt", b"x")}, "data": {"csrf": csrf}},
+    ]
+    for request in hostile:
+        answer = client.post(path, **request)
+        assert 400 <= answer.status_code < 500, (request, answer.status_code)
+    assert row(engine, reader.email)["status"] == "active"
+    assert row(engine, "zoe.n@bücher.example") is None

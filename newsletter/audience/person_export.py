@@ -35,11 +35,23 @@ from .traces import Traces, person_batches, person_events
 def person_record(engine: sa.Engine, email: str) -> dict[str, Any]:
     """What is stored about the subscriber with this address; SubscriberError if none."""
     address = parse_or_raise(email)
+    record = _record(engine, subscribers.c.email_key == address.key)
+    if record is None:
+        raise SubscriberError(describe_address(engine, address))
+    return record
+
+
+def subscriber_record(engine: sa.Engine, subscriber_id: int) -> dict[str, Any] | None:
+    """``person_record`` of the subscriber with this id (the web's data download, whose
+    link names the subscriber); None if there is none."""
+    return _record(engine, subscribers.c.id == subscriber_id)
+
+
+def _record(engine: sa.Engine, which: sa.ColumnElement[bool]) -> dict[str, Any] | None:
     with engine.connect() as conn:
-        row = conn.execute(sa.select(subscribers)
-                           .where(subscribers.c.email_key == address.key)).first()
+        row = conn.execute(sa.select(subscribers).where(which)).first()
         if row is None:
-            raise SubscriberError(describe_address(engine, address))
+            return None
         traces = Traces(row.email, row.email_key, row.name)
         record = {
             "exported_at": utc_now(),

@@ -12,7 +12,12 @@ Routes::
     GET  /confirm/{token}              "Confirm subscription" (changes nothing)
     POST /confirm/{token}              confirms (or sends a fresh link when expired)
     GET  /manage/{token}               "Manage your subscription" (changes nothing)
-    POST /manage/{token}               changes the name, or unsubscribes (``web.manage``)
+    POST /manage/{token}               changes the name, asks for an address change or the
+                                       data, or unsubscribes (``web.manage``)
+    GET  /address/{token}              "Confirm your new address" (changes nothing)
+    POST /address/{token}              the address changes (``web.address``)
+    GET  /data/{token}                 "Download my data" (changes nothing)
+    POST /data/{token}                 the person's data as JSON, once (``web.data``)
     GET  /archive, /archive/{week}, /feed.xml    the sent editions (unless archive = false)
     GET  /static/{name}                the pages' stylesheet and proof-of-work script
     POST /webhooks/{provider}          provider events (``web.webhooks``)
@@ -63,7 +68,19 @@ from ..clicks.counter import ClickCounter
 from ..clock import utc_now
 from ..config import Config
 from ..store.db import DatabaseBusy, DatabaseError, connect, quick_writes
-from . import admin, archive, clicks, confirm, manage, metrics, subscribe, unsubscribe, webhooks
+from . import (
+    address,
+    admin,
+    archive,
+    clicks,
+    confirm,
+    data,
+    manage,
+    metrics,
+    subscribe,
+    unsubscribe,
+    webhooks,
+)
 from .access_log import AccessLog, loggable_path
 from .archive import Archive
 from .common import WebState, in_thread, message, not_found, try_again
@@ -143,6 +160,10 @@ def _routes(config: Config) -> list[Route]:
         Route("/confirm/{token}", confirm.act, methods=["POST"]),
         Route("/manage/{token}", manage.page, methods=["GET"]),
         Route("/manage/{token}", manage.act, methods=["POST"]),
+        Route("/address/{token}", address.page, methods=["GET"]),
+        Route("/address/{token}", address.act, methods=["POST"]),
+        Route("/data/{token}", data.page, methods=["GET"]),
+        Route("/data/{token}", data.act, methods=["POST"]),
         Route("/static/{name}", _static, methods=["GET"]),
     ]
     if config.archive:

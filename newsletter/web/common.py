@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..audience.changes import Consent
+from ..audience.tokens import BadToken, ExpiredToken, read_token
 from . import security
 from .pages import Pages
 
@@ -32,6 +33,20 @@ class WebState:
 
 def web(request: Request) -> WebState:
     return request.app.state.web
+
+
+def expiring_token(request: Request, purpose: str) -> tuple[int | None, bool]:
+    """The id a link's token names and whether it has expired (``confirm_max_age``);
+    (None, False) for a token that is not genuine."""
+    state = web(request)
+    try:
+        return read_token(state.keys, purpose, request.path_params["token"],
+                          max_age=request.app.state.config.confirm_max_age,
+                          now=state.now(request)), False
+    except ExpiredToken as exc:
+        return exc.subscriber_id, True
+    except BadToken:
+        return None, False
 
 
 def consent(request: Request, text: str | None = None) -> Consent:

@@ -3,11 +3,14 @@ welcome mail.
 
 The token is signed like the unsubscribe token (purpose ``manage``, no expiry); one that is
 malformed, altered or for another purpose, or names nobody, gets 404, saying nothing of whom.
-``GET`` shows the reader's name form and an Unsubscribe button and changes nothing (link
-scanners fetch every link); ``POST`` (with the page's CSRF token, as the unsubscribe and
-confirm pages) performs one ``action``: ``name`` (``audience.profile.rename``, validated like
-every name) or ``unsubscribe`` (``audience.changes``, method ``page``). Every answer is
-``no-store`` and ``no-referrer``.
+``GET`` shows the reader's name form, the address form, a "Send me my data" button and an
+Unsubscribe button, and changes nothing (link scanners fetch every link); ``POST`` (with the
+page's CSRF token, as the unsubscribe and confirm pages) performs one ``action``: ``name``
+(``audience.profile.rename``, validated like every name), ``address`` (a valid new address
+gets a mail with a link, ``delivery.address_change``; nothing changes until it is used, and
+the answer is the same whoever the address is), ``data`` (a mail to the subscriber's address
+with a one-time download link, ``delivery.data_request``) or ``unsubscribe``
+(``audience.changes``, method ``page``). Every answer is ``no-store`` and ``no-referrer``.
 """
 
 from __future__ import annotations
@@ -16,15 +19,18 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..audience import profile, signup
+from ..audience.addresses import parse_address
 from ..audience.changes import Unsubscribe, UnsubscribeMethod
 from ..audience.model import SubscriberStatus
 from ..audience.tokens import BadToken, read_token
+from ..delivery import address_change, data_request
 from ..errors import SubscriberError
 from . import security
 from .common import consent, csrf_for, csrf_ok, forbidden, form, in_thread, message, web
-from .pages import mask_email
+from .pages import display_address, mask_email
 
 MAX_NAME_FIELD = 1000  # characters read of the posted name; clean_name refuses past its limit
+MAX_EMAIL = 320        # and of the posted address, the most an address can be
 
 
 def _subscriber_id(request: Request) -> int | None:
@@ -58,13 +64,20 @@ async def act(request: Request) -> Response:
         return forbidden(request)
     app, now = request.app.state, web(request).now(request)
     action = fields.get("action")
+    if action == "address":
+        return await _move(request, subscriber_id, fields.get("email", "")[:MAX_EMAIL])
+    if action == "data":
+        if not await in_thread(data_request.request, app.engine, subscriber_id, now):
+            return _nobody(request)
+        app.outbox.wake()
+        return await _answer(request, subscriber_id, "", outcome="data_asked", status=200)
     if action == "name":
         try:
             changed = await in_thread(profile.rename, app.engine, subscriber_id,
                                       fields.get("name", "")[:MAX_NAME_FIELD] or None,
                                       consent(request), now)
         except SubscriberError as exc:
-            return await _again(request, subscriber_id, f"Please check the name ({exc}).")
+            return await _answer(request, subscriber_id, f"Please check the name ({exc}).")
         if changed is None:
             return _nobody(request)
         outcome = "renamed" if changed else "unchanged"
@@ -83,18 +96,44 @@ async def act(request: Request) -> Response:
     return _show(request, standing, outcome=outcome)
 
 
-async def _again(request: Request, subscriber_id: int, error: str) -> Response:
+async def _move(request: Request, subscriber_id: int, typed: str) -> Response:
+    """The address form: a mail to a valid new address. The answer says only that a mail is
+    on its way, whether or not the address is on the list (the link's page judges that)."""
+    app = request.app.state
+    try:
+        address = parse_address(typed)
+    except SubscriberError as exc:
+        return await _answer(request, subscriber_id, f"Please check the address ({exc}).",
+                            new_email=typed)
+    outcome = await in_thread(address_change.request, app.engine, subscriber_id, address,
+                              web(request).now(request))
+    if outcome is address_change.Outcome.NOBODY:
+        return _nobody(request)
+    if outcome is address_change.Outcome.SAME:
+        return await _answer(request, subscriber_id, "That is already your address.",
+                            new_email=typed)
+    if outcome is address_change.Outcome.STOPPED:
+        return await _answer(request, subscriber_id, "The address can be changed only while "
+                            "the subscription receives mail.", status=409)
+    app.outbox.wake()
+    return await _answer(request, subscriber_id, "", outcome="address_asked", status=200,
+                        new_email=display_address(address.email))
+
+
+async def _answer(request: Request, subscriber_id: int, error: str, *, outcome: str = "",
+                 status: int = 422, new_email: str = "") -> Response:
     standing = await in_thread(signup.standing, request.app.state.engine, subscriber_id)
     if standing is None:
         return _nobody(request)
-    return _show(request, standing, outcome="", error=error, status=422)
+    return _show(request, standing, outcome=outcome, error=error, status=status,
+                 new_email=new_email)
 
 
 def _show(request: Request, standing: signup.Standing, *, outcome: str, error: str = "",
-          status: int = 200) -> Response:
+          status: int = 200, new_email: str = "") -> Response:
     receiving = standing.status in (SubscriberStatus.ACTIVE, SubscriberStatus.PENDING)
     return web(request).pages.render(
         "manage.html.j2", status=status, headers=dict(security.NO_STORE), outcome=outcome,
         error=error, receiving=receiving, address=mask_email(standing.email),
-        name=standing.name or "", csrf=csrf_for(request),
+        name=standing.name or "", new_email=new_email, csrf=csrf_for(request),
         action=web(request).pages.root + request.url.path)
