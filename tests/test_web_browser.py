@@ -1,6 +1,7 @@
 """End to end in a real browser (Debian's Chromium driven by Playwright), JavaScript off:
 sign up, open the confirmation mail the eml provider wrote, confirm; then open a dry-run
-message's unsubscribe link, unsubscribe, resubscribe; and read the archive.
+message's unsubscribe link, unsubscribe, resubscribe; read the archive; and change an
+address from the manage page, with the link mailed to the new address.
 
 The app runs under uvicorn in this process, with a clock the test moves (the sign-up form's
 "not faster than a person" rule is met without sleeping). Every page is photographed at 1280
@@ -202,3 +203,63 @@ def test_with_altcha_the_pages_script_solves_the_proof_of_work(server, browser, 
     page.wait_for_selector("h1:text('Check your inbox')", timeout=60_000)
     assert row(engine, "pow@example.com")["status"] == "pending"
     assert errors == []  # no CSP violation, no script error
+
+
+def test_change_of_address_from_the_manage_page(server, browser, shots, project, tmp_path):
+    from playwright.sync_api import expect
+
+    from newsletter.audience import subscribers
+    from tests.web_helpers import outbox_rows
+
+    config, engine, clock, app, base = server
+    reader = subscribers.add(engine, "Jose.Nunez@bücher.example", name="José “Pepe” O’Núñez")
+    out = tmp_path / "dry-run"
+    assert dry_run(config, WEEK, str(out)).count == 1
+    (message,) = out.glob("*.eml")
+    text = read_eml(message).get_body(("plain",)).get_content()
+    manage_url = next(line.split(": ", 1)[1] for line in text.splitlines()
+                      if line.startswith("Manage your subscription: "))
+    page = browser.new_context(java_script_enabled=False).new_page()
+
+    # -- the manage page: a new address, typed as a person would --------------------------
+    page.goto(manage_url)
+    expect(page.locator("h1")).to_have_text("Your subscription")
+    photograph(page, shots, "11-manage")
+    page.get_by_label("A new address").fill("Zoe.Nunez@bücher.example")
+    app.state.outbox.sent.clear()
+    page.get_by_role("button", name="Change the address").click()
+    expect(page.locator("h1")).to_have_text("Check your inbox")
+    assert "Zoe.Nunez@bücher.example" in page.locator("main").inner_text()
+    assert row(engine, "jose.nunez@bücher.example")["id"] == reader.id  # nothing yet
+    photograph(page, shots, "12-manage-address-asked")
+
+    # -- the mail to the new address, and its link ----------------------------------------
+    assert app.state.outbox.sent.wait(timeout=30)
+    (mail,) = [m for m in map(read_eml, (project / "outbox" / "confirmations").glob("*.eml"))
+               if m["Subject"] == "Confirm your new address for Five Things"]
+    assert mail["To"].endswith("<Zoe.Nunez@xn--bcher-kva.example>")
+    link = next(word for word in mail.get_body(("plain",)).get_content().split()
+                if word.startswith(f"{base}/address/"))
+    page.goto(link)
+    expect(page.locator("h1")).to_have_text("Confirm your new address")
+    assert row(engine, "zoe.nunez@bücher.example") is None  # the page changes nothing
+    photograph(page, shots, "13-address-confirm")
+    app.state.outbox.sent.clear()
+    page.get_by_role("button", name="Confirm your new address").click()
+    expect(page.locator("h1")).to_have_text("Your address is changed")
+    photograph(page, shots, "14-address-changed")
+    moved = row(engine, "zoe.nunez@bücher.example")
+    assert moved["id"] == reader.id and moved["status"] == "active"
+    assert row(engine, "jose.nunez@bücher.example") is None
+
+    # -- the old address's notice -----------------------------------------------------------
+    notice = [r for r in outbox_rows(engine) if r["kind"] == "address_notice"]
+    assert [r["address"] for r in notice] == ["Jose.Nunez@bücher.example"]
+    assert app.state.outbox.sent.wait(timeout=30)
+    (told,) = [m for m in map(read_eml, (project / "outbox" / "confirmations").glob("*.eml"))
+               if m["Subject"] == "Your address for Five Things has changed"]
+    assert told["To"].endswith("<Jose.Nunez@xn--bcher-kva.example>")
+
+    # -- the link works once -----------------------------------------------------------------
+    page.goto(link)
+    expect(page.locator("h1")).to_have_text("This link has been used")
