@@ -247,6 +247,10 @@ def test_connections_past_the_bound_are_closed_at_once(project, database_url):
             s.sendall(b"\r\n")
             assert s.recv(12).startswith(b"HTTP/1.0 200")
             s.close()
+        for _ in range(200):  # until both handlers have let their places go
+            if server.busy == 0:
+                break
+            threading.Event().wait(0.05)
         assert get(server.port)[0] == 200
     finally:
         server.close()
