@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -33,20 +34,21 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from figures import figure  # noqa: E402
+from seed import seed_many  # noqa: E402
 
 from tests.process_helpers import (  # noqa: E402
     WEEK,
     FakeProviderProcess,
     read_records,
-    seed_subscribers,
     sender_env,
 )
 
@@ -64,7 +66,8 @@ class Result:
     sending_rate: float
     peak_mib: float        # the sender process itself
     tree_peak_mib: float   # the sender or any of its children, whichever was largest
-    cpu_seconds: float
+    cpu_seconds: float     # all the senders together, with their children
+    shares: list[int] = field(default_factory=list)  # what each sender sent itself
 
     @property
     def rate(self) -> float:
@@ -143,7 +146,14 @@ def sending_rate(database_url: str) -> float:
     return n / seconds if seconds > 0 else float("nan")
 
 
-def run(n: int, args: argparse.Namespace) -> Result:
+def run(n: int, args: argparse.Namespace, *, senders: int = 1,
+        finished: Callable[[str, dict[str, str], Path], None] | None = None,
+        sampled: dict[str, object] | None = None) -> Result:
+    """Seed ``n`` subscribers, run ``senders`` `newsletter send` processes at once against the
+    fake, check that everyone got the edition exactly once. ``finished(database_url, env,
+    project)`` is called on the finished ledger, before the database goes; ``sampled``, when
+    given, gets the first sender's py-spy stacks (``stacks``: a Counter of collapsed stacks)
+    or why there are none (``why``)."""
     with tempfile.TemporaryDirectory(prefix="nl-bench-delivery-") as tmp_name:
         tmp = Path(tmp_name)
         project = tmp / "project"
@@ -152,38 +162,103 @@ def run(n: int, args: argparse.Namespace) -> Result:
         shutil.copytree(ROOT / "templates", project / "templates")
         shutil.copytree(ROOT / "items", project / "items")
         with database(args.database_url, tmp) as database_url:
-            active, _ = seed_subscribers(database_url, n)
+            seed_many(database_url, n)
             record = tmp / "provider.jsonl"
             with FakeProviderProcess(record, latency_ms=args.latency_ms) as fake:
                 env = sender_env("postmark", fake.base_url, database_url,
                                  batch_size=args.batch_size, concurrency=args.concurrency)
-                err_path = tmp / "send.err"
-                with err_path.open("w") as err:
-                    start = time.perf_counter()
-                    proc = subprocess.Popen([NEWSLETTER, "send", "--week", WEEK], env=env,
-                                            cwd=project, stdout=subprocess.PIPE, stderr=err,
-                                            text=True, start_new_session=True)
-                    hwm = HighWaterMark(proc.pid)
-                    hwm.start()
-                    out = proc.stdout.read()
-                    # wait4: the rusage of this child and the children it waited for (peak, CPU).
-                    hwm.join(timeout=5)  # it sees the zombie before wait4 reaps it
-                    _, status, usage = os.wait4(proc.pid, 0)
-                    wall = time.perf_counter() - start
-                    proc.returncode = os.waitstatus_to_exitcode(status)
-                    proc.stdout.close()
-                if proc.returncode != 0:
-                    raise SystemExit(f"newsletter send exited {proc.returncode}:\n{out}\n"
-                                     f"{err_path.read_text()[-3000:]}")
+                start = time.perf_counter()
+                procs = [Sender(env, project, tmp / f"send{i}.err") for i in range(senders)]
+                spy = Spy(procs[0].proc.pid, tmp / "stacks.txt") if sampled is not None \
+                    else None
+                for proc in procs:
+                    proc.wait()
+                wall = time.perf_counter() - start
+                if spy is not None:
+                    sampled.update(spy.collect())
             received = Counter(int(r["metadata"]["subscriber_id"]) for r in read_records(record))
-            if set(received) != active or set(received.values()) != {1}:
+            if len(received) != n or set(received.values()) != {1} \
+                    or set(received) != active_ids(database_url):
                 raise SystemExit(f"the provider did not receive everyone exactly once: "
                                  f"{len(received)} distinct of {n}, "
                                  f"max {max(received.values(), default=0)} each")
             rate = sending_rate(database_url)
-    # ru_maxrss is in KiB on Linux.
-    return Result(n, wall, rate, hwm.kib / 1024, usage.ru_maxrss / 1024,
-                  usage.ru_utime + usage.ru_stime)
+            if finished is not None:
+                finished(database_url, env, project)
+    return Result(n, wall, rate, max(p.peak_mib for p in procs),
+                  max(p.tree_peak_mib for p in procs), sum(p.cpu_seconds for p in procs),
+                  [p.sent for p in procs])
+
+
+class Sender:
+    """One `newsletter send` child: its peak RSS followed while it runs, its rusage at exit."""
+
+    def __init__(self, env: dict[str, str], project: Path, err_path: Path):
+        self.err_path = err_path
+        with err_path.open("w") as err:
+            self.proc = subprocess.Popen([NEWSLETTER, "send", "--week", WEEK], env=env,
+                                         cwd=project, stdout=subprocess.PIPE, stderr=err,
+                                         text=True, start_new_session=True)
+        self.hwm = HighWaterMark(self.proc.pid)
+        self.hwm.start()
+
+    def wait(self) -> None:
+        out = self.proc.stdout.read()
+        # wait4: the rusage of this child and the children it waited for (peak, CPU).
+        self.hwm.join(timeout=5)  # it sees the zombie before wait4 reaps it
+        _, status, usage = os.wait4(self.proc.pid, 0)
+        self.proc.returncode = os.waitstatus_to_exitcode(status)
+        self.proc.stdout.close()
+        if self.proc.returncode != 0:
+            raise SystemExit(f"newsletter send exited {self.proc.returncode}:\n{out}\n"
+                             f"{self.err_path.read_text()[-3000:]}")
+        share = re.search(r"this run: sent (\d+)", out)
+        self.sent = int(share[1]) if share else 0
+        self.peak_mib = self.hwm.kib / 1024
+        self.tree_peak_mib = usage.ru_maxrss / 1024  # ru_maxrss is in KiB on Linux
+        self.cpu_seconds = usage.ru_utime + usage.ru_stime
+
+
+class Spy:
+    """py-spy sampling one process until it exits, without pausing it (--nonblocking)."""
+
+    def __init__(self, pid: int, out: Path):
+        self.out = out
+        exe = Path(sys.executable).parent / "py-spy"
+        self.proc = None
+        if exe.exists():
+            self.proc = subprocess.Popen([str(exe), "record", "--pid", str(pid), "--format",
+                                          "raw", "--rate", "200", "--nonblocking", "--output",
+                                          str(out)], stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.PIPE, text=True)
+
+    def collect(self) -> dict[str, object]:
+        if self.proc is None:
+            return {"why": "py-spy is not installed (pip install -e '.[test]')"}
+        _, err = self.proc.communicate(timeout=60)
+        if not self.out.exists():
+            return {"why": f"py-spy wrote nothing: {err.strip()[-300:]}"}
+        stacks: Counter[str] = Counter()
+        for line in self.out.read_text().splitlines():
+            stack, _, count = line.rpartition(" ")
+            if stack and count.isdigit():
+                stacks[stack] += int(count)
+        return {"stacks": stacks}
+
+
+def active_ids(database_url: str) -> set[int]:
+    import sqlalchemy as sa
+
+    from newsletter.store.db import normalize_url
+    from newsletter.store.tables import subscribers
+
+    engine = sa.create_engine(normalize_url(database_url))
+    try:
+        with engine.connect() as conn:
+            return set(conn.execute(sa.select(subscribers.c.id)
+                                    .where(subscribers.c.status == "active")).scalars())
+    finally:
+        engine.dispose()
 
 
 def main() -> None:

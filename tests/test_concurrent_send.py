@@ -1,7 +1,8 @@
-"""Two `newsletter send` processes at once.
+"""Several `newsletter send` processes at once.
 
-On PostgreSQL they share the work (claiming takes row locks with SKIP LOCKED): both exit 0 and
-together reach every active subscriber exactly once; each one's summary says how many it sent.
+On PostgreSQL three of them share the work (claiming takes row locks with SKIP LOCKED): all
+exit 0 and together reach every active subscriber exactly once; each one's summary says how
+many it sent, and none sat idle.
 On SQLite a second sender is refused at once while the first lives, and the first carries on
 undisturbed.
 """
@@ -28,19 +29,20 @@ from tests.process_helpers import (
 )
 
 ACTIVE = 3000
-# Each sender is held to 1,000 messages/s, so neither can finish the 3,000 alone before the
-# other has started: the two really send at the same time.
+# Each sender is held to 1,000 messages/s, so none can finish the 3,000 alone before the
+# others have started: the three really send at the same time.
 PACING = {"batch_size": 50, "concurrency": 2, "rate_limit": 1000, "retry_delay": 0.05}
 
 
 @pytest.mark.slow
-def test_two_senders_on_postgresql_reach_everyone_exactly_once(project, tmp_path, postgres_url):
+def test_three_senders_on_postgresql_reach_everyone_exactly_once(project, tmp_path,
+                                                                 postgres_url):
     active, inactive = seed_subscribers(postgres_url, ACTIVE, inactive=20)
     logs = tmp_path / "logs"
     # One provider endpoint: a send is bound to the endpoint it started with.
     with FakeProviderProcess(tmp_path / "sent.jsonl", latency_ms=20) as fake:
         env = sender_env("postmark", fake.base_url, postgres_url, **PACING)
-        runs = [start_send(env, project, logs), start_send(env, project, logs)]
+        runs = [start_send(env, project, logs) for _ in range(3)]
         try:
             for run in runs:
                 run.wait()
@@ -52,9 +54,9 @@ def test_two_senders_on_postgresql_reach_everyone_exactly_once(project, tmp_path
     for run in runs:
         assert run.returncode == 0, run.output
     shares = [int(re.search(r"this run: sent (\d+)", run.stdout)[1]) for run in runs]
-    assert all(shares) and sum(shares) == ACTIVE, f"both senders did part of the work: {shares}"
-    both = recorded_ids(read_records(tmp_path / "sent.jsonl"))
-    assert set(both) == active and set(both.values()) == {1}, "everyone exactly once"
+    assert all(shares) and sum(shares) == ACTIVE, f"every sender did part of the work: {shares}"
+    got = recorded_ids(read_records(tmp_path / "sent.jsonl"))
+    assert set(got) == active and set(got.values()) == {1}, "everyone exactly once"
     assert set(ledger_rows(postgres_url).values()) == {"sent"}
     assert f"{WEEK}  done  {ACTIVE} recipient(s)" in status.stdout
     assert f"{ACTIVE} sent, 0 failed, 0 unknown, 0 skipped, 0 pending, 0 in_flight" \
