@@ -45,6 +45,7 @@ SCRIPTS = (
     "bench_check_cache",
     "bench_transports",
     "bench_delivery",
+    "bench_million",
     "bench_reconcile",
     "bench_metrics",
     "bench_web",

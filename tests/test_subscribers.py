@@ -283,3 +283,14 @@ def test_failed_export_leaves_the_previous_file_and_no_temporary(engine, tmp_pat
         export_csv(engine, target)
     assert target.read_text(encoding="utf-8") == "previous\n"
     assert not [name for name in os.listdir(tmp_path) if name.endswith(".tmp")]
+
+
+def test_a_domain_validated_once_answers_the_same_for_every_address_at_it():
+    """Each distinct domain is checked once per process (the import's cost at a million
+    rows); what an address comes to must not depend on whether its domain was seen before."""
+    first = [parse_address(a).key for a in ("Ana@Bücher.example", "bo@xn--bcher-kva.example")]
+    again = [parse_address(a).key for a in ("Ana@Bücher.example", "bo@xn--bcher-kva.example")]
+    assert first == again == ["ana@bücher.example", "bo@bücher.example"]
+    for _ in range(2):  # a domain that fails is not remembered as good
+        with pytest.raises(SubscriberError, match="hyphen"):
+            parse_address("zoe@-bücher-.example")
