@@ -333,44 +333,6 @@ prometheus_log="$(docker logs "$(cid prometheus)" 2>&1)"
 case "$prometheus_log" in *"$metrics_token"*) fail "the metrics token is in Prometheus's log" ;; esac
 say "   the token reached Prometheus through its tmpfs file only"
 
-step "three worker replicas (--scale worker=3) through one scheduled send: exactly once"
-# A second edition and a schedule whose last run (that week's Monday) is past, with no limit on
-# lateness: each replica sends it as it starts, so the three share one send on PostgreSQL.
-scaled_week=2026-W46
-cp -r "$CHECKOUT/items/$week" "$CHECKOUT/items/$scaled_week"
-chmod -R u=rwX,go=rX "$CHECKOUT/items/$scaled_week"
-sed -i '/^NEWSLETTER_SCHEDULE=/d; /^NEWSLETTER_MISFIRE_GRACE=/d' "$TMP/ci.env"
-cat >>"$TMP/ci.env" <<EOF
-NEWSLETTER_SCHEDULE=0 8 9 11 *
-NEWSLETTER_MISFIRE_GRACE=0
-NEWSLETTER_PROVIDER=resend
-NEWSLETTER_PROVIDER_BASE_URL=http://fake:8025
-NEWSLETTER_PROVIDER_API_KEY=re_test_compose_key
-NEWSLETTER_BATCH_SIZE=10
-NEWSLETTER_CONCURRENCY=1
-NEWSLETTER_RETRY_DELAY=1
-EOF
-before="$(recorded)"
-compose up -d --no-build --no-deps --force-recreate --scale worker=3 worker \
-    >"$LOG_DIR/up-scaled.log" 2>&1 || { cat "$LOG_DIR/up-scaled.log" >&2; fail "up --scale worker=3"; }
-replicas=($(compose ps -q worker))
-[ "${#replicas[@]}" -eq 3 ] || fail "${#replicas[@]} worker replica(s) running, not 3"
-deadline=$((SECONDS + 240))
-until docker exec "${replicas[0]}" newsletter status --week "$scaled_week" 2>/dev/null \
-        | grep -q "$scaled_week  done"; do
-    [ $SECONDS -lt $deadline ] || fail "the scheduled send did not finish within 240 s"
-    sleep 1
-done
-docker cp "$fake:/data/sent.jsonl" "$TMP/sent-all.jsonl" >/dev/null
-tail -n "+$((before + 1))" "$TMP/sent-all.jsonl" >"$TMP/sent-scaled.jsonl"
-checks exactly-once "$TMP/sent-scaled.jsonl" "$((N - 1))" || fail "three replicas"  # José left
-shares=""
-for replica in "${replicas[@]}"; do
-    share="$(docker logs "$replica" 2>&1 | sed -n "s/.*$scaled_week: sent: .*(this run: sent \([0-9]*\).*/\1/p" | tail -1)"
-    shares="$shares ${share:-0}"
-done
-say "   each replica's share:$shares"
-
 step "down -v"
 compose "${every_profile[@]}" down --volumes --remove-orphans --timeout 20 >/dev/null 2>&1 || fail "down"
 [ -z "$(docker volume ls -q --filter "label=com.docker.compose.project=$PROJECT")" ] \
