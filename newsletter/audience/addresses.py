@@ -83,13 +83,12 @@ def _validator():  # type: ignore[no-untyped-def]
     module = importlib.import_module("email_validator.validate_email")
 
     check = getattr(module, "validate_email_domain_name", None)
-    if check is not None and not hasattr(check, "cache_info"):
+    if check is not None:  # once per process: this function's own cache sees to that
         remembered = functools.lru_cache(maxsize=65_536)(check)
 
         def domain_name(domain: str, **options: bool) -> dict[str, str]:
             return dict(remembered(domain, **options))  # a copy: the caller may change it
 
-        domain_name.cache_info = remembered.cache_info  # type: ignore[attr-defined]
         module.validate_email_domain_name = domain_name  # type: ignore[attr-defined]
     return ev
 
